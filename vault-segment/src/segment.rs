@@ -1,0 +1,869 @@
+//! One segment: a mapped file of frames, its single appender, its readers and its recovery scan.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::{
+    decode_activation, encode_activation, frame_len, frame_prefix, marker_crc, marker_payload,
+    read_u32, read_u64, seal_crc, segment_file_name, Activation, HeaderError, SegmentHeader,
+    ACTIVATION_OFFSET, DATA_OFFSET, FORMAT_VERSION, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN,
+    KIND_MARKER, KIND_RECORD, MARKER_FRAME_LEN, MARKER_PAYLOAD_LEN, MAX_CAPACITY, MAX_PAYLOAD,
+    MIN_CAPACITY,
+};
+use crate::storage::{Region, Storage};
+
+const PAGE: u64 = 4096;
+
+/// A handle to one mapped segment file. Cloning is cheap; the mapping lives until the last
+/// handle (including every [`Record`] read from it) is dropped.
+#[derive(Clone)]
+pub struct Segment {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    header: SegmentHeader,
+    region: Box<dyn Region>,
+    /// Bytes usable: the header's capacity, or less if the file is shorter.
+    limit: usize,
+    /// First LSN once activated, else 0.
+    first_lsn: AtomicU64,
+    /// End of the published frames: readers may read `[DATA_OFFSET, published)`. Only the
+    /// appender (or the scan, before any appender exists) advances it, with Release.
+    published: AtomicUsize,
+    /// The LSN after the last published record (first_lsn + published records).
+    published_next_lsn: AtomicU64,
+    /// Bytes known durable from offset 0.
+    synced: AtomicUsize,
+    /// Set once an appender was handed out: there is at most one writer, ever.
+    appender_taken: AtomicBool,
+}
+
+impl fmt::Debug for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment")
+            .field("path", &self.inner.path)
+            .field("index", &self.inner.header.index)
+            .field("first_lsn", &self.first_lsn())
+            .field("published", &self.published_end())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A segment created, allocated, pre-faulted, header synced and installed under its final name,
+/// not yet holding records. The rotation worker makes these ahead of need.
+#[derive(Debug)]
+pub struct PreparedSegment {
+    seg: Segment,
+}
+
+/// The only writer of a segment. It copies frames into the mapping and publishes them.
+pub struct SegmentAppender {
+    seg: Segment,
+    base: *mut u8,
+    offset: usize,
+    next_lsn: u64,
+    limit: usize,
+}
+
+// SAFETY: `base` points into the segment's mapping, which `seg` keeps alive; the appender is the
+// only writer of that mapping (enforced by `appender_taken`), so moving it to another thread
+// moves the sole write capability with it.
+unsafe impl Send for SegmentAppender {}
+// SAFETY: every method that writes takes `&mut self`; `&self` methods only read plain fields.
+unsafe impl Sync for SegmentAppender {}
+
+impl fmt::Debug for SegmentAppender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SegmentAppender")
+            .field("segment", &self.seg)
+            .field("offset", &self.offset)
+            .field("next_lsn", &self.next_lsn)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The frame does not fit in what is left of the segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoRoom;
+
+/// Why a segment's chain of frames stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// At a zero frame header or at the end of the usable space: a clean end.
+    End,
+    /// At bytes that are not a valid frame.
+    Invalid(CorruptionKind),
+}
+
+/// What a scan of a segment's frames found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    /// The activation block.
+    pub activation: Activation,
+    /// Valid records in the chain.
+    pub records: u64,
+    /// Offset where the chain of valid frames ends.
+    pub end: usize,
+    /// The LSN after the last valid record (0 when not activated).
+    pub next_lsn: u64,
+    /// Why the chain stops at `end`.
+    pub stop: Stop,
+    /// The highest LSN any commit marker of the chain attests as durable (0 if none).
+    pub attested: u64,
+}
+
+/// What lies past the end of a segment's valid chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Beyond {
+    /// The highest LSN attested by a valid commit marker found past the chain (0 if none).
+    pub attested: u64,
+    /// End of the last non-zero byte past the chain (equal to the start when all zero).
+    pub dirty_end: usize,
+}
+
+/// One record read from a segment. It keeps the segment mapped while it lives.
+#[derive(Clone)]
+pub struct Record {
+    seg: Segment,
+    lsn: u64,
+    offset: usize,
+    len: usize,
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("lsn", &self.lsn)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Record {
+    /// The record's LSN.
+    #[must_use]
+    pub fn lsn(&self) -> u64 {
+        self.lsn
+    }
+
+    /// The record's bytes, straight from the mapping.
+    #[must_use]
+    pub fn data(&self) -> &[u8] {
+        self.seg.published_slice(self.offset, self.len)
+    }
+
+    /// The segment the record lives in.
+    #[must_use]
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+}
+
+impl std::ops::Deref for Record {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.data()
+    }
+}
+
+impl AsRef<[u8]> for Record {
+    fn as_ref(&self) -> &[u8] {
+        self.data()
+    }
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn random_salt(path: &Path) -> Result<u64> {
+    let mut b = [0u8; 8];
+    rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty())
+        .map_err(|e| Error::io("getrandom for", path, e.into()))?;
+    Ok(u64::from_le_bytes(b) | 1)
+}
+
+/// Rounds a requested capacity up to whole pages and checks its bounds.
+#[must_use]
+pub fn round_capacity(capacity: u64) -> u64 {
+    capacity.clamp(MIN_CAPACITY, MAX_CAPACITY).div_ceil(PAGE) * PAGE
+}
+
+/// The capacity a segment needs to hold one record of `payload_len` bytes (plus a marker).
+#[must_use]
+pub fn capacity_for(payload_len: usize) -> u64 {
+    round_capacity((DATA_OFFSET + MARKER_FRAME_LEN + frame_len(payload_len)) as u64)
+}
+
+impl Segment {
+    /// Creates segment `index` in `dir`, ready for records.
+    ///
+    /// Steps, in order: create `gs-vault-{ts}-{index}-pre.log`; allocate `capacity` bytes for
+    /// real; map it and pre-fault every page; write the header; `msync` the whole file (which
+    /// also turns the allocated extents into written zeros, so later syncs write no metadata);
+    /// rename to the final name; `fsync` the directory.
+    ///
+    /// Crash semantics: a crash before the rename leaves a `-pre` file, which `open` deletes. A
+    /// crash after the rename leaves either name with a durable header and no records (an
+    /// unactivated segment), which recovery removes if it lies past the log's tail. The
+    /// returned segment's name is durable.
+    ///
+    /// # Errors
+    /// I/O errors (disk full included) name the file; the `-pre` file is removed on failure.
+    pub fn create(
+        storage: &dyn Storage,
+        dir: &Path,
+        index: u64,
+        capacity: u64,
+    ) -> Result<PreparedSegment> {
+        let capacity = round_capacity(capacity);
+        let created = now_nanos();
+        let pre = dir.join(segment_file_name(created, index, true));
+        let fin = dir.join(segment_file_name(created, index, false));
+        let salt = random_salt(&pre)?;
+        storage
+            .create_allocated(&pre, capacity)
+            .map_err(|e| Error::io("allocate", &pre, e))?;
+        let made = (|| {
+            let region = storage
+                .map(&pre, true)
+                .map_err(|e| Error::io("map", &pre, e))?;
+            region
+                .prefault()
+                .map_err(|e| Error::io("pre-fault", &pre, e))?;
+            let header = SegmentHeader {
+                index,
+                salt,
+                capacity,
+                created_nanos: created,
+            };
+            write_bytes(&*region, 0, &header.encode());
+            region
+                .sync(0, region.len())
+                .map_err(|e| Error::io("sync", &pre, e))?;
+            storage
+                .rename(&pre, &fin)
+                .map_err(|e| Error::io("rename", &pre, e))?;
+            storage
+                .sync_dir(dir)
+                .map_err(|e| Error::io("sync directory", dir, e))?;
+            let limit = usize::try_from(capacity)
+                .unwrap_or(usize::MAX)
+                .min(region.len());
+            Ok(Segment::from_parts(fin.clone(), header, region, limit))
+        })();
+        match made {
+            Ok(seg) => {
+                seg.inner.synced.store(seg.inner.limit, Ordering::Release);
+                Ok(PreparedSegment { seg })
+            }
+            Err(e) => {
+                let _ = storage.remove(&pre);
+                Err(e)
+            }
+        }
+    }
+
+    fn from_parts(
+        path: PathBuf,
+        header: SegmentHeader,
+        region: Box<dyn Region>,
+        limit: usize,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                path,
+                header,
+                region,
+                limit,
+                first_lsn: AtomicU64::new(0),
+                published: AtomicUsize::new(DATA_OFFSET),
+                published_next_lsn: AtomicU64::new(0),
+                synced: AtomicUsize::new(0),
+                appender_taken: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Maps an existing segment file and validates its header. `index` is the index its file
+    /// name states. No frame is read yet: call [`Segment::scan`].
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] for a short file, bad magic, bad header checksum, an index that
+    /// differs from the name or an implausible capacity; I/O errors name the file.
+    pub fn open(storage: &dyn Storage, path: &Path, index: u64, writable: bool) -> Result<Self> {
+        let region = match storage.map(path, writable) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(Error::corrupt(
+                    path,
+                    0,
+                    CorruptionKind::ShortFile { len: 0 },
+                ))
+            }
+            Err(e) => return Err(Error::io("map", path, e)),
+        };
+        if region.len() < DATA_OFFSET {
+            return Err(Error::corrupt(
+                path,
+                0,
+                CorruptionKind::ShortFile {
+                    len: region.len() as u64,
+                },
+            ));
+        }
+        let mut hb = [0u8; HEADER_LEN];
+        hb.copy_from_slice(read_bytes(&*region, 0, HEADER_LEN));
+        let header = match SegmentHeader::decode(&hb) {
+            Ok(h) => h,
+            Err(HeaderError::Magic) => {
+                return Err(Error::corrupt(path, 0, CorruptionKind::BadMagic))
+            }
+            Err(HeaderError::Checksum) => {
+                return Err(Error::corrupt(path, 0, CorruptionKind::HeaderChecksum))
+            }
+            Err(HeaderError::Version(found)) => {
+                return Err(Error::UnsupportedVersion {
+                    file: path.to_path_buf(),
+                    found,
+                    supported: FORMAT_VERSION,
+                })
+            }
+        };
+        if header.index != index {
+            return Err(Error::corrupt(
+                path,
+                16,
+                CorruptionKind::IndexMismatch {
+                    in_name: index,
+                    in_header: header.index,
+                },
+            ));
+        }
+        if header.capacity < DATA_OFFSET as u64 || header.capacity > MAX_CAPACITY {
+            return Err(Error::corrupt(
+                path,
+                32,
+                CorruptionKind::BadCapacity {
+                    capacity: header.capacity,
+                },
+            ));
+        }
+        let limit = usize::try_from(header.capacity)
+            .unwrap_or(usize::MAX)
+            .min(region.len());
+        Ok(Self::from_parts(path.to_path_buf(), header, region, limit))
+    }
+
+    /// The file's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The segment index.
+    #[must_use]
+    pub fn index(&self) -> u64 {
+        self.inner.header.index
+    }
+
+    /// The header.
+    #[must_use]
+    pub fn header(&self) -> &SegmentHeader {
+        &self.inner.header
+    }
+
+    /// Usable bytes (the capacity, or the file length if shorter).
+    #[must_use]
+    pub fn limit(&self) -> usize {
+        self.inner.limit
+    }
+
+    /// The first LSN, once activated (or scanned), else 0.
+    #[must_use]
+    pub fn first_lsn(&self) -> u64 {
+        self.inner.first_lsn.load(Ordering::Acquire)
+    }
+
+    /// End offset of the published frames.
+    #[must_use]
+    pub fn published_end(&self) -> usize {
+        self.inner.published.load(Ordering::Acquire)
+    }
+
+    /// The LSN after the last published record (0 when not activated).
+    #[must_use]
+    pub fn published_next_lsn(&self) -> u64 {
+        self.inner.published_next_lsn.load(Ordering::Acquire)
+    }
+
+    /// Bytes from offset 0 known durable.
+    #[must_use]
+    pub fn synced_end(&self) -> usize {
+        self.inner.synced.load(Ordering::Acquire)
+    }
+
+    /// Makes every byte before `end` durable with `msync(MS_SYNC)` over the not-yet-synced range.
+    ///
+    /// Crash semantics: when this returns `Ok`, the bytes before `end` survive power loss. On
+    /// error nothing is known about them, and the error must poison the caller (the kernel may
+    /// have dropped the dirty pages; a retry could report success over lost data).
+    ///
+    /// # Errors
+    /// The I/O error of the `msync`, naming the file.
+    pub fn sync_to(&self, end: usize) -> Result<()> {
+        let end = end.min(self.inner.limit);
+        let from = self.inner.synced.load(Ordering::Acquire);
+        if end <= from {
+            return Ok(());
+        }
+        let from_page = from - from % (PAGE as usize);
+        self.inner
+            .region
+            .sync(from_page, end - from_page)
+            .map_err(|e| Error::io("sync", &self.inner.path, e))?;
+        self.inner.synced.fetch_max(end, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Syncs the whole usable range regardless of what is known synced (used at open, when
+    /// pages may be dirty from a process that died).
+    ///
+    /// # Errors
+    /// The I/O error of the `msync`, naming the file.
+    pub fn sync_all(&self) -> Result<()> {
+        self.inner
+            .region
+            .sync(0, self.inner.limit)
+            .map_err(|e| Error::io("sync", &self.inner.path, e))?;
+        self.inner
+            .synced
+            .fetch_max(self.inner.limit, Ordering::AcqRel);
+        Ok(())
+    }
+
+    fn published_slice(&self, offset: usize, len: usize) -> &[u8] {
+        let end = self.published_end();
+        assert!(
+            offset <= end && len <= end - offset,
+            "read past the published end of {}",
+            self.inner.path.display()
+        );
+        read_bytes(&*self.inner.region, offset, len)
+    }
+
+    /// Reads the valid chain of frames and sets the readable end to where it stops.
+    ///
+    /// Only valid before an appender exists (at open); later calls return the published state.
+    #[must_use]
+    pub fn scan(&self) -> Scan {
+        let inner = &*self.inner;
+        let activation = decode_activation(
+            read_bytes(&*inner.region, ACTIVATION_OFFSET, 12),
+            inner.header.salt,
+        );
+        let Activation::Valid(first) = activation else {
+            return Scan {
+                activation,
+                records: 0,
+                end: DATA_OFFSET,
+                next_lsn: 0,
+                stop: Stop::End,
+                attested: 0,
+            };
+        };
+        let salt = inner.header.salt;
+        let limit = inner.limit;
+        let mut off = DATA_OFFSET;
+        let mut lsn = first;
+        let mut attested = 0;
+        let stop = loop {
+            if off + FRAME_HEADER_LEN > limit {
+                break Stop::End;
+            }
+            let h = read_bytes(&*inner.region, off, FRAME_HEADER_LEN);
+            if h.iter().all(|&b| b == 0) {
+                break Stop::End;
+            }
+            let len = read_u32(h, 0) as usize;
+            let kind = h[4];
+            if h[5..8] != [0, 0, 0]
+                || h[12..16] != [0; 4]
+                || (kind != KIND_RECORD && kind != KIND_MARKER)
+            {
+                break Stop::Invalid(CorruptionKind::BadFrameHeader);
+            }
+            if len > limit - off - FRAME_HEADER_LEN || len > MAX_PAYLOAD {
+                break Stop::Invalid(CorruptionKind::LengthPastEnd { len: len as u64 });
+            }
+            let flen = frame_len(len).min(limit - off);
+            let stored = read_u32(h, 8);
+            let payload = read_bytes(&*inner.region, off + FRAME_HEADER_LEN, len);
+            if kind == KIND_RECORD {
+                let partial = crc32c::crc32c_append(crc32c::crc32c(&h[0..8]), payload);
+                if seal_crc(partial, salt, lsn) != stored {
+                    break Stop::Invalid(CorruptionKind::ChecksumMismatch);
+                }
+                lsn += 1;
+            } else {
+                if len != MARKER_PAYLOAD_LEN {
+                    break Stop::Invalid(CorruptionKind::BadMarker);
+                }
+                let mut p = [0u8; MARKER_PAYLOAD_LEN];
+                p.copy_from_slice(payload);
+                if marker_crc(&p, salt) != stored {
+                    break Stop::Invalid(CorruptionKind::ChecksumMismatch);
+                }
+                let (att, next) = (read_u64(&p, 0), read_u64(&p, 8));
+                if next != lsn || att >= lsn {
+                    break Stop::Invalid(CorruptionKind::BadMarker);
+                }
+                attested = attested.max(att);
+            }
+            off += flen;
+        };
+        if !inner.appender_taken.load(Ordering::Acquire) {
+            inner.first_lsn.store(first, Ordering::Release);
+            inner.published_next_lsn.store(lsn, Ordering::Release);
+            inner.published.store(off, Ordering::Release);
+        }
+        Scan {
+            activation,
+            records: lsn - first,
+            end: off,
+            next_lsn: lsn,
+            stop,
+            attested,
+        }
+    }
+
+    /// Looks past the end of the valid chain (`from`): the highest LSN any valid commit marker
+    /// there attests, and how far non-zero bytes reach. Used by recovery to tell a torn tail
+    /// (nothing attested past it) from lost acknowledged records.
+    ///
+    /// Returns nothing useful once an appender exists (the bytes would be racing with it).
+    #[must_use]
+    pub fn scan_beyond(&self, from: usize) -> Beyond {
+        let inner = &*self.inner;
+        let limit = inner.limit;
+        if inner.appender_taken.load(Ordering::Acquire) || from >= limit {
+            return Beyond {
+                attested: 0,
+                dirty_end: from.min(limit),
+            };
+        }
+        let bytes = read_bytes(&*inner.region, from, limit - from);
+        let dirty_end = from + bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+        #[allow(clippy::cast_possible_truncation)]
+        let want = frame_prefix(MARKER_PAYLOAD_LEN as u32, KIND_MARKER);
+        let mut attested = 0;
+        let mut off = from.next_multiple_of(FRAME_ALIGN);
+        while off + MARKER_FRAME_LEN <= dirty_end {
+            let h = read_bytes(&*inner.region, off, MARKER_FRAME_LEN);
+            if h[0..8] == want && h[12..16] == [0; 4] {
+                let mut p = [0u8; MARKER_PAYLOAD_LEN];
+                p.copy_from_slice(&h[FRAME_HEADER_LEN..]);
+                if marker_crc(&p, inner.header.salt) == read_u32(h, 8) {
+                    attested = attested.max(read_u64(&p, 0));
+                }
+            }
+            off += FRAME_ALIGN;
+        }
+        Beyond {
+            attested,
+            dirty_end,
+        }
+    }
+
+    /// Takes the segment's single appender after recovery, continuing at `end` with `next_lsn`.
+    /// Writes the activation block if `first_lsn` is not already there, and zeroes
+    /// `[end, zero_to)` so that later appends never sit before stale bytes. Neither write is
+    /// synced here: the caller syncs (recovery syncs every segment before it returns).
+    ///
+    /// # Errors
+    /// Fails if the segment is read-only or already has an appender.
+    pub fn resume(
+        &self,
+        first_lsn: u64,
+        end: usize,
+        next_lsn: u64,
+        zero_to: usize,
+    ) -> Result<SegmentAppender> {
+        let inner = &*self.inner;
+        if !inner.region.writable() || inner.appender_taken.swap(true, Ordering::AcqRel) {
+            return Err(Error::io(
+                "append to",
+                &inner.path,
+                std::io::Error::other("segment is read-only or already has a writer"),
+            ));
+        }
+        let end = end.clamp(DATA_OFFSET, inner.limit);
+        let zero_to = zero_to.min(inner.limit);
+        if zero_to > end {
+            fill_zero(&*inner.region, end, zero_to - end);
+        }
+        let current = decode_activation(
+            read_bytes(&*inner.region, ACTIVATION_OFFSET, 12),
+            inner.header.salt,
+        );
+        if current != Activation::Valid(first_lsn) {
+            write_bytes(
+                &*inner.region,
+                ACTIVATION_OFFSET,
+                &encode_activation(first_lsn, inner.header.salt),
+            );
+            inner.synced.store(0, Ordering::Release);
+        }
+        inner.first_lsn.store(first_lsn, Ordering::Release);
+        inner.published_next_lsn.store(next_lsn, Ordering::Release);
+        inner.published.store(end, Ordering::Release);
+        Ok(SegmentAppender {
+            seg: self.clone(),
+            base: inner.region.as_ptr(),
+            offset: end,
+            next_lsn,
+            limit: inner.limit,
+        })
+    }
+
+    /// Records of this segment from `from_lsn` on, as published when the iterator was made.
+    #[must_use]
+    pub fn records_from(&self, from_lsn: u64) -> Records {
+        let end = self.published_end();
+        Records {
+            seg: self.clone(),
+            offset: DATA_OFFSET,
+            end,
+            lsn: self.first_lsn(),
+            from_lsn,
+        }
+    }
+}
+
+/// Iterator over the published records of one segment.
+#[derive(Debug)]
+pub struct Records {
+    seg: Segment,
+    offset: usize,
+    end: usize,
+    lsn: u64,
+    from_lsn: u64,
+}
+
+impl Iterator for Records {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        loop {
+            if self.lsn == 0 || self.offset + FRAME_HEADER_LEN > self.end {
+                return None;
+            }
+            let h = read_bytes(&*self.seg.inner.region, self.offset, FRAME_HEADER_LEN);
+            let len = read_u32(h, 0) as usize;
+            let kind = h[4];
+            let start = self.offset + FRAME_HEADER_LEN;
+            if len > self.end - start {
+                // Published frames were written or validated by us; this cannot happen unless
+                // the file changed under the mapping contract. Stop rather than read past.
+                return None;
+            }
+            self.offset = (self.offset + frame_len(len)).min(self.end);
+            if kind == KIND_RECORD {
+                let lsn = self.lsn;
+                self.lsn += 1;
+                if lsn >= self.from_lsn {
+                    return Some(Record {
+                        seg: self.seg.clone(),
+                        lsn,
+                        offset: start,
+                        len,
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl PreparedSegment {
+    /// The segment index.
+    #[must_use]
+    pub fn index(&self) -> u64 {
+        self.seg.index()
+    }
+
+    /// Usable bytes.
+    #[must_use]
+    pub fn limit(&self) -> usize {
+        self.seg.limit()
+    }
+
+    /// The prepared segment's handle.
+    #[must_use]
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    /// Makes the segment the writer's tail, starting at `first_lsn`.
+    ///
+    /// Crash semantics: the activation block is a plain store into the mapping; it becomes
+    /// durable with the segment's next sync, which always covers offset 0 of a newly activated
+    /// segment. Until then, a crash leaves the segment unactivated and recovery treats it as
+    /// past the tail.
+    #[must_use]
+    pub fn activate(self, first_lsn: u64) -> SegmentAppender {
+        let inner = &*self.seg.inner;
+        inner.appender_taken.store(true, Ordering::Release);
+        write_bytes(
+            &*inner.region,
+            ACTIVATION_OFFSET,
+            &encode_activation(first_lsn, inner.header.salt),
+        );
+        inner.synced.store(0, Ordering::Release);
+        inner.first_lsn.store(first_lsn, Ordering::Release);
+        inner.published_next_lsn.store(first_lsn, Ordering::Release);
+        inner.published.store(DATA_OFFSET, Ordering::Release);
+        SegmentAppender {
+            base: inner.region.as_ptr(),
+            offset: DATA_OFFSET,
+            next_lsn: first_lsn,
+            limit: inner.limit,
+            seg: self.seg,
+        }
+    }
+}
+
+impl SegmentAppender {
+    /// The segment written to.
+    #[must_use]
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    /// The LSN the next record gets.
+    #[must_use]
+    pub fn next_lsn(&self) -> u64 {
+        self.next_lsn
+    }
+
+    /// The offset the next frame goes to.
+    #[must_use]
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Bytes left for frames.
+    #[must_use]
+    pub fn room(&self) -> usize {
+        self.limit - self.offset
+    }
+
+    /// Appends one record frame (unpublished until [`SegmentAppender::publish`]). `partial` is
+    /// [`crate::partial_crc`] of `payload`.
+    ///
+    /// # Errors
+    /// [`NoRoom`] if the frame does not fit; nothing is written then.
+    pub fn append(&mut self, payload: &[u8], partial: u32) -> Result<u64, NoRoom> {
+        let flen = frame_len(payload.len());
+        if payload.len() > MAX_PAYLOAD || flen > self.room() {
+            return Err(NoRoom);
+        }
+        let lsn = self.next_lsn;
+        let crc = seal_crc(partial, self.seg.inner.header.salt, lsn);
+        #[allow(clippy::cast_possible_truncation)]
+        let mut h = [0u8; FRAME_HEADER_LEN];
+        h[0..8].copy_from_slice(&frame_prefix(payload.len() as u32, KIND_RECORD));
+        h[8..12].copy_from_slice(&crc.to_le_bytes());
+        self.write(self.offset, &h);
+        self.write(self.offset + FRAME_HEADER_LEN, payload);
+        self.offset += flen;
+        self.next_lsn += 1;
+        Ok(lsn)
+    }
+
+    /// Appends a commit marker attesting that every record up to `attested` was durable before
+    /// this marker was written (unpublished until [`SegmentAppender::publish`]).
+    ///
+    /// # Errors
+    /// [`NoRoom`] if the marker does not fit.
+    pub fn append_marker(&mut self, attested: u64) -> Result<(), NoRoom> {
+        if MARKER_FRAME_LEN > self.room() {
+            return Err(NoRoom);
+        }
+        debug_assert!(attested < self.next_lsn);
+        let p = marker_payload(attested, self.next_lsn);
+        #[allow(clippy::cast_possible_truncation)]
+        let mut f = [0u8; MARKER_FRAME_LEN];
+        f[0..8].copy_from_slice(&frame_prefix(MARKER_PAYLOAD_LEN as u32, KIND_MARKER));
+        f[8..12].copy_from_slice(&marker_crc(&p, self.seg.inner.header.salt).to_le_bytes());
+        f[FRAME_HEADER_LEN..].copy_from_slice(&p);
+        self.write(self.offset, &f);
+        self.offset += MARKER_FRAME_LEN;
+        Ok(())
+    }
+
+    /// Makes every frame appended so far visible to readers and to sync.
+    pub fn publish(&self) {
+        let inner = &*self.seg.inner;
+        inner
+            .published_next_lsn
+            .store(self.next_lsn, Ordering::Release);
+        inner.published.store(self.offset, Ordering::Release);
+    }
+
+    fn write(&mut self, at: usize, bytes: &[u8]) {
+        assert!(at >= self.seg.published_end() && at + bytes.len() <= self.limit);
+        // SAFETY: the range is inside the mapping (`limit` ≤ region length, checked above) and
+        // at or past the published end, so no reader forms a slice over it; this appender is
+        // the segment's only writer and `&mut self` serialises its writes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(at), bytes.len());
+        }
+    }
+}
+
+fn read_bytes(region: &dyn Region, offset: usize, len: usize) -> &[u8] {
+    assert!(offset <= region.len() && len <= region.len() - offset);
+    // SAFETY: in bounds (checked above), and the `Region` contract keeps the pointer valid for
+    // the region's lifetime. Callers read only bytes no one writes concurrently: published
+    // frames, or any byte before an appender exists.
+    unsafe { std::slice::from_raw_parts(region.as_ptr().add(offset), len) }
+}
+
+fn write_bytes(region: &dyn Region, offset: usize, bytes: &[u8]) {
+    assert!(region.writable() && offset <= region.len() && bytes.len() <= region.len() - offset);
+    // SAFETY: in bounds and writable (checked above). Used only while the caller holds the
+    // segment exclusively: during creation, activation or resume, before any reader can look at
+    // these bytes (the activation block and header are never part of a published range).
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), region.as_ptr().add(offset), bytes.len());
+    }
+}
+
+fn fill_zero(region: &dyn Region, offset: usize, len: usize) {
+    assert!(region.writable() && offset <= region.len() && len <= region.len() - offset);
+    // SAFETY: in bounds and writable (checked above); called from `resume` before the appender
+    // exists and past the published end, so no reader can see these bytes.
+    unsafe { std::ptr::write_bytes(region.as_ptr().add(offset), 0, len) }
+}
+
+/// Faults every page of a fresh mapping writable by rewriting one byte per page.
+pub(crate) fn touch_pages(base: *mut u8, len: usize) {
+    let mut off = 0;
+    while off < len {
+        // SAFETY: `off < len`, the mapping's length; called only on a `-pre` file's mapping
+        // that no other thread can reach yet. Rewriting the byte it holds changes nothing.
+        unsafe {
+            let p = base.add(off);
+            p.write_volatile(p.read_volatile());
+        }
+        off += PAGE as usize;
+    }
+}

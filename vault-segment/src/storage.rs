@@ -1,0 +1,235 @@
+//! The I/O seam: every file-system operation a segment's life needs, behind two traits.
+//!
+//! [`FsStorage`] is the real implementation (memmap2 mappings, `fallocate`, `msync(MS_SYNC)`,
+//! directory `fsync`, `flock`). A crash-simulating implementation that tracks what reached the
+//! disk can stand in for it, because nothing above this module touches a file directly.
+//!
+//! # The mapping contract
+//!
+//! A segment file is mapped `MAP_SHARED` once, for its whole length, and the mapping is the only
+//! way vault reads or writes the file's bytes while it is open. The contract that makes handing
+//! out pointers into that mapping sound:
+//!
+//! - **Nobody else writes the file.** The WAL directory is locked with `flock` by the one `Wal`
+//!   that writes it; read-only users (`vault cat`, `verify`, `info`) map read-only and never write.
+//! - **The file is never truncated or shrunk while mapped.** Space is allocated for real
+//!   (`fallocate`, or written zeros where the file system lacks it; never a sparse `ftruncate`)
+//!   before the mapping is made, so a store can never fault on a full disk (`SIGBUS`). Recovery
+//!   cuts a torn tail by writing zeros, not by truncating. Files are unlinked only after the WAL
+//!   dropped its last handle to their mapping, and unlinking keeps a mapped inode alive anyway.
+//! - **Durability is only `msync(MS_SYNC)` (or `fdatasync`).** A store into the mapping is in the
+//!   page cache, nothing more. After a failed sync the pages may be marked clean with the data
+//!   lost (fsyncgate): the caller must poison itself, never retry and report success.
+//! - **Readers see only published bytes.** The writer publishes an offset after its copy
+//!   completes; a reader never forms a slice past it (see `Segment`).
+
+use std::any::Any;
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use memmap2::{Advice, MmapOptions, MmapRaw};
+
+/// A mapped view of one file: the memory a segment lives in.
+///
+/// # Safety
+///
+/// Implementors guarantee that `as_ptr()` is valid for reads of `len()` bytes (and for writes if
+/// `writable()`) for as long as the region lives, that it never moves, and that nothing in this
+/// process writes those bytes except through this pointer. vault-segment relies on this to form
+/// slices over published bytes.
+pub unsafe trait Region: Send + Sync + fmt::Debug {
+    /// Start of the mapped bytes.
+    fn as_ptr(&self) -> *mut u8;
+    /// Number of mapped bytes (the file's length when it was mapped).
+    fn len(&self) -> usize;
+    /// Whether the region maps no bytes (never true for a mapped segment).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Whether the region was mapped for writing.
+    fn writable(&self) -> bool;
+    /// Makes `len` bytes from `offset` durable (`msync(MS_SYNC)`); returns only when the device
+    /// acknowledged them. An error means the bytes may be lost: the caller must not retry and
+    /// treat a later success as covering them.
+    fn sync(&self, offset: usize, len: usize) -> io::Result<()>;
+    /// Faults every page in writable so later stores take no page faults. Dirties the pages.
+    fn prefault(&self) -> io::Result<()>;
+}
+
+/// A held exclusive lock on a WAL directory; dropping it releases the lock.
+pub struct DirLock {
+    _held: Box<dyn Any + Send + Sync>,
+}
+
+impl fmt::Debug for DirLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DirLock")
+    }
+}
+
+impl DirLock {
+    /// Wraps whatever keeps a lock alive.
+    pub fn new(held: Box<dyn Any + Send + Sync>) -> Self {
+        Self { _held: held }
+    }
+}
+
+/// Every file-system operation of a segment's life. Paths are full paths.
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// Creates `dir` and its parents if missing.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Takes the exclusive lock on `dir`; `ErrorKind::WouldBlock` if another holder has it.
+    fn lock_dir(&self, dir: &Path) -> io::Result<DirLock>;
+    /// Names of the entries of `dir`.
+    fn list(&self, dir: &Path) -> io::Result<Vec<OsString>>;
+    /// Creates a new file (failing if it exists) of `len` bytes whose blocks are allocated for
+    /// real, so that stores through a mapping never hit a full disk.
+    fn create_allocated(&self, path: &Path, len: u64) -> io::Result<()>;
+    /// Maps the whole file.
+    fn map(&self, path: &Path, writable: bool) -> io::Result<Box<dyn Region>>;
+    /// Renames `from` to `to` (atomic on POSIX file systems; durable after `sync_dir`).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file (durable after `sync_dir`).
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FsStorage;
+
+#[derive(Debug)]
+struct MmapRegion {
+    map: MmapRaw,
+    writable: bool,
+    // Keeps the descriptor for the mapping's lifetime (not needed by mmap, but useful for
+    // diagnostics and future fdatasync use).
+    _file: File,
+}
+
+// SAFETY: `MmapRaw` maps the whole file once at a fixed address until dropped, so the pointer
+// is valid for `len` bytes and never moves. The mapping contract in this module's docs (locked
+// directory, no truncation while mapped) guarantees no other writer in this process.
+unsafe impl Region for MmapRegion {
+    fn as_ptr(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn writable(&self) -> bool {
+        self.writable
+    }
+
+    fn sync(&self, offset: usize, len: usize) -> io::Result<()> {
+        let end = offset.saturating_add(len).min(self.map.len());
+        if offset >= end {
+            return Ok(());
+        }
+        // memmap2's flush_range is msync(MS_SYNC) over the page-aligned range.
+        self.map.flush_range(offset, end - offset)
+    }
+
+    fn prefault(&self) -> io::Result<()> {
+        match self.map.advise(Advice::PopulateWrite) {
+            Ok(()) => Ok(()),
+            // Kernels before 5.14 lack MADV_POPULATE_WRITE: fault each page by hand.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                crate::segment::touch_pages(self.map.as_mut_ptr(), self.map.len());
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Storage for FsStorage {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn lock_dir(&self, dir: &Path) -> io::Result<DirLock> {
+        let f = File::open(dir)?;
+        match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(DirLock::new(Box::new(f))),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "directory is locked by another vault writer",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        std::fs::read_dir(dir)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect()
+    }
+
+    fn create_allocated(&self, path: &Path, len: u64) -> io::Result<()> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        match rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, len) {
+            Ok(()) => Ok(()),
+            // No fallocate on this file system: write the zeros ourselves. Never fall back to a
+            // sparse set_len, which turns a full disk into SIGBUS under mmap.
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
+                write_zeros(&f, len)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn map(&self, path: &Path, writable: bool) -> io::Result<Box<dyn Region>> {
+        let file = OpenOptions::new().read(true).write(writable).open(path)?;
+        let len = file.metadata()?.len();
+        if len == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "empty file"));
+        }
+        let map = if writable {
+            MmapOptions::new().map_raw(&file)?
+        } else {
+            MmapOptions::new().map_raw_read_only(&file)?
+        };
+        Ok(Box::new(MmapRegion {
+            map,
+            writable,
+            _file: file,
+        }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
+fn write_zeros(f: &File, len: u64) -> io::Result<()> {
+    let zeros = [0u8; 64 * 1024];
+    let mut off = 0u64;
+    while off < len {
+        let n = (len - off).min(zeros.len() as u64);
+        #[allow(clippy::cast_possible_truncation)]
+        f.write_all_at(&zeros[..n as usize], off)?;
+        off += n;
+    }
+    let mut f = f;
+    f.flush()
+}
