@@ -1,1 +1,2 @@
+//! The `vault` command (being written).
 fn main() {}

@@ -1,1 +1,57 @@
-//! stub
+//! vault: a write-ahead log for programs that must put bytes on disk fast, lose none that they
+//! were told are durable, and read them back in order after a crash.
+//!
+//! This crate is the [`Wal`] users depend on. It combines the segment files of `vault-segment`,
+//! the background rotation worker of `vault-rotate` and the buffer pool of `vault-buffer`, and
+//! owns recovery. It is not a database: records are opaque bytes numbered by LSN.
+//!
+//! ```
+//! use vault_core::{Options, SyncPolicy, Wal};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let (wal, _report) = Wal::open(dir.path(), Options::default().with_sync(SyncPolicy::Always))?;
+//! let lsn = wal.append(b"first record")?; // durable when this returns
+//! wal.append_batch(&[&b"two"[..], b"three"])?;
+//! assert_eq!(lsn, 1);
+//! let records: Vec<Vec<u8>> = wal.iter_from(1).map(|r| r.to_vec()).collect();
+//! assert_eq!(records, [&b"first record"[..], b"two", b"three"]);
+//! wal.close()?;
+//!
+//! // Reopening recovers the log and continues its LSNs.
+//! let (wal, report) = Wal::open(dir.path(), Options::default())?;
+//! assert_eq!((report.records, wal.append(b"four")?), (3, 4));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The life of a record
+//!
+//! `append` computes the record's CRC32C outside any lock, then, under the append lock, copies
+//! the framed record into the tail segment's pre-faulted mapping and publishes the new end.
+//! When the tail segment is full, the writer takes the next segment the rotation worker already
+//! prepared and hands the full one to the worker for its final sync. Durability comes from
+//! `msync(MS_SYNC)` over the unsynced range of each segment, done by one thread for all waiting
+//! appenders (group commit). Readers iterate published records straight from the mappings.
+//!
+//! # Crash semantics
+//!
+//! A record whose sync returned survives power loss. A crash may lose records appended after
+//! the last completed sync; recovery then cuts the log at the first damaged or missing record
+//! (a torn tail) and zeroes what follows. Damage that a commit marker proves to be in durable
+//! records is reported as [`Error::Corruption`] naming the file and offset, never skipped. The
+//! exact rule is in the docs of the recovery module (see `docs/ARCHITECTURE.md`).
+#![forbid(unsafe_code)]
+
+mod error;
+mod options;
+mod read;
+mod recovery;
+mod sync;
+mod wal;
+
+pub use error::{CorruptionKind, Error, Result};
+pub use options::{Options, SyncPolicy};
+pub use read::{inspect, Health, Inspection, Iter, SegmentSummary};
+pub use recovery::{RecoveryReport, TornTail};
+pub use vault_buffer::{Pool, PoolConfig, PoolStats, PooledBuf};
+pub use vault_segment::{FsStorage, Record, Storage};
+pub use wal::{Lsn, MustWriteError, Wal, WalStats};

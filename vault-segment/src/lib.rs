@@ -26,6 +26,7 @@ mod error;
 pub mod format;
 mod segment;
 pub mod storage;
+mod sync;
 
 pub use error::{CorruptionKind, Error, Result};
 pub use format::{

@@ -1,9 +1,8 @@
 //! One segment: a mapped file of frames, its single appender, its readers and its recovery scan.
 
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{CorruptionKind, Error, Result};
@@ -42,6 +41,11 @@ struct Inner {
     synced: AtomicUsize,
     /// Set once an appender was handed out: there is at most one writer, ever.
     appender_taken: AtomicBool,
+    /// Serialises syncs of this segment so that a failure is seen by every later sync.
+    sync_lock: Mutex<()>,
+    /// Set when a sync failed: the kernel may have dropped dirty pages, so no later sync of
+    /// this segment may report success (fsyncgate).
+    sync_failed: AtomicBool,
 }
 
 impl fmt::Debug for Segment {
@@ -224,8 +228,17 @@ impl Segment {
         index: u64,
         capacity: u64,
     ) -> Result<PreparedSegment> {
+        Self::create_at(storage, dir, index, capacity, now_nanos())
+    }
+
+    fn create_at(
+        storage: &dyn Storage,
+        dir: &Path,
+        index: u64,
+        capacity: u64,
+        created: u64,
+    ) -> Result<PreparedSegment> {
         let capacity = round_capacity(capacity);
-        let created = now_nanos();
         let pre = dir.join(segment_file_name(created, index, true));
         let fin = dir.join(segment_file_name(created, index, false));
         let salt = random_salt(&pre)?;
@@ -289,6 +302,8 @@ impl Segment {
                 published_next_lsn: AtomicU64::new(0),
                 synced: AtomicUsize::new(0),
                 appender_taken: AtomicBool::new(false),
+                sync_lock: Mutex::new(()),
+                sync_failed: AtomicBool::new(false),
             }),
         }
     }
@@ -421,17 +436,10 @@ impl Segment {
     /// The I/O error of the `msync`, naming the file.
     pub fn sync_to(&self, end: usize) -> Result<()> {
         let end = end.min(self.inner.limit);
-        let from = self.inner.synced.load(Ordering::Acquire);
-        if end <= from {
+        if end <= self.inner.synced.load(Ordering::Acquire) && !self.sync_failed() {
             return Ok(());
         }
-        let from_page = from - from % (PAGE as usize);
-        self.inner
-            .region
-            .sync(from_page, end - from_page)
-            .map_err(|e| Error::io("sync", &self.inner.path, e))?;
-        self.inner.synced.fetch_max(end, Ordering::AcqRel);
-        Ok(())
+        self.sync_range(end, false)
     }
 
     /// Syncs the whole usable range regardless of what is known synced (used at open, when
@@ -440,13 +448,44 @@ impl Segment {
     /// # Errors
     /// The I/O error of the `msync`, naming the file.
     pub fn sync_all(&self) -> Result<()> {
-        self.inner
-            .region
-            .sync(0, self.inner.limit)
-            .map_err(|e| Error::io("sync", &self.inner.path, e))?;
-        self.inner
-            .synced
-            .fetch_max(self.inner.limit, Ordering::AcqRel);
+        self.sync_range(self.inner.limit, true)
+    }
+
+    /// Whether a sync of this segment ever failed; if so every later sync fails too.
+    #[must_use]
+    pub fn sync_failed(&self) -> bool {
+        self.inner.sync_failed.load(Ordering::Acquire)
+    }
+
+    fn sync_range(&self, end: usize, all: bool) -> Result<()> {
+        let inner = &*self.inner;
+        let _serial = inner
+            .sync_lock
+            .lock()
+            .unwrap_or_else(crate::sync::PoisonError::into_inner);
+        if inner.sync_failed.load(Ordering::Acquire) {
+            return Err(Error::io(
+                "sync",
+                &inner.path,
+                std::io::Error::other(
+                    "an earlier sync of this segment failed; its data may be lost",
+                ),
+            ));
+        }
+        let from = if all {
+            0
+        } else {
+            inner.synced.load(Ordering::Acquire)
+        };
+        if end <= from {
+            return Ok(());
+        }
+        let from_page = from - from % (PAGE as usize);
+        if let Err(e) = inner.region.sync(from_page, end - from_page) {
+            inner.sync_failed.store(true, Ordering::Release);
+            return Err(Error::io("sync", &inner.path, e));
+        }
+        inner.synced.fetch_max(end, Ordering::AcqRel);
         Ok(())
     }
 
@@ -709,6 +748,21 @@ impl PreparedSegment {
     #[must_use]
     pub fn segment(&self) -> &Segment {
         &self.seg
+    }
+
+    /// Replaces this (unused) segment with one of at least `capacity` bytes under the same
+    /// name, for a record larger than a normal segment holds.
+    ///
+    /// Crash semantics: the larger file is prepared as `-pre` exactly like [`Segment::create`],
+    /// then renamed over the old file and the directory synced: after a crash the name holds
+    /// either the old or the new segment, both valid and unactivated.
+    ///
+    /// # Errors
+    /// As [`Segment::create`].
+    pub fn enlarge(self, storage: &dyn Storage, dir: &Path, capacity: u64) -> Result<Self> {
+        let h = *self.seg.header();
+        drop(self);
+        Segment::create_at(storage, dir, h.index, capacity, h.created_nanos)
     }
 
     /// Makes the segment the writer's tail, starting at `first_lsn`.

@@ -1,0 +1,148 @@
+//! The error type of vault-core.
+
+use std::io;
+use std::path::PathBuf;
+
+pub use vault_segment::CorruptionKind;
+
+/// Errors of the WAL. Each says what went wrong and, where there is one, what to do.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Another `Wal` (in this process or another) holds the directory.
+    #[error(
+        "{} is locked by another vault writer (in this or another process): close that one \
+         first, or use another directory",
+        dir.display()
+    )]
+    Locked {
+        /// The WAL directory.
+        dir: PathBuf,
+    },
+    /// Bytes on disk that are not a valid log, outside a torn tail that recovery may cut.
+    #[error(
+        "corrupt WAL: {} at byte {offset}: {reason}; the log was not modified. Inspect it with \
+         `vault verify`, restore the file from a replica or backup, or move the damaged \
+         segments away to salvage the records before them",
+        file.display()
+    )]
+    Corruption {
+        /// The segment file.
+        file: PathBuf,
+        /// Byte offset in that file.
+        offset: u64,
+        /// What is wrong.
+        reason: CorruptionKind,
+    },
+    /// A segment written by a format version this build does not read.
+    #[error(
+        "{} has segment format version {found}; this vault reads version {supported}: use a \
+         newer vault",
+        file.display()
+    )]
+    UnsupportedVersion {
+        /// The segment file.
+        file: PathBuf,
+        /// Its version.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// A record larger than `Options::max_record_size`.
+    #[error("record of {len} bytes is larger than max_record_size ({max} bytes): split it or raise the limit")]
+    RecordTooLarge {
+        /// The record's length.
+        len: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// An earlier sync failed; the WAL accepts nothing more, since the failed data may be lost.
+    #[error(
+        "the WAL stopped after a failed sync ({cause}); records after LSN {durable} may not be \
+         on disk: close it and reopen the directory to recover"
+    )]
+    Poisoned {
+        /// The first failure, as text.
+        cause: String,
+        /// The durable LSN before the failure.
+        durable: u64,
+    },
+    /// An I/O operation failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Invalid [`crate::Options`].
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+    /// The background rotation worker stopped.
+    #[error("the segment rotation worker has stopped; close and reopen the WAL")]
+    WorkerGone,
+    /// The WAL was closed.
+    #[error("the WAL is closed")]
+    Closed,
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<vault_segment::Error> for Error {
+    fn from(e: vault_segment::Error) -> Self {
+        match e {
+            vault_segment::Error::Io { op, path, source } => Self::Io { op, path, source },
+            vault_segment::Error::Corruption {
+                file,
+                offset,
+                reason,
+            } => Self::Corruption {
+                file,
+                offset,
+                reason,
+            },
+            vault_segment::Error::UnsupportedVersion {
+                file,
+                found,
+                supported,
+            } => Self::UnsupportedVersion {
+                file,
+                found,
+                supported,
+            },
+            other => Self::Io {
+                op: "segment",
+                path: PathBuf::new(),
+                source: io::Error::other(other.to_string()),
+            },
+        }
+    }
+}
+
+impl From<vault_rotate::Error> for Error {
+    fn from(e: vault_rotate::Error) -> Self {
+        match e {
+            vault_rotate::Error::Segment(s) => s.into(),
+            vault_rotate::Error::Spawn(source) => Self::Io {
+                op: "spawn worker for",
+                path: PathBuf::new(),
+                source,
+            },
+            _ => Self::WorkerGone,
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Self::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Options of a [`crate::Wal`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use vault_segment::{FsStorage, Storage, MAX_PAYLOAD};
+
+use crate::error::{Error, Result};
+
+/// When appended records are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// `append` returns only once its record is durable. Concurrent appenders share one flush
+    /// (group commit): one thread syncs for everyone waiting.
+    Always,
+    /// A background thread syncs every interval; `append` returns once the record is in the
+    /// mapping. A crash loses at most about one interval of records.
+    Interval(Duration),
+    /// Nothing syncs until the caller calls [`crate::Wal::sync`] (or closes the WAL).
+    Manual,
+}
+
+/// How a [`crate::Wal`] is set up. Build with [`Options::default`] and the `with_*` methods.
+#[derive(Clone)]
+pub struct Options {
+    /// Capacity of each segment file in bytes (default 64 MiB). Records larger than a segment
+    /// get a segment of their own size.
+    pub segment_size: u64,
+    /// When records become durable (default [`SyncPolicy::Always`]).
+    pub sync: SyncPolicy,
+    /// The largest record accepted (default 64 MiB); larger appends fail with
+    /// [`Error::RecordTooLarge`].
+    pub max_record_size: usize,
+    /// The file-system seam (default the real file system).
+    pub storage: Arc<dyn Storage>,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("segment_size", &self.segment_size)
+            .field("sync", &self.sync)
+            .field("max_record_size", &self.max_record_size)
+            .field("storage", &self.storage)
+            .finish()
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            segment_size: 64 << 20,
+            sync: SyncPolicy::Always,
+            max_record_size: 64 << 20,
+            storage: Arc::new(FsStorage),
+        }
+    }
+}
+
+impl Options {
+    /// Sets the segment capacity in bytes.
+    #[must_use]
+    pub fn with_segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size = bytes;
+        self
+    }
+
+    /// Sets the sync policy.
+    #[must_use]
+    pub fn with_sync(mut self, policy: SyncPolicy) -> Self {
+        self.sync = policy;
+        self
+    }
+
+    /// Sets the largest record accepted.
+    #[must_use]
+    pub fn with_max_record_size(mut self, bytes: usize) -> Self {
+        self.max_record_size = bytes;
+        self
+    }
+
+    /// Sets the file-system seam.
+    #[must_use]
+    pub fn with_storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = storage;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.segment_size < 4096 || self.segment_size > (1 << 40) {
+            return Err(Error::InvalidOptions(format!(
+                "segment_size {} is outside 4 KiB..=1 TiB",
+                self.segment_size
+            )));
+        }
+        if self.max_record_size > MAX_PAYLOAD {
+            return Err(Error::InvalidOptions(format!(
+                "max_record_size {} exceeds the format's limit of {MAX_PAYLOAD} bytes",
+                self.max_record_size
+            )));
+        }
+        if let SyncPolicy::Interval(d) = self.sync {
+            if d.is_zero() {
+                return Err(Error::InvalidOptions(
+                    "SyncPolicy::Interval needs a non-zero interval (use Always to sync each append)"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

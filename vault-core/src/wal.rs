@@ -1,0 +1,669 @@
+//! The `Wal`: appends from many threads, group commit, reads, truncation, recovery at open.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vault_buffer::PooledBuf;
+use vault_rotate::{RotateConfig, Rotator};
+use vault_segment::{
+    capacity_for, frame_len, partial_crc, DirLock, Record, Segment, SegmentAppender,
+    MARKER_FRAME_LEN,
+};
+
+use crate::error::{Error, Result};
+use crate::options::{Options, SyncPolicy};
+use crate::read::Iter;
+use crate::recovery::{analyse, RecoveryReport};
+use crate::sync::{
+    lock, Arc, AtomicBool, AtomicU64, Condvar, JoinHandle, Mutex, Ordering, RwLock, ThreadBuilder,
+};
+
+/// A log sequence number: records are numbered 1, 2, 3, … in append order, without gaps.
+pub type Lsn = u64;
+
+/// A write-ahead log in one directory. `Send + Sync`: share it (for example in an `Arc`) and
+/// append from any number of threads.
+///
+/// See the crate documentation for the life of a record and the crash semantics.
+#[derive(Debug)]
+pub struct Wal {
+    shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
+    closed: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    options: Options,
+    /// The append lock: the tail segment's appender and what rotation needs.
+    writer: Mutex<Writer>,
+    /// Every segment of the log, in order; the last is the writer's tail.
+    segments: RwLock<Vec<Segment>>,
+    /// Group commit: at most one thread flushes at a time; others wait on `sync_done`.
+    sync_state: Mutex<SyncState>,
+    sync_done: Condvar,
+    /// Every record up to here is durable.
+    durable: AtomicU64,
+    /// The last published LSN (0 when the log is empty).
+    last_lsn: AtomicU64,
+    /// Set (with `SyncState::poison`) after a failed sync.
+    poisoned: AtomicBool,
+    /// Stops the interval flusher.
+    stop_flusher: Mutex<bool>,
+    stop_flusher_cv: Condvar,
+    counters: Counters,
+    _lock: DirLock,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    appends: AtomicU64,
+    flushes: AtomicU64,
+    rotations: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Writer {
+    appender: SegmentAppender,
+    rotator: Option<Rotator>,
+    /// Segments filled since the last flush started, with their end offsets.
+    sealed: Vec<(Segment, usize)>,
+    /// The highest LSN a commit marker in the log attests.
+    attested: u64,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    in_progress: bool,
+    /// Reused by each flush so that group commit allocates nothing in steady state.
+    scratch: Vec<(Segment, usize)>,
+    poison: Option<String>,
+}
+
+/// Counters of a [`Wal`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// Records appended since open.
+    pub appends: u64,
+    /// Flushes performed (each covers every record published before it started).
+    pub flushes: u64,
+    /// Segment rotations.
+    pub rotations: u64,
+    /// Rotations where the writer had to wait for a segment.
+    pub segment_waits: u64,
+    /// Segments prepared by the background worker.
+    pub segments_prepared: u64,
+    /// Segments in the log now.
+    pub segments: usize,
+    /// The durable LSN.
+    pub durable_lsn: Lsn,
+    /// The last appended LSN.
+    pub last_lsn: Lsn,
+}
+
+/// The error of [`Wal::must_write`]: the cause, and the caller's buffer handed back untouched.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct MustWriteError {
+    /// Why the write failed.
+    #[source]
+    pub error: Error,
+    /// The buffer, still holding the record's bytes.
+    pub buf: PooledBuf,
+}
+
+impl Wal {
+    /// Opens (creating if missing) the WAL in `dir` and recovers it.
+    ///
+    /// Takes an exclusive lock on the directory, removes half-made `-pre` segments, reads every
+    /// segment (see the recovery rule in the crate docs), cuts a torn tail by zeroing it,
+    /// removes segments past the tail, syncs everything it keeps, and starts the rotation
+    /// worker. The returned WAL appends after the last valid record.
+    ///
+    /// Crash semantics: recovery only zeroes bytes past the last valid record and removes
+    /// files past it, then syncs the data and the directory before returning; a crash during
+    /// `open` leaves a directory that the next `open` recovers the same way.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another `Wal` holds the directory; [`Error::Corruption`] naming file
+    /// and offset if bytes before the tail are damaged (nothing is modified then);
+    /// [`Error::Io`] for I/O failures; [`Error::InvalidOptions`].
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<(Self, RecoveryReport)> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        let storage = Arc::clone(&options.storage);
+        storage
+            .create_dir_all(&dir)
+            .map_err(|e| Error::io("create directory", &dir, e))?;
+        let dir_lock = storage.lock_dir(&dir).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                Error::Locked { dir: dir.clone() }
+            } else {
+                Error::io("lock", &dir, e)
+            }
+        })?;
+        let a = analyse(&*storage, &dir, true)?;
+        if let Some(problem) = a.problem {
+            return Err(problem);
+        }
+        let mut report = RecoveryReport {
+            torn_tail: a.torn.clone(),
+            ..RecoveryReport::default()
+        };
+        let mut dir_changed = false;
+        for p in &a.pre {
+            storage.remove(p).map_err(|e| Error::io("remove", p, e))?;
+            report.removed_pre.push(p.clone());
+            dir_changed = true;
+        }
+        for s in a.past_tail {
+            let p = s.path().to_path_buf();
+            drop(s);
+            storage.remove(&p).map_err(|e| Error::io("remove", &p, e))?;
+            report.removed_segments.push(p);
+            dir_changed = true;
+        }
+        if dir_changed {
+            storage
+                .sync_dir(&dir)
+                .map_err(|e| Error::io("sync directory", &dir, e))?;
+        }
+        let next_index = a.kept.last().map_or(1, |s| s.segment.index() + 1);
+        let rotator = Rotator::start(RotateConfig {
+            dir: dir.clone(),
+            segment_size: options.segment_size,
+            first_index: next_index,
+            storage: Arc::clone(&storage),
+        })?;
+        let mut segments: Vec<Segment> = a.kept.iter().map(|s| s.segment.clone()).collect();
+        let appender = if let Some(tail) = a.kept.last() {
+            let first = match tail.segment.first_lsn() {
+                0 => a.next_lsn,
+                f => f,
+            };
+            tail.segment
+                .resume(first, a.tail_end, a.next_lsn, a.tail_dirty_end)?
+        } else {
+            let app = rotator.next_segment()?.activate(1);
+            segments.push(app.segment().clone());
+            app
+        };
+        // Records read back may sit in pages a killed process dirtied: make them durable
+        // before calling them so.
+        for s in &segments {
+            s.sync_all()?;
+        }
+        report.segments = segments.len();
+        report.first_lsn = a.first_lsn;
+        report.next_lsn = a.next_lsn;
+        report.records = a.next_lsn - a.first_lsn;
+        let durable = a.next_lsn - 1;
+        let shared = Arc::new(Shared {
+            dir,
+            writer: Mutex::new(Writer {
+                appender,
+                rotator: Some(rotator),
+                sealed: Vec::with_capacity(8),
+                attested: a.attested,
+            }),
+            segments: RwLock::new(segments),
+            sync_state: Mutex::new(SyncState {
+                scratch: Vec::with_capacity(8),
+                ..SyncState::default()
+            }),
+            sync_done: Condvar::new(),
+            durable: AtomicU64::new(durable),
+            last_lsn: AtomicU64::new(durable),
+            poisoned: AtomicBool::new(false),
+            stop_flusher: Mutex::new(false),
+            stop_flusher_cv: Condvar::new(),
+            counters: Counters::default(),
+            options,
+            _lock: dir_lock,
+        });
+        let flusher = match shared.options.sync {
+            SyncPolicy::Interval(every) => Some(start_flusher(Arc::clone(&shared), every)?),
+            _ => None,
+        };
+        Ok((
+            Self {
+                shared,
+                flusher,
+                closed: false,
+            },
+            report,
+        ))
+    }
+
+    /// Appends one record and returns its LSN.
+    ///
+    /// With [`SyncPolicy::Always`] it returns once the record is durable (sharing the flush
+    /// with concurrent appenders); otherwise once it is in the mapping and visible to readers.
+    ///
+    /// Crash semantics: a record is durable once a sync covering it returned (this call under
+    /// `Always`, else [`Wal::sync`] or the interval flusher). A crash before that may lose it,
+    /// and then also every later record; never an earlier durable one.
+    ///
+    /// # Errors
+    /// [`Error::RecordTooLarge`]; [`Error::Poisoned`] after a failed sync; I/O errors of a
+    /// rotation (for example a full disk); [`Error::Closed`].
+    pub fn append(&self, data: &[u8]) -> Result<Lsn> {
+        self.check_len(data.len())?;
+        let partial = partial_crc(data);
+        let lsn = {
+            let mut w = lock(&self.shared.writer);
+            self.check_open()?;
+            let lsn = self.append_locked(&mut w, data, partial)?;
+            w.appender.publish();
+            self.shared.last_lsn.store(lsn, Ordering::Release);
+            lsn
+        };
+        self.shared.counters.appends.fetch_add(1, Ordering::Relaxed);
+        if self.shared.options.sync == SyncPolicy::Always {
+            self.shared.sync_through(lsn)?;
+        }
+        Ok(lsn)
+    }
+
+    /// Appends several records with contiguous LSNs in one hold of the append lock; returns the
+    /// first LSN (the records get `first..first + n`). Returns the next LSN for an empty batch.
+    ///
+    /// Crash semantics: as [`Wal::append`] per record; a crash may keep a prefix of the batch.
+    ///
+    /// # Errors
+    /// As [`Wal::append`]; if a record is too large nothing is appended.
+    pub fn append_batch<R: AsRef<[u8]>>(&self, records: &[R]) -> Result<Lsn> {
+        for r in records {
+            self.check_len(r.as_ref().len())?;
+        }
+        let (first, last) = {
+            let mut w = lock(&self.shared.writer);
+            self.check_open()?;
+            let first = w.appender.next_lsn();
+            let mut last = first.saturating_sub(1);
+            for r in records {
+                let data = r.as_ref();
+                match self.append_locked(&mut w, data, partial_crc(data)) {
+                    Ok(lsn) => last = lsn,
+                    Err(e) => {
+                        w.appender.publish();
+                        self.shared.last_lsn.store(last, Ordering::Release);
+                        return Err(e);
+                    }
+                }
+            }
+            w.appender.publish();
+            self.shared.last_lsn.store(last, Ordering::Release);
+            (first, last)
+        };
+        self.shared
+            .counters
+            .appends
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        if self.shared.options.sync == SyncPolicy::Always && last >= first {
+            self.shared.sync_through(last)?;
+        }
+        Ok(first)
+    }
+
+    /// Appends the bytes of a pooled buffer. "Must" means the buffer's life is settled by this
+    /// call: on success it goes back to its pool (after the bytes are in the WAL, and durable
+    /// under [`SyncPolicy::Always`]); on failure it comes back to the caller inside the error,
+    /// bytes intact, so nothing is lost and nothing leaks.
+    ///
+    /// # Errors
+    /// As [`Wal::append`], wrapped with the buffer in [`MustWriteError`].
+    pub fn must_write(&self, buf: PooledBuf) -> Result<Lsn, MustWriteError> {
+        match self.append(&buf) {
+            Ok(lsn) => {
+                buf.must_release();
+                Ok(lsn)
+            }
+            Err(error) => Err(MustWriteError { error, buf }),
+        }
+    }
+
+    /// Makes every record whose append returned before this call durable, across segment
+    /// boundaries. Concurrent callers share one flush.
+    ///
+    /// Crash semantics: when this returns `Ok`, those records survive power loss: their bytes
+    /// were written with `msync(MS_SYNC)` and every segment holding them has a durable directory
+    /// entry (made so when the segment was installed). On error the WAL is poisoned: the
+    /// kernel may have dropped the unsynced pages, and no later call reports success over them.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] (this failure or an earlier one).
+    pub fn sync(&self) -> Result<()> {
+        let target = self.shared.last_lsn.load(Ordering::Acquire);
+        self.shared.sync_through(target)
+    }
+
+    /// Records from `lsn` on, in order, across segments. The iterator sees records published
+    /// by the time it reaches each segment; records keep their segment mapped while held.
+    #[must_use]
+    pub fn iter_from(&self, lsn: Lsn) -> Iter {
+        let segs = self
+            .shared
+            .segments
+            .read()
+            .unwrap_or_else(crate::sync::PoisonError::into_inner)
+            .clone();
+        Iter::new(segs, lsn)
+    }
+
+    /// The record with LSN `lsn`, if it is in the log.
+    #[must_use]
+    pub fn read(&self, lsn: Lsn) -> Option<Record> {
+        self.iter_from(lsn).next().filter(|r| r.lsn() == lsn)
+    }
+
+    /// LSN of the first record in the log (after truncation); equal to `last_lsn() + 1` when
+    /// the log is empty.
+    #[must_use]
+    pub fn first_lsn(&self) -> Lsn {
+        let segs = self
+            .shared
+            .segments
+            .read()
+            .unwrap_or_else(crate::sync::PoisonError::into_inner);
+        segs.first().map_or(1, Segment::first_lsn)
+    }
+
+    /// LSN of the last appended record (0 if none ever was).
+    #[must_use]
+    pub fn last_lsn(&self) -> Lsn {
+        self.shared.last_lsn.load(Ordering::Acquire)
+    }
+
+    /// Every record up to this LSN is durable.
+    #[must_use]
+    pub fn durable_lsn(&self) -> Lsn {
+        self.shared.durable.load(Ordering::Acquire)
+    }
+
+    /// The WAL directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn stats(&self) -> WalStats {
+        let c = &self.shared.counters;
+        let rot = lock(&self.shared.writer)
+            .rotator
+            .as_ref()
+            .map(Rotator::stats)
+            .unwrap_or_default();
+        WalStats {
+            appends: c.appends.load(Ordering::Relaxed),
+            flushes: c.flushes.load(Ordering::Relaxed),
+            rotations: c.rotations.load(Ordering::Relaxed),
+            segment_waits: rot.waits,
+            segments_prepared: rot.prepared,
+            segments: self
+                .shared
+                .segments
+                .read()
+                .unwrap_or_else(crate::sync::PoisonError::into_inner)
+                .len(),
+            durable_lsn: self.durable_lsn(),
+            last_lsn: self.last_lsn(),
+        }
+    }
+
+    /// Drops whole segments that hold only records before `lsn` (after a checkpoint); the
+    /// segment the writer appends to is never dropped. Returns the number of segments removed.
+    ///
+    /// Crash semantics: it first syncs (so the first remaining segment's first LSN is durable),
+    /// then unlinks the segments oldest first and syncs the directory before returning. A crash
+    /// in between leaves a prefix of them removed, which recovery reads as a log that starts
+    /// later; it never leaves a gap.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`]; I/O errors of the removal.
+    pub fn truncate_front(&self, lsn: Lsn) -> Result<usize> {
+        self.sync()?;
+        let removed: Vec<Segment> = {
+            let mut segs = self
+                .shared
+                .segments
+                .write()
+                .unwrap_or_else(crate::sync::PoisonError::into_inner);
+            let mut n = 0;
+            while n + 1 < segs.len() && segs[n + 1].first_lsn() <= lsn {
+                n += 1;
+            }
+            segs.drain(..n).collect()
+        };
+        let storage = &*self.shared.options.storage;
+        for s in &removed {
+            storage
+                .remove(s.path())
+                .map_err(|e| Error::io("remove", s.path(), e))?;
+        }
+        if !removed.is_empty() {
+            storage
+                .sync_dir(&self.shared.dir)
+                .map_err(|e| Error::io("sync directory", &self.shared.dir, e))?;
+        }
+        Ok(removed.len())
+    }
+
+    /// Syncs everything, writes a final commit marker (so that damage anywhere in the log is
+    /// reported at the next open rather than taken for a torn tail), stops the worker and
+    /// releases the directory.
+    ///
+    /// # Errors
+    /// The first error of the final syncs or of the worker.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        if let Some(f) = self.flusher.take() {
+            *lock(&self.shared.stop_flusher) = true;
+            self.shared.stop_flusher_cv.notify_all();
+            let _ = f.join();
+        }
+        let mut result = self.sync();
+        if result.is_ok() {
+            let wrote = {
+                let mut w = lock(&self.shared.writer);
+                let durable = self.durable_lsn();
+                if durable > w.attested && w.appender.append_marker(durable).is_ok() {
+                    w.attested = durable;
+                    w.appender.publish();
+                    true
+                } else {
+                    false
+                }
+            };
+            if wrote {
+                // The marker adds no record: flush it directly.
+                let (seg, end) = {
+                    let w = lock(&self.shared.writer);
+                    (w.appender.segment().clone(), w.appender.offset())
+                };
+                result = seg.sync_to(end).map_err(Error::from);
+            }
+        }
+        self.closed = true;
+        let rotator = lock(&self.shared.writer).rotator.take();
+        if let Some(r) = rotator {
+            let r = r.shutdown().map_err(Error::from);
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+
+    fn check_len(&self, len: usize) -> Result<()> {
+        let max = self.shared.options.max_record_size;
+        if len > max {
+            return Err(Error::RecordTooLarge { len, max });
+        }
+        Ok(())
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.shared.poisoned.load(Ordering::Acquire) {
+            return Err(self.poison_error());
+        }
+        Ok(())
+    }
+
+    fn poison_error(&self) -> Error {
+        let st = lock(&self.shared.sync_state);
+        Error::Poisoned {
+            cause: st.poison.clone().unwrap_or_default(),
+            durable: self.durable_lsn(),
+        }
+    }
+
+    /// Appends one frame (and a commit marker first, if a sync completed since the last one).
+    /// The caller publishes.
+    fn append_locked(&self, w: &mut Writer, data: &[u8], partial: u32) -> Result<Lsn> {
+        let durable = self.shared.durable.load(Ordering::Acquire);
+        let marker = durable > w.attested;
+        let need = frame_len(data.len()) + if marker { MARKER_FRAME_LEN } else { 0 };
+        if need > w.appender.room() {
+            self.rotate(w, data.len())?;
+        }
+        if marker && w.appender.append_marker(durable).is_ok() {
+            w.attested = durable;
+        }
+        w.appender
+            .append(data, partial)
+            .map_err(|_| Error::InvalidOptions("record does not fit a fresh segment".into()))
+    }
+
+    /// Seals the tail segment and continues in the next one, which the worker prepared.
+    fn rotate(&self, w: &mut Writer, payload_len: usize) -> Result<()> {
+        let rotator = w.rotator.as_ref().ok_or(Error::Closed)?;
+        let old = w.appender.segment().clone();
+        let end = w.appender.offset();
+        w.appender.publish();
+        // Queue the old segment's final sync before taking the next one, so the worker does it
+        // as soon as it wakes.
+        rotator.retire(old.clone(), end);
+        let next = rotator.next_segment_with_capacity(capacity_for(payload_len))?;
+        let app = next.activate(w.appender.next_lsn());
+        self.shared
+            .segments
+            .write()
+            .unwrap_or_else(crate::sync::PoisonError::into_inner)
+            .push(app.segment().clone());
+        w.sealed.push((old, end));
+        w.appender = app;
+        self.shared
+            .counters
+            .rotations
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Shared {
+    /// Group commit: returns once every record up to `target` is durable. One caller at a
+    /// time flushes everything published so far; the others wait for it and return if it
+    /// covered them, or take the next turn.
+    fn sync_through(&self, target: Lsn) -> Result<()> {
+        let sh = self;
+        loop {
+            if sh.durable.load(Ordering::Acquire) >= target {
+                return Ok(());
+            }
+            let mut st = lock(&sh.sync_state);
+            loop {
+                if let Some(cause) = &st.poison {
+                    return Err(Error::Poisoned {
+                        cause: cause.clone(),
+                        durable: sh.durable.load(Ordering::Acquire),
+                    });
+                }
+                if sh.durable.load(Ordering::Acquire) >= target {
+                    return Ok(());
+                }
+                if !st.in_progress {
+                    break;
+                }
+                st = sh
+                    .sync_done
+                    .wait(st)
+                    .unwrap_or_else(crate::sync::PoisonError::into_inner);
+            }
+            st.in_progress = true;
+            let mut scratch = std::mem::take(&mut st.scratch);
+            drop(st);
+            let flushed = self.flush(&mut scratch);
+            scratch.clear();
+            let mut st = lock(&sh.sync_state);
+            st.scratch = scratch;
+            st.in_progress = false;
+            match flushed {
+                Ok(covered) => {
+                    sh.durable.fetch_max(covered, Ordering::AcqRel);
+                    sh.counters.flushes.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    st.poison.get_or_insert_with(|| e.to_string());
+                    sh.poisoned.store(true, Ordering::Release);
+                }
+            }
+            drop(st);
+            sh.sync_done.notify_all();
+        }
+    }
+
+    /// Syncs every segment filled since the last flush and the tail up to its published end;
+    /// returns the LSN this covers.
+    fn flush(&self, scratch: &mut Vec<(Segment, usize)>) -> Result<Lsn> {
+        let covered = {
+            let mut w = lock(&self.writer);
+            scratch.append(&mut w.sealed);
+            scratch.push((w.appender.segment().clone(), w.appender.offset()));
+            w.appender.next_lsn() - 1
+        };
+        for (seg, end) in scratch.iter() {
+            seg.sync_to(*end)?;
+        }
+        Ok(covered)
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+fn start_flusher(shared: Arc<Shared>, every: Duration) -> Result<JoinHandle<()>> {
+    ThreadBuilder::new()
+        .name("vault-flush".into())
+        .spawn(move || {
+            let mut stop = lock(&shared.stop_flusher);
+            loop {
+                let (guard, _) = shared
+                    .stop_flusher_cv
+                    .wait_timeout(stop, every)
+                    .unwrap_or_else(crate::sync::PoisonError::into_inner);
+                stop = guard;
+                if *stop {
+                    return;
+                }
+                drop(stop);
+                let target = shared.last_lsn.load(Ordering::Acquire);
+                // A failure poisons the WAL; appenders and `sync` callers report it.
+                let _ = shared.sync_through(target);
+                stop = lock(&shared.stop_flusher);
+            }
+        })
+        .map_err(|e| Error::io("spawn flusher for", PathBuf::new(), e))
+}
