@@ -162,6 +162,13 @@ impl Record {
         self.seg.published_slice(self.offset, self.len)
     }
 
+    /// Byte offset of the record's payload in its segment file (its frame header is the 16
+    /// bytes before).
+    #[must_use]
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
     /// The segment the record lives in.
     #[must_use]
     pub fn segment(&self) -> &Segment {

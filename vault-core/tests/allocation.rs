@@ -1,0 +1,66 @@
+//! The hot path allocates nothing: `append` and `must_write` in steady state, counted.
+//!
+//! allocation-counter replaces this binary's global allocator and counts per thread.
+
+use vault_core::{Options, Pool, PoolConfig, SyncPolicy, Wal};
+
+#[test]
+fn append_and_must_write_allocate_nothing_in_steady_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(
+        dir.path(),
+        Options::default()
+            .with_segment_size(8 << 20)
+            .with_sync(SyncPolicy::Manual),
+    )
+    .unwrap();
+    let pool = Pool::new(PoolConfig::default()).unwrap();
+    let rec = [7u8; 256];
+    for _ in 0..100 {
+        wal.append(&rec).unwrap();
+        let mut b = pool.get();
+        b.extend_from_slice(&rec);
+        wal.must_write(b).unwrap();
+    }
+    wal.sync().unwrap();
+    let info = allocation_counter::measure(|| {
+        for i in 0..10_000 {
+            wal.append(&rec).unwrap();
+            let mut b = pool.get();
+            b.extend_from_slice(&rec);
+            wal.must_write(b).unwrap();
+            if i % 1000 == 0 {
+                wal.sync().unwrap();
+            }
+        }
+    });
+    assert_eq!(
+        info.count_total, 0,
+        "allocations on the append path: {info:?}"
+    );
+    assert_eq!(wal.last_lsn(), 20_200);
+}
+
+#[test]
+fn durable_appends_allocate_nothing_in_steady_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(
+        dir.path(),
+        Options::default()
+            .with_segment_size(8 << 20)
+            .with_sync(SyncPolicy::Always),
+    )
+    .unwrap();
+    for _ in 0..10 {
+        wal.append(b"warm").unwrap();
+    }
+    let info = allocation_counter::measure(|| {
+        for _ in 0..200 {
+            wal.append(b"durable record").unwrap();
+        }
+    });
+    assert_eq!(
+        info.count_total, 0,
+        "allocations on the durable path: {info:?}"
+    );
+}

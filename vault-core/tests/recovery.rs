@@ -1,0 +1,253 @@
+//! Recovery: torn tails are cut, damage before attested records is a typed error, the lock.
+
+mod common;
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::{assert_log, record, small};
+use vault_core::{inspect, CorruptionKind, Error, SyncPolicy, Wal};
+
+const CHILD_ENV: &str = "VAULT_TEST_CHILD_DIR";
+
+/// Not a test of its own: the body of the child process that `crash_child` runs. It appends
+/// 1..=100, syncs, appends 101..=110 without syncing and aborts (no destructor runs, so no
+/// final sync or marker: the state a killed process leaves).
+#[test]
+#[ignore = "run as a child process by the torn-tail tests"]
+fn child_appends_then_aborts() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let (wal, _) = Wal::open(&dir, small(64 * 1024, SyncPolicy::Manual)).unwrap();
+    for lsn in 1..=100 {
+        wal.append(&record(lsn)).unwrap();
+    }
+    wal.sync().unwrap();
+    for lsn in 101..=110 {
+        wal.append(&record(lsn)).unwrap();
+    }
+    std::process::abort();
+}
+
+fn crash_child(dir: &Path) {
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_appends_then_aborts",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD_ENV, dir)
+        .output()
+        .unwrap()
+        .status;
+    assert!(!status.success(), "the child must die by abort");
+}
+
+fn payload_offset(dir: &Path, lsn: u64) -> (std::path::PathBuf, u64) {
+    let ins = inspect(dir).unwrap();
+    let r = ins.records_from(lsn).next().unwrap();
+    assert_eq!(r.lsn(), lsn);
+    (r.segment().path().to_path_buf(), r.offset() as u64)
+}
+
+fn dir_digest(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn unsynced_records_of_a_killed_process_are_recovered_from_the_page_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    crash_child(dir.path());
+    let (wal, report) = Wal::open(dir.path(), small(64 * 1024, SyncPolicy::Manual)).unwrap();
+    assert_eq!(report.records, 110);
+    assert_eq!(report.torn_tail, None);
+    assert_log(&wal, 1, 110);
+}
+
+#[test]
+fn torn_tail_is_cut_to_the_last_whole_record_and_later_appends_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    crash_child(dir.path());
+    // Tear record 105: its page reached the disk half-written.
+    let (file, off) = payload_offset(dir.path(), 105);
+    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.write_all_at(&[0xEE; 3], off + 1).unwrap();
+    drop(f);
+
+    let opts = small(64 * 1024, SyncPolicy::Manual);
+    let (wal, report) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let torn = report.torn_tail.expect("a torn tail is reported");
+    assert_eq!(torn.file, file);
+    assert_eq!(torn.offset, off - 16, "cut at record 105's frame");
+    assert!(torn.bytes_dropped > 0);
+    assert_eq!(report.next_lsn, 105);
+    assert_log(&wal, 1, 104);
+    // Appends continue at 105 and are readable after another reopen: nothing stale behind.
+    for lsn in 105..=120 {
+        assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
+    }
+    wal.close().unwrap();
+    let (wal, report) = Wal::open(dir.path(), opts).unwrap();
+    assert_eq!(report.torn_tail, None);
+    assert_log(&wal, 1, 120);
+}
+
+#[test]
+fn damage_inside_attested_records_is_corruption_naming_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = small(4096, SyncPolicy::Manual);
+    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    for lsn in 1..=300 {
+        wal.append(&record(lsn)).unwrap();
+    }
+    wal.close().unwrap(); // syncs and writes a marker attesting all 300
+    let (file, off) = payload_offset(dir.path(), 150);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&file)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, off).unwrap();
+    f.write_all_at(&[b[0] ^ 0x10], off).unwrap();
+    drop(f);
+    let before = dir_digest(dir.path());
+
+    match Wal::open(dir.path(), opts) {
+        Err(Error::Corruption {
+            file: bad,
+            offset,
+            reason,
+        }) => {
+            assert_eq!(bad, file);
+            assert_eq!(offset, off - 16);
+            assert!(
+                matches!(
+                    reason,
+                    CorruptionKind::AcknowledgedRecordLost { lsn: 150, .. }
+                ),
+                "{reason:?}"
+            );
+            let msg = Error::Corruption {
+                file: bad,
+                offset,
+                reason,
+            }
+            .to_string();
+            assert!(
+                msg.contains(&offset.to_string()) && msg.contains("gs-vault-"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected Corruption, got {other:?}"),
+    }
+    assert_eq!(
+        dir_digest(dir.path()),
+        before,
+        "a refused open modifies nothing"
+    );
+}
+
+#[test]
+fn a_damaged_segment_header_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = small(4096, SyncPolicy::Manual);
+    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    for lsn in 1..=100 {
+        wal.append(&record(lsn)).unwrap();
+    }
+    wal.close().unwrap();
+    let files = common::segment_files(dir.path());
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&files[1])
+        .unwrap();
+    f.write_all_at(b"NOTVAULT", 0).unwrap();
+    match Wal::open(dir.path(), opts) {
+        Err(Error::Corruption {
+            file,
+            offset: 0,
+            reason: CorruptionKind::BadMagic,
+        }) => assert_eq!(file, files[1]),
+        other => panic!("expected Corruption(BadMagic), got {other:?}"),
+    }
+}
+
+#[test]
+fn a_missing_middle_segment_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = small(4096, SyncPolicy::Manual);
+    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    for lsn in 1..=200 {
+        wal.append(&record(lsn)).unwrap();
+    }
+    wal.close().unwrap();
+    let files = common::segment_files(dir.path());
+    assert!(files.len() >= 4);
+    std::fs::remove_file(&files[2]).unwrap();
+    match Wal::open(dir.path(), opts) {
+        Err(Error::Corruption {
+            reason: CorruptionKind::MissingSegment { index: 3 },
+            file,
+            ..
+        }) => assert_eq!(file, files[3]),
+        other => panic!("expected MissingSegment, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = small(8192, SyncPolicy::Manual);
+    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    match Wal::open(dir.path(), opts.clone()) {
+        Err(Error::Locked { dir: d }) => assert_eq!(d, dir.path()),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    wal.close().unwrap();
+    let (_wal, _) = Wal::open(dir.path(), opts).expect("the lock is released by close");
+}
+
+#[test]
+fn zeroed_activation_of_an_unsynced_new_segment_is_a_torn_tail() {
+    // A rotation whose new segment never got synced: its first-LSN block is lost, the records
+    // before it are whole. Recovery ends the log at the old segment.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = small(4096, SyncPolicy::Manual);
+    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    for lsn in 1..=40 {
+        wal.append(&record(lsn)).unwrap();
+    }
+    wal.sync().unwrap();
+    wal.close().unwrap();
+    let files = common::segment_files(dir.path());
+    let last = files.last().unwrap();
+    let first_of_last = inspect(dir.path())
+        .unwrap()
+        .segments()
+        .last()
+        .unwrap()
+        .first_lsn;
+    // Forget the last segment's activation and the commit marker close wrote there.
+    let len = std::fs::metadata(last).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(last).unwrap();
+    f.write_all_at(&vec![0u8; len as usize - 64], 64).unwrap();
+    drop(f);
+    let (wal, report) = Wal::open(dir.path(), opts).unwrap();
+    assert_eq!(report.next_lsn, first_of_last);
+    assert_log(&wal, 1, first_of_last - 1);
+}
