@@ -1,0 +1,115 @@
+//! The worker prepares ahead, hands off without a wait, retires, and cleans up on shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vault_rotate::{RotateConfig, Rotator};
+use vault_segment::{partial_crc, FsStorage};
+
+fn start(dir: &std::path::Path, first_index: u64) -> Rotator {
+    Rotator::start(RotateConfig {
+        dir: dir.to_path_buf(),
+        segment_size: 64 * 1024,
+        first_index,
+        storage: Arc::new(FsStorage),
+    })
+    .unwrap()
+}
+
+fn wait_prepared(r: &Rotator, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.stats().prepared < n {
+        assert!(
+            Instant::now() < deadline,
+            "worker never prepared segment {n}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn prepared_segments_are_handed_off_in_index_order_without_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path(), 5);
+    for expect in 5..10 {
+        wait_prepared(&r, expect - 4);
+        let p = r.next_segment().unwrap();
+        assert_eq!(p.index(), expect);
+    }
+    let s = r.stats();
+    assert_eq!(s.waits, 0, "{s:?}");
+    assert_eq!(s.handed_off, 5);
+    r.shutdown().unwrap();
+}
+
+#[test]
+fn only_one_spare_is_prepared_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path(), 1);
+    wait_prepared(&r, 1);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(r.stats().prepared, 1);
+    assert_eq!(names(dir.path()).len(), 1);
+    r.shutdown().unwrap();
+}
+
+#[test]
+fn shutdown_removes_the_unused_spare_and_leaves_no_pre_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path(), 1);
+    let used = r.next_segment().unwrap();
+    wait_prepared(&r, 2);
+    r.shutdown().unwrap();
+    let left = names(dir.path());
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].ends_with("-00000000000000000001.log"));
+    drop(used);
+}
+
+#[test]
+fn retire_syncs_the_full_segment_on_the_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path(), 1);
+    let mut a = r.next_segment().unwrap().activate(1);
+    a.append(b"x", partial_crc(b"x")).unwrap();
+    a.publish();
+    let seg = a.segment().clone();
+    assert!(seg.synced_end() < a.offset());
+    r.retire(seg.clone(), a.offset());
+    let _next = r.next_segment().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.stats().retired < 1 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(seg.synced_end() >= a.offset());
+    r.shutdown().unwrap();
+}
+
+#[test]
+fn an_oversized_request_enlarges_the_next_segment_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path(), 1);
+    let p = r.next_segment_with_capacity(1 << 20).unwrap();
+    assert_eq!(p.index(), 1);
+    assert!(p.limit() >= 1 << 20);
+    assert!(r.stats().waits >= 1, "enlarging counts as a wait");
+    let files = names(dir.path());
+    assert!(
+        files
+            .iter()
+            .filter(|n| n.contains("-00000000000000000001"))
+            .count()
+            == 1
+    );
+    r.shutdown().unwrap();
+}
