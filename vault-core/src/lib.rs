@@ -49,6 +49,11 @@ mod sync;
 mod wal;
 
 pub use error::{CorruptionKind, Error, Result};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
 pub use options::{Options, SyncPolicy};
 pub use read::{inspect, Health, Inspection, Iter, SegmentSummary};
 pub use recovery::{RecoveryReport, TornTail};
