@@ -268,6 +268,16 @@ pub(crate) fn analyse(storage: &dyn Storage, dir: &Path, writable: bool) -> Resu
         attested_past = attested_past.max(s.scan.attested).max(b.attested);
         dropped += (b.dirty_end - DATA_OFFSET) as u64;
     }
+    // A clean end followed by non-zero bytes means a zeroed frame header (a torn page, or
+    // damage): judge it by the same evidence as any other break.
+    let brk = brk.or_else(|| {
+        (dropped > 0).then(|| Break {
+            tail: brk_tail,
+            file: tail.segment.path().to_path_buf(),
+            offset: tail.scan.end as u64,
+            reason: CorruptionKind::BadFrameHeader,
+        })
+    });
     if let Some(b) = &brk {
         if attested_past >= expected && expected > 0 {
             a.problem = Some(corrupt(
@@ -291,15 +301,6 @@ pub(crate) fn analyse(storage: &dyn Storage, dir: &Path, writable: bool) -> Resu
                 reason: b.reason.to_string(),
             });
         }
-    } else if dropped > 0 {
-        // A clean end followed by stray non-zero bytes (a zeroed frame header from a torn page):
-        // nothing attests them, so they are a torn tail as well.
-        a.torn = Some(TornTail {
-            file: tail.segment.path().to_path_buf(),
-            offset: tail.scan.end as u64,
-            bytes_dropped: dropped,
-            reason: "non-zero bytes after the last record".into(),
-        });
     }
     let mut it = segs.into_iter();
     a.kept = it.by_ref().take(brk_tail + 1).collect();

@@ -251,3 +251,50 @@ fn zeroed_activation_of_an_unsynced_new_segment_is_a_torn_tail() {
     assert_eq!(report.next_lsn, first_of_last);
     assert_log(&wal, 1, first_of_last - 1);
 }
+
+fn closed_log_of_300(dir: &Path) -> vault_core::Options {
+    let opts = small(4096, SyncPolicy::Manual);
+    let (wal, _) = Wal::open(dir, opts.clone()).unwrap();
+    for lsn in 1..=300 {
+        wal.append(&record(lsn)).unwrap();
+    }
+    wal.close().unwrap();
+    opts
+}
+
+#[test]
+fn damage_to_the_last_record_of_a_closed_log_is_corruption() {
+    // close() writes a marker attesting every record, so even the last one is provably durable.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = closed_log_of_300(dir.path());
+    let (file, off) = payload_offset(dir.path(), 300);
+    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.write_all_at(&[0xFF, 0x00, 0xFF], off).unwrap();
+    drop(f);
+    match Wal::open(dir.path(), opts) {
+        Err(Error::Corruption {
+            file: bad,
+            offset,
+            reason: CorruptionKind::AcknowledgedRecordLost { lsn: 300, .. },
+        }) => assert_eq!((bad, offset), (file, off - 16)),
+        other => panic!("expected Corruption at record 300, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_zeroed_frame_header_before_attested_records_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = closed_log_of_300(dir.path());
+    let (file, off) = payload_offset(dir.path(), 299);
+    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.write_all_at(&[0u8; 16], off - 16).unwrap();
+    drop(f);
+    match Wal::open(dir.path(), opts) {
+        Err(Error::Corruption {
+            file: bad,
+            offset,
+            reason: CorruptionKind::AcknowledgedRecordLost { lsn: 299, .. },
+        }) => assert_eq!((bad, offset), (file, off - 16)),
+        other => panic!("expected Corruption at record 299, got {other:?}"),
+    }
+}

@@ -249,10 +249,10 @@ impl Segment {
         let pre = dir.join(segment_file_name(created, index, true));
         let fin = dir.join(segment_file_name(created, index, false));
         let salt = random_salt(&pre)?;
-        storage
-            .create_allocated(&pre, capacity)
-            .map_err(|e| Error::io("allocate", &pre, e))?;
         let made = (|| {
+            storage
+                .create_allocated(&pre, capacity)
+                .map_err(|e| Error::io("allocate", &pre, e))?;
             let region = storage
                 .map(&pre, true)
                 .map_err(|e| Error::io("map", &pre, e))?;
@@ -612,7 +612,9 @@ impl Segment {
         let want = frame_prefix(MARKER_PAYLOAD_LEN as u32, KIND_MARKER);
         let mut attested = 0;
         let mut off = from.next_multiple_of(FRAME_ALIGN);
-        while off + MARKER_FRAME_LEN <= dirty_end {
+        // A marker's first byte (its length) is non-zero, so every marker starts before
+        // `dirty_end`, though its last bytes may be zero and lie past it.
+        while off < dirty_end && off + MARKER_FRAME_LEN <= limit {
             let h = read_bytes(&*inner.region, off, MARKER_FRAME_LEN);
             if h[0..8] == want && h[12..16] == [0; 4] {
                 let mut p = [0u8; MARKER_PAYLOAD_LEN];

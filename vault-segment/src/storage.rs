@@ -15,8 +15,9 @@
 //! - **The file is never truncated or shrunk while mapped.** Space is allocated for real
 //!   (`fallocate`, or written zeros where the file system lacks it; never a sparse `ftruncate`)
 //!   before the mapping is made, so a store can never fault on a full disk (`SIGBUS`). Recovery
-//!   cuts a torn tail by writing zeros, not by truncating. Files are unlinked only after the WAL
-//!   dropped its last handle to their mapping, and unlinking keeps a mapped inode alive anyway.
+//!   cuts a torn tail by writing zeros, not by truncating. A file may be unlinked while still
+//!   mapped (`truncate_front`, with readers holding records): unlinking, unlike truncation,
+//!   keeps the mapped inode and its pages alive until the last mapping goes.
 //! - **Durability is only `msync(MS_SYNC)` (or `fdatasync`).** A store into the mapping is in the
 //!   page cache, nothing more. After a failed sync the pages may be marked clean with the data
 //!   lost (fsyncgate): the caller must poison itself, never retry and report success.
