@@ -37,4 +37,4 @@ pub use segment::{
     capacity_for, round_capacity, Beyond, NoRoom, PreparedSegment, Record, Records, Scan, Segment,
     SegmentAppender, Stop,
 };
-pub use storage::{DirLock, FsStorage, Region, Storage};
+pub use storage::{DirLock, FsStorage, RecordingStorage, Region, Storage, SyncEvent};

@@ -492,7 +492,15 @@ impl Segment {
             inner.sync_failed.store(true, Ordering::Release);
             return Err(Error::io("sync", &inner.path, e));
         }
-        inner.synced.fetch_max(end, Ordering::AcqRel);
+        if all {
+            // Everything is on disk now, but what counts for later syncs is the published end:
+            // bytes the appender writes past it must be synced again.
+            inner
+                .synced
+                .store(inner.published.load(Ordering::Acquire), Ordering::Release);
+        } else {
+            inner.synced.fetch_max(end, Ordering::AcqRel);
+        }
         Ok(())
     }
 
