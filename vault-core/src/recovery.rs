@@ -60,7 +60,8 @@ pub struct TornTail {
     pub file: PathBuf,
     /// Offset in that file where the cut was made.
     pub offset: u64,
-    /// Non-zero bytes dropped: in that segment past the cut, plus in removed segments.
+    /// Bytes dropped: from the cut to the last non-zero byte of that segment, plus the same
+    /// span (from the first frame) in each removed segment.
     pub bytes_dropped: u64,
     /// Why the chain stopped there.
     pub reason: String,

@@ -90,7 +90,8 @@ pub struct WalStats {
     pub flushes: u64,
     /// Segment rotations.
     pub rotations: u64,
-    /// Rotations where the writer had to wait for a segment.
+    /// Times the writer had to wait for a segment: rotations that found none ready, records
+    /// that needed an enlarged segment, and the first segment of a brand-new log.
     pub segment_waits: u64,
     /// Segments prepared by the background worker.
     pub segments_prepared: u64,
