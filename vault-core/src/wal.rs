@@ -551,10 +551,10 @@ impl Wal {
         let old = w.appender.segment().clone();
         let end = w.appender.offset();
         w.appender.publish();
-        // Queue the old segment's final sync before taking the next one, so the worker does it
-        // as soon as it wakes.
-        rotator.retire(old.clone(), end);
         let next = rotator.next_segment_with_capacity(capacity_for(payload_len))?;
+        // Taking the spare asked the worker for the next one; it prepares that first and then
+        // does this segment's final sync.
+        rotator.retire(old.clone(), end);
         let app = next.activate(w.appender.next_lsn());
         self.shared
             .segments

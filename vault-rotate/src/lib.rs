@@ -3,10 +3,11 @@
 //!
 //! Preparing a segment (create as `-pre`, allocate for real, pre-fault, write and sync the
 //! header, rename, fsync the directory; see [`vault_segment::Segment::create`]) costs
-//! milliseconds. The worker does it ahead of time and then waits, holding the prepared segment,
-//! in a rendezvous channel: when the writer rotates, [`Rotator::next_segment`] takes it without
-//! waiting, and the worker starts on the one after. Retiring a full segment (its final
-//! `msync`) also happens on the worker.
+//! milliseconds. The worker does it ahead of time and leaves the prepared segment in a
+//! one-slot channel: when the writer rotates, [`Rotator::next_segment`] takes it without
+//! waiting and asks for a refill, and the worker prepares the next one at once, before it
+//! retires the full segment (its final `msync`), so at most one spare exists and it is ready as
+//! early as possible.
 //!
 //! This crate decides *when* and *which*; the file work itself is `vault-segment`'s, and what a
 //! rotation means for LSNs and durability is `vault-core`'s.
@@ -95,6 +96,8 @@ struct Counters {
 }
 
 enum Request {
+    /// The writer took the spare: prepare the next one.
+    Refill,
     /// Final sync of a full segment up to `end`, then drop the worker's handle.
     Retire(Segment, usize),
 }
@@ -116,9 +119,9 @@ impl Rotator {
     /// # Errors
     /// [`Error::Spawn`] if the thread cannot start.
     pub fn start(config: RotateConfig) -> Result<Self> {
-        // Capacity 0: the worker hands over in a rendezvous, holding exactly one prepared
-        // segment while it waits, so at most one spare exists.
-        let (ready_tx, ready_rx) = bounded(0);
+        // One slot: the worker leaves one prepared segment there and refills it when the
+        // writer takes it, so at most one spare exists.
+        let (ready_tx, ready_rx) = bounded(1);
         let (req_tx, req_rx) = unbounded();
         let counters = Arc::new(Counters::default());
         let worker = {
@@ -154,6 +157,10 @@ impl Rotator {
             }
             Err(TryRecvError::Disconnected) => return Err(Error::WorkerGone),
         };
+        if let Some(tx) = &self.requests {
+            // The worker is gone if this fails; the next call reports it.
+            let _ = tx.send(Request::Refill);
+        }
         let seg = got?;
         self.counters.handed_off.fetch_add(1, Ordering::Relaxed);
         Ok(seg)
@@ -206,12 +213,25 @@ impl Rotator {
     }
 
     fn stop(&mut self) -> Result<()> {
-        // Disconnecting both channels wakes the worker wherever it waits.
-        drop(self.ready.take());
+        // Disconnecting both channels wakes the worker wherever it waits. The worker may be
+        // preparing one more spare; it removes that one itself when its send fails.
         drop(self.requests.take());
-        match self.worker.take() {
-            Some(w) => w.join().map_err(|_| Error::WorkerGone),
-            None => Ok(()),
+        let spare = self.worker.take().map(|w| w.join());
+        if let Some(ready) = self.ready.take() {
+            while let Ok(made) = ready.try_recv() {
+                if let Ok(p) = made {
+                    let path = p.segment().path().to_path_buf();
+                    drop(p);
+                    let storage = &*self.config.storage;
+                    if storage.remove(&path).is_ok() {
+                        let _ = storage.sync_dir(&self.config.dir);
+                    }
+                }
+            }
+        }
+        match spare {
+            Some(Err(_)) => Err(Error::WorkerGone),
+            _ => Ok(()),
         }
     }
 }
@@ -230,39 +250,60 @@ fn run(
 ) {
     let storage = &*config.storage;
     let mut index = config.first_index;
+    let mut retire_later = Vec::new();
     loop {
-        // Retirements first: the writer queues them before it takes the next segment.
-        while let Ok(req) = requests.try_recv() {
-            retire(req, counters);
-        }
+        // Invariant: the writer took the previous spare (or there was none yet), so the slot is
+        // free and the send below does not block.
         let made = Segment::create(storage, &config.dir, index, config.segment_size);
         if made.is_ok() {
             index += 1;
             counters.prepared.fetch_add(1, Ordering::Relaxed);
         }
-        match ready.send(made.map_err(Error::from)) {
-            Ok(()) => {}
-            Err(back) => {
-                // Shut down while holding a spare: remove it so the directory holds only
-                // segments that are part of the log.
-                if let Ok(spare) = back.into_inner() {
-                    let path = spare.segment().path().to_path_buf();
-                    drop(spare);
-                    if storage.remove(&path).is_ok() {
-                        let _ = storage.sync_dir(&config.dir);
-                    }
+        if let Err(back) = ready.send(made.map_err(Error::from)) {
+            // Shut down: remove the spare so the directory holds only segments of the log.
+            if let Ok(spare) = back.into_inner() {
+                let path = spare.segment().path().to_path_buf();
+                drop(spare);
+                if storage.remove(&path).is_ok() {
+                    let _ = storage.sync_dir(&config.dir);
                 }
-                break;
+            }
+            break;
+        }
+        // The spare is ready; now the full segments handed over meanwhile.
+        for req in retire_later.drain(..) {
+            retire(req, counters);
+        }
+        // Sleep until the writer takes the spare (Refill) or hands over a full segment.
+        let mut refill = false;
+        while !refill {
+            match requests.recv() {
+                Ok(Request::Refill) => refill = true,
+                Ok(req) => retire(req, counters),
+                Err(_) => {
+                    for req in retire_later.drain(..) {
+                        retire(req, counters);
+                    }
+                    return;
+                }
+            }
+            // Retirements that arrived with the refill wait until the next spare is ready.
+            while let Ok(req) = requests.try_recv() {
+                match req {
+                    Request::Refill => refill = true,
+                    other => retire_later.push(other),
+                }
             }
         }
     }
-    for req in requests {
+    for req in retire_later.drain(..).chain(requests.iter()) {
         retire(req, counters);
     }
 }
 
 fn retire(req: Request, counters: &Counters) {
     match req {
+        Request::Refill => {}
         Request::Retire(seg, end) => {
             if seg.sync_to(end).is_ok() {
                 counters.retired.fetch_add(1, Ordering::Relaxed);
