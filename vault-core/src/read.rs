@@ -80,7 +80,9 @@ pub enum Health<'a> {
     Clean,
     /// Whole up to a torn tail that recovery would cut.
     TornTail(&'a TornTail),
-    /// Corruption recovery would refuse; the records before it are readable.
+    /// Recovery would refuse to open the log; the records before the problem are readable.
+    /// Usually [`Error::Corruption`]; a segment that could not be read at all (an I/O error, or
+    /// a format version this build does not read) is reported here too, with its own variant.
     Corrupt(&'a Error),
 }
 
@@ -99,12 +101,19 @@ pub struct Inspection {
 /// reported by [`Inspection::health`], with the records before it still readable.
 pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection> {
     let dir = dir.as_ref();
-    if !dir.is_dir() {
-        return Err(Error::io(
-            "open WAL directory",
-            dir,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
-        ));
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::io(
+                "open WAL directory",
+                dir,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    "not a directory (give the directory that holds the segment files)",
+                ),
+            ))
+        }
+        Err(e) => return Err(Error::io("open WAL directory", dir, e)),
     }
     let a = analyse(&FsStorage, dir, false)?;
     Ok(Inspection {
