@@ -346,7 +346,7 @@ proptest! {
                 Op::Get => live.push(get_checked(&pool, &mut model, &mut idle)),
                 Op::Grow { slot, bytes } if !live.is_empty() => {
                     let n = live.len();
-                    live[slot % n].extend(std::iter::repeat(0xA5).take(bytes));
+                    live[slot % n].extend(std::iter::repeat_n(0xA5, bytes));
                 }
                 Op::Release { slot } if !live.is_empty() => {
                     let buf = live.swap_remove(slot % live.len());
