@@ -158,7 +158,11 @@ impl Wal {
             report.removed_pre.push(p.clone());
             dir_changed = true;
         }
-        for s in a.past_tail {
+        // Newest first: the removals become durable in order (all at the directory fsync
+        // below, or any prefix of them if power fails before it), and removing from the end
+        // keeps every prefix a contiguous run of segments. Oldest first, a crash could leave
+        // segment n and n + 2 without n + 1, which the next open refuses as a gap.
+        for s in a.past_tail.into_iter().rev() {
             let p = s.path().to_path_buf();
             drop(s);
             storage.remove(&p).map_err(|e| Error::io("remove", &p, e))?;

@@ -442,6 +442,47 @@ impl Snapshot {
         self.names_seen.get(&file).map(PathBuf::as_path)
     }
 
+    /// The durable bytes of a page (`None` if the file or page is not in the snapshot).
+    #[must_use]
+    pub fn durable_page(&self, page: DirtyPage) -> Option<&[u8]> {
+        let img = self.files.get(&page.file)?;
+        let start = page.page.checked_mul(PAGE_SIZE)?;
+        let end = (start + PAGE_SIZE).min(img.durable.len());
+        img.durable.get(start..end)
+    }
+
+    /// The live bytes of a dirty page (`None` if it is not dirty here).
+    #[must_use]
+    pub fn live_page(&self, page: DirtyPage) -> Option<&[u8]> {
+        let img = self.files.get(&page.file)?;
+        img.dirty
+            .iter()
+            .find(|(n, _)| *n == page.page)
+            .map(|(_, live)| &live[..])
+    }
+
+    /// A hash of everything a crash can produce from this snapshot (durable images, dirty
+    /// pages, names, pending operations), so tests can skip states they already checked.
+    /// Equal snapshots have equal fingerprints; `point` and `mark` are not included.
+    #[must_use]
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for (id, img) in &self.files {
+            id.hash(&mut h);
+            img.durable.hash(&mut h);
+            for (n, live) in &img.dirty {
+                n.hash(&mut h);
+                live.hash(&mut h);
+            }
+        }
+        self.durable_names.hash(&mut h);
+        for op in &self.pending {
+            op.to_string().hash(&mut h);
+        }
+        h.finish()
+    }
+
     /// The storage a power failure at this moment leaves, with `choice` deciding which
     /// unsynced pages and directory operations reached the disk. Entries of `choice` naming
     /// pages that are not dirty here are ignored.
