@@ -7,6 +7,7 @@
 //! ```text
 //! cargo xtask            # list the commands
 //! cargo xtask ci         # fmt, clippy, test, doc and the CLI contract, as CI runs them
+//! cargo xtask powerloss  # the power-loss model in release, 100,000+ crash states
 //! ```
 //!
 //! Every command runs from the workspace root and calls cargo through `$CARGO` (which cargo
@@ -18,6 +19,8 @@
 //! [`Task`] for it to [`TASKS`]; help is generated from that table.
 //!
 //! [cargo-xtask]: https://github.com/matklad/cargo-xtask
+
+mod powerloss;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -37,11 +40,18 @@ struct Task {
 }
 
 /// Every command, in the order help lists them.
-const TASKS: &[Task] = &[Task {
-    name: "ci",
-    summary: "run what CI runs: fmt check, clippy, tests, docs, then the CLI contract",
-    run: ci,
-}];
+const TASKS: &[Task] = &[
+    Task {
+        name: "ci",
+        summary: "run what CI runs: fmt check, clippy, tests, docs, then the CLI contract",
+        run: ci,
+    },
+    Task {
+        name: "powerloss",
+        summary: "power-loss model in release: --states N random crash states (default 100000)",
+        run: powerloss::powerloss,
+    },
+];
 
 /// Where the CLI contract check lives, relative to the workspace root. It is shared with other
 /// checkouts, so it sits beside the repository rather than in it, and may be absent.
