@@ -1078,6 +1078,18 @@ impl fmt::Debug for SimRegion {
     }
 }
 
+impl SimRegion {
+    /// The name the file has now (it may have been renamed since it was mapped), for the
+    /// operation log.
+    fn current_name(&self) -> PathBuf {
+        let st = self.shared.lock();
+        st.names_seen
+            .get(&self.file)
+            .cloned()
+            .unwrap_or_else(|| self.path.clone())
+    }
+}
+
 // SAFETY: `live` is a heap buffer of `len` bytes allocated once and never moved or resized; the
 // region holds an `Arc` to it, so it stays valid for the region's life even after the file is
 // removed or the storage dropped. The simulator never writes live bytes after creating them
@@ -1097,7 +1109,8 @@ unsafe impl Region for SimRegion {
     }
 
     fn sync(&self, offset: usize, len: usize) -> io::Result<()> {
-        self.shared.op(OpKind::Sync, &self.path, |st, fault| {
+        let path = self.current_name();
+        self.shared.op(OpKind::Sync, &path, |st, fault| {
             let total = self.live.len;
             let end = offset.saturating_add(len).min(total);
             if offset >= end {
@@ -1135,7 +1148,8 @@ unsafe impl Region for SimRegion {
     }
 
     fn prefault(&self) -> io::Result<()> {
-        self.shared.op(OpKind::Prefault, &self.path, |_, fault| {
+        let path = self.current_name();
+        self.shared.op(OpKind::Prefault, &path, |_, fault| {
             fault.map_or(Ok(()), Err)
         })
     }
