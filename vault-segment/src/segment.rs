@@ -228,7 +228,8 @@ impl Segment {
     /// returned segment's name is durable.
     ///
     /// # Errors
-    /// I/O errors (disk full included) name the file; the `-pre` file is removed on failure.
+    /// I/O errors (disk full included) name the file; on failure the file is removed, under
+    /// its `-pre` or (if only the directory fsync failed) its final name.
     pub fn create(
         storage: &dyn Storage,
         dir: &Path,
@@ -249,7 +250,8 @@ impl Segment {
         let pre = dir.join(segment_file_name(created, index, true));
         let fin = dir.join(segment_file_name(created, index, false));
         let salt = random_salt(&pre)?;
-        let made = (|| {
+        let mut renamed = false;
+        let mut made = || {
             storage
                 .create_allocated(&pre, capacity)
                 .map_err(|e| Error::io("allocate", &pre, e))?;
@@ -272,6 +274,7 @@ impl Segment {
             storage
                 .rename(&pre, &fin)
                 .map_err(|e| Error::io("rename", &pre, e))?;
+            renamed = true;
             storage
                 .sync_dir(dir)
                 .map_err(|e| Error::io("sync directory", dir, e))?;
@@ -279,14 +282,18 @@ impl Segment {
                 .unwrap_or(usize::MAX)
                 .min(region.len());
             Ok(Segment::from_parts(fin.clone(), header, region, limit))
-        })();
+        };
+        let made = made();
         match made {
             Ok(seg) => {
                 seg.inner.synced.store(seg.inner.limit, Ordering::Release);
                 Ok(PreparedSegment { seg })
             }
             Err(e) => {
-                let _ = storage.remove(&pre);
+                // Remove the file under whichever name it has: left under the final name (the
+                // directory fsync failed), it would become a second file of this index when
+                // the retry, at a later time, gets a name with a later timestamp.
+                let _ = storage.remove(if renamed { &fin } else { &pre });
                 Err(e)
             }
         }
