@@ -35,9 +35,9 @@ mod sync;
 
 use std::path::PathBuf;
 
-use sync::{bounded, unbounded, Arc, AtomicU64, JoinHandle, Ordering, Receiver, Sender};
-use sync::{ThreadBuilder, TryRecvError};
-use vault_segment::{PreparedSegment, Segment, Storage};
+use sync::{bounded, unbounded, Arc, AtomicU64, JoinHandle, Mutex, Ordering, PoisonError};
+use sync::{Receiver, Sender, ThreadBuilder, TryRecvError};
+use vault_segment::{PreparedSegment, Segment, SegmentHeader, Storage};
 
 /// Errors of the rotation worker.
 #[non_exhaustive]
@@ -111,6 +111,9 @@ pub struct Rotator {
     worker: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
     config: RotateConfig,
+    /// A spare taken from the worker whose enlargement failed: its index is still the next
+    /// one, so the next hand-off prepares it again (under the same name) on this thread.
+    owed: Mutex<Option<SegmentHeader>>,
 }
 
 impl Rotator {
@@ -138,6 +141,7 @@ impl Rotator {
             worker: Some(worker),
             counters,
             config,
+            owed: Mutex::new(None),
         })
     }
 
@@ -148,6 +152,10 @@ impl Rotator {
     /// The worker's error if preparing failed (for example a full disk); the worker tries again
     /// for the next call. [`Error::WorkerGone`] if it stopped.
     pub fn next_segment(&self) -> Result<PreparedSegment> {
+        self.next_segment_with_capacity(0)
+    }
+
+    fn take_spare(&self) -> Result<PreparedSegment> {
         let ready = self.ready.as_ref().ok_or(Error::WorkerGone)?;
         let got = match ready.try_recv() {
             Ok(r) => r,
@@ -167,17 +175,41 @@ impl Rotator {
     }
 
     /// Takes the next segment, enlarged on this thread if it holds fewer than `min_capacity`
-    /// bytes (a record larger than a normal segment). Enlarging counts as a wait.
+    /// bytes (a record larger than a normal segment). Enlarging counts as a wait. If an
+    /// enlargement fails, the segment's index is not lost: the next call prepares that index
+    /// again on this thread (also counted as a wait) rather than taking the worker's spare.
     ///
     /// # Errors
     /// As [`Rotator::next_segment`], plus I/O errors of the enlargement.
     pub fn next_segment_with_capacity(&self, min_capacity: u64) -> Result<PreparedSegment> {
-        let seg = self.next_segment()?;
+        let storage = &*self.config.storage;
+        let mut owed = self.owed.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(h) = owed.take() {
+            self.counters.waits.fetch_add(1, Ordering::Relaxed);
+            let capacity = min_capacity.max(self.config.segment_size);
+            return match PreparedSegment::recreate(storage, &self.config.dir, &h, capacity) {
+                Ok(seg) => {
+                    self.counters.handed_off.fetch_add(1, Ordering::Relaxed);
+                    Ok(seg)
+                }
+                Err(e) => {
+                    *owed = Some(h);
+                    Err(e.into())
+                }
+            };
+        }
+        let seg = self.take_spare()?;
         if seg.limit() as u64 >= min_capacity {
             return Ok(seg);
         }
         self.counters.waits.fetch_add(1, Ordering::Relaxed);
-        Ok(seg.enlarge(&*self.config.storage, &self.config.dir, min_capacity)?)
+        let h = *seg.segment().header();
+        seg.enlarge(storage, &self.config.dir, min_capacity)
+            .map_err(|e| {
+                // The worker has moved on to the next index; this one must still come next.
+                *owed = Some(h);
+                e.into()
+            })
     }
 
     /// Hands a full segment to the worker for its final sync of `[.., end)`. A failure there

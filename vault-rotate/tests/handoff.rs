@@ -113,3 +113,41 @@ fn an_oversized_request_enlarges_the_next_segment_in_place() {
     );
     r.shutdown().unwrap();
 }
+
+/// Regression: an enlargement that failed (a full disk) had already taken the spare, so the
+/// next hand-off came with the following index and the failed one stayed on disk unactivated
+/// inside the log: recovery stopped there and cut every later segment, acknowledged records
+/// included (or refused the log once the segments before were truncated).
+#[test]
+fn a_failed_enlargement_does_not_skip_its_segment_index() {
+    use vault_segment::sim::{FaultError, OpKind, SimStorage};
+    use vault_segment::Storage;
+
+    let sim = Arc::new(SimStorage::new());
+    let dir = std::path::PathBuf::from("/wal");
+    sim.create_dir_all(&dir).unwrap();
+    let r = Rotator::start(RotateConfig {
+        dir: dir.clone(),
+        segment_size: 4096,
+        first_index: 1,
+        storage: Arc::clone(&sim) as Arc<dyn Storage>,
+    })
+    .unwrap();
+    wait_prepared(&r, 1);
+    // The disk fills up: the enlargement of spare 1 fails (and so may the next spare).
+    sim.fail_from(OpKind::Allocate, 2, FaultError::NoSpace);
+    assert!(r.next_segment_with_capacity(64 * 1024).is_err());
+    sim.clear_faults();
+    let mut got = None;
+    for _ in 0..3 {
+        if let Ok(p) = r.next_segment_with_capacity(64 * 1024) {
+            got = Some(p);
+            break;
+        }
+    }
+    let p = got.expect("space is back: a segment is handed over");
+    assert_eq!(p.index(), 1, "index 1 was skipped");
+    assert!(p.limit() >= 64 * 1024);
+    drop(p);
+    r.shutdown().unwrap();
+}

@@ -786,7 +786,25 @@ impl PreparedSegment {
     pub fn enlarge(self, storage: &dyn Storage, dir: &Path, capacity: u64) -> Result<Self> {
         let h = *self.seg.header();
         drop(self);
-        Segment::create_at(storage, dir, h.index, capacity, h.created_nanos)
+        Self::recreate(storage, dir, &h, capacity)
+    }
+
+    /// Prepares segment `header.index` again, under the name of the file `header` describes
+    /// (same index and creation time), replacing that file if it is still there. This is how
+    /// the writer retries an [`PreparedSegment::enlarge`] that failed: the index was taken,
+    /// and skipping it would leave an unactivated segment inside the log.
+    ///
+    /// Crash semantics: as [`PreparedSegment::enlarge`].
+    ///
+    /// # Errors
+    /// As [`Segment::create`].
+    pub fn recreate(
+        storage: &dyn Storage,
+        dir: &Path,
+        header: &SegmentHeader,
+        capacity: u64,
+    ) -> Result<Self> {
+        Segment::create_at(storage, dir, header.index, capacity, header.created_nanos)
     }
 
     /// Makes the segment the writer's tail, starting at `first_lsn`.
