@@ -48,7 +48,7 @@ const TASKS: &[Task] = &[
     },
     Task {
         name: "powerloss",
-        summary: "power-loss model in release: --states N random crash states (default 100000)",
+        summary: "power-loss model in release: [--states N (default 100000)] [--first-seed S]",
         run: powerloss::powerloss,
     },
 ];

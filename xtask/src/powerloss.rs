@@ -1,8 +1,10 @@
-//! `cargo xtask powerloss [--states N]`: the power-loss model, long.
+//! `cargo xtask powerloss [--states N] [--first-seed S]`: the power-loss model, long.
 //!
 //! Runs `vault-core/tests/power_loss.rs` in release with `VAULT_POWERLOSS_STATES=N` (default
 //! 100,000 random crash states, on top of the fixed exhaustive workloads), streams its output,
-//! and prints the total number of crash states checked, summed from the lines the tests print
+//! and prints the total number of crash states checked. `--first-seed S` starts the random
+//! workloads at seed `S` (`VAULT_POWERLOSS_FIRST_SEED`), so repeated runs explore new ones. It
+//! prints the total number of crash states checked, summed from the lines the tests print
 //! (`power_loss <name>: checked <n> states ...`).
 
 use std::io::{BufRead, BufReader};
@@ -16,7 +18,7 @@ const DEFAULT_STATES: u64 = 100_000;
 
 /// Runs the power-loss tests in release with a large state count and prints the total.
 pub(crate) fn powerloss(workspace: &Workspace, args: &[String]) -> Result<(), Error> {
-    let states = parse_states(args)?;
+    let (states, first_seed) = parse_args(args)?;
     let mut command = workspace.cargo([
         "test",
         "--release",
@@ -30,10 +32,10 @@ pub(crate) fn powerloss(workspace: &Workspace, args: &[String]) -> Result<(), Er
     command
         .env("VAULT_POWERLOSS_STATES", states.to_string())
         .stdout(Stdio::piped());
-    println!(
-        "==> powerloss: VAULT_POWERLOSS_STATES={states} {}",
-        crate::display_command(&command)
-    );
+    if let Some(seed) = first_seed {
+        command.env("VAULT_POWERLOSS_FIRST_SEED", seed.to_string());
+    }
+    println!("==> powerloss: {}", crate::display_command(&command));
     let start = Instant::now();
     let mut child = command.spawn().map_err(|source| Error::Spawn {
         step: "powerloss",
@@ -67,26 +69,35 @@ pub(crate) fn powerloss(workspace: &Workspace, args: &[String]) -> Result<(), Er
     Ok(())
 }
 
-/// `--states N` (or `--states=N`); nothing else is accepted.
-fn parse_states(args: &[String]) -> Result<u64, Error> {
+/// `--states N` and `--first-seed S` (each also as `--name=value`); nothing else.
+fn parse_args(args: &[String]) -> Result<(u64, Option<u64>), Error> {
     let mut states = DEFAULT_STATES;
+    let mut first_seed = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        let value = match arg.as_str() {
-            "--states" => it.next().map(String::as_str),
-            other => other.strip_prefix("--states="),
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (arg.as_str(), None),
         };
-        let Some(value) = value else {
+        if name != "--states" && name != "--first-seed" {
             return Err(Error::Usage(format!(
-                "`powerloss` takes `--states N`, got `{arg}`"
+                "`powerloss` takes `--states N` and `--first-seed S`, got `{arg}`"
             )));
+        }
+        let Some(value) = inline.or_else(|| it.next().map(String::as_str)) else {
+            return Err(Error::Usage(format!("`{name}` needs a number")));
         };
-        states = value
+        let number: u64 = value
             .replace('_', "")
             .parse()
-            .map_err(|_| Error::Usage(format!("`--states` needs a number, got `{value}`")))?;
+            .map_err(|_| Error::Usage(format!("`{name}` needs a number, got `{value}`")))?;
+        if name == "--states" {
+            states = number;
+        } else {
+            first_seed = Some(number);
+        }
     }
-    Ok(states)
+    Ok((states, first_seed))
 }
 
 /// The `<n>` of a `power_loss <name>: checked <n> states` line.
@@ -108,15 +119,16 @@ mod tests {
     }
 
     #[test]
-    fn states_accepts_both_spellings_and_rejects_anything_else() {
+    fn arguments_accept_both_spellings_and_reject_anything_else() {
         let args = |v: &[&str]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
-        assert_eq!(parse_states(&args(&[])).unwrap(), DEFAULT_STATES);
+        assert_eq!(parse_args(&args(&[])).unwrap(), (DEFAULT_STATES, None));
         assert_eq!(
-            parse_states(&args(&["--states", "500_000"])).unwrap(),
-            500_000
+            parse_args(&args(&["--states", "500_000", "--first-seed=9"])).unwrap(),
+            (500_000, Some(9))
         );
-        assert_eq!(parse_states(&args(&["--states=7"])).unwrap(), 7);
-        assert!(parse_states(&args(&["--states"])).is_err());
-        assert!(parse_states(&args(&["--fast"])).is_err());
+        assert_eq!(parse_args(&args(&["--states=7"])).unwrap(), (7, None));
+        assert!(parse_args(&args(&["--states"])).is_err());
+        assert!(parse_args(&args(&["--states", "many"])).is_err());
+        assert!(parse_args(&args(&["--fast"])).is_err());
     }
 }
