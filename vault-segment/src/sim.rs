@@ -708,8 +708,12 @@ impl State {
     }
 }
 
+/// A callback run after every operation (see [`SimStorage::set_hook`]).
+pub type Hook = Arc<dyn Fn(&CrashPoint) + Send + Sync>;
+
 struct Shared {
     state: Mutex<State>,
+    hook: Mutex<Option<Hook>>,
 }
 
 impl Shared {
@@ -757,7 +761,16 @@ impl Shared {
             let snap = st.snapshot(after.clone());
             st.snapshots.push(snap);
         }
-        st.log.push(after);
+        st.log.push(after.clone());
+        drop(st);
+        let hook = self
+            .hook
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(hook) = hook {
+            hook(&after);
+        }
         result
     }
 }
@@ -799,6 +812,7 @@ impl SimStorage {
         Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
+                hook: Mutex::new(None),
             }),
         }
     }
@@ -825,6 +839,18 @@ impl SimStorage {
     #[must_use]
     pub fn take_snapshots(&self) -> Vec<Snapshot> {
         std::mem::take(&mut self.shared.lock().snapshots)
+    }
+
+    /// Runs `hook` after every later operation, on the thread that made it, with no lock of
+    /// the storage held (so it may call the storage, and the WAL above it, itself; it runs
+    /// for those calls too). Lets a test act at an exact point, for example append from inside
+    /// a sync. `None` removes it. A crashed storage starts without a hook.
+    pub fn set_hook(&self, hook: Option<Hook>) {
+        *self
+            .shared
+            .hook
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = hook;
     }
 
     /// Sets the number later snapshots carry in [`Snapshot::mark`].
