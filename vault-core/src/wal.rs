@@ -431,6 +431,10 @@ impl Wal {
     /// [`Error::Poisoned`]; I/O errors of the removal.
     pub fn truncate_front(&self, lsn: Lsn) -> Result<usize> {
         self.sync()?;
+        // Only a segment whose first LSN is durable may become the first one: its activation
+        // was synced with it. A segment another appender rotated into after the sync above is
+        // not, and a log that began with it would not open after a power loss.
+        let lsn = lsn.min(self.durable_lsn());
         let removed: Vec<Segment> = {
             let mut segs = self
                 .shared

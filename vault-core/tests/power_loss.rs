@@ -769,3 +769,67 @@ fn a_crash_while_recovery_removes_segments_past_the_tail_leaves_no_gap() {
         );
     }
 }
+
+/// Regression: `truncate_front(lsn)` synced, then dropped every segment followed by one whose
+/// first LSN is at most `lsn`. With `lsn` past what that sync covered (here `u64::MAX`, "drop
+/// everything old"), a rotation by another appender in between made the new tail, whose
+/// activation was not durable yet, the only segment: after a power loss the log began with an
+/// unactivated segment of index > 1, which `open` refuses (`BadActivation`). Found by reading
+/// `truncate_front` while writing these tests; the hook makes the race deterministic.
+#[test]
+fn truncate_front_racing_a_rotation_keeps_a_durable_first_segment() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+
+    let sim = SimStorage::new();
+    let opts = |s: &SimStorage| {
+        Options::default()
+            .with_segment_size(4096)
+            .with_sync(SyncPolicy::Manual)
+            .with_storage(Arc::new(s.clone()) as Arc<dyn Storage>)
+    };
+    let wal = Arc::new(Wal::open(dir(), opts(&sim)).unwrap().0);
+    let mut last = 0;
+    while wal.stats().segments < 3 {
+        last = wal.append(&record(last + 1)).unwrap();
+    }
+    let tail = wal.read(last).unwrap().segment().path().to_path_buf();
+    let armed = Arc::new(AtomicBool::new(true));
+    let next = Arc::new(AtomicU64::new(last + 1));
+    {
+        let (wal, armed, next) = (Arc::clone(&wal), Arc::clone(&armed), Arc::clone(&next));
+        sim.set_hook(Some(Arc::new(move |p: &CrashPoint| {
+            let CrashPoint::After {
+                kind: OpKind::Sync,
+                path,
+                ok: true,
+                ..
+            } = p
+            else {
+                return;
+            };
+            // Right after truncate_front's sync of the tail, another appender fills it and
+            // rotates into the next segment.
+            if *path == tail && armed.swap(false, SeqCst) {
+                let rotations = wal.stats().rotations;
+                while wal.stats().rotations == rotations {
+                    let lsn = next.fetch_add(1, SeqCst);
+                    assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
+                }
+            }
+        })));
+    }
+    wal.truncate_front(u64::MAX).unwrap();
+    sim.set_hook(None);
+    assert!(!armed.load(SeqCst), "the race was not staged");
+    // Power fails right after truncate_front returned.
+    let crashed = sim.crash(&CrashChoice::none());
+    drop(wal);
+    let (wal, _) = Wal::open(dir(), opts(&crashed))
+        .unwrap_or_else(|e| panic!("open after truncate_front and power loss: {e}"));
+    let exp = Expect {
+        acked: last,
+        appended: next.load(SeqCst) - 1,
+        truncated: u64::MAX,
+    };
+    check_log(&wal, exp, true, u64::MAX).unwrap();
+}
