@@ -313,3 +313,30 @@ fn one_storage_serves_many_threads_as_a_dyn_storage() {
         assert_eq!((scan.records, scan.stop), (20, Stop::End));
     }
 }
+
+#[test]
+fn the_hook_runs_after_every_operation_and_may_call_the_storage() {
+    use std::sync::Mutex;
+
+    let sim = storage();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    {
+        let (inner, seen) = (sim.clone(), Arc::clone(&seen));
+        sim.set_hook(Some(Arc::new(move |p: &CrashPoint| {
+            let CrashPoint::After { kind, .. } = p else {
+                panic!("hooks see only 'after' points");
+            };
+            seen.lock().unwrap().push(*kind);
+            // Calling the storage from the hook does not deadlock; the hook sees that call too.
+            if *kind == OpKind::Allocate {
+                inner.sync_dir(&dir()).unwrap();
+            }
+        })));
+    }
+    sim.create_allocated(&dir().join("f"), 4096).unwrap();
+    sim.set_hook(None);
+    sim.remove(&dir().join("f")).unwrap();
+    assert_eq!(*seen.lock().unwrap(), [OpKind::Allocate, OpKind::SyncDir]);
+    // The hook's directory fsync made the creation durable.
+    assert_eq!(sim.crash(&CrashChoice::none()).live_names(&dir()).len(), 1);
+}
