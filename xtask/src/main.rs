@@ -7,6 +7,7 @@
 //! ```text
 //! cargo xtask            # list the commands
 //! cargo xtask ci         # fmt, clippy, test, doc and the CLI contract, as CI runs them
+//! cargo xtask crash      # thousands of kill -9 generations (release)
 //! ```
 //!
 //! Every command runs from the workspace root and calls cargo through `$CARGO` (which cargo
@@ -26,6 +27,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, ExitStatus};
 use std::time::{Duration, Instant};
 
+mod crash;
+
 /// A command `cargo xtask` understands.
 struct Task {
     /// What the user types after `cargo xtask`.
@@ -37,11 +40,18 @@ struct Task {
 }
 
 /// Every command, in the order help lists them.
-const TASKS: &[Task] = &[Task {
-    name: "ci",
-    summary: "run what CI runs: fmt check, clippy, tests, docs, then the CLI contract",
-    run: ci,
-}];
+const TASKS: &[Task] = &[
+    Task {
+        name: "ci",
+        summary: "run what CI runs: fmt check, clippy, tests, docs, then the CLI contract",
+        run: ci,
+    },
+    Task {
+        name: "crash",
+        summary: "kill -9 a writer over many generations: --cycles N (default 2000), --seed S",
+        run: crash::crash,
+    },
+];
 
 /// Where the CLI contract check lives, relative to the workspace root. It is shared with other
 /// checkouts, so it sits beside the repository rather than in it, and may be absent.
