@@ -298,3 +298,39 @@ fn a_zeroed_frame_header_before_attested_records_is_corruption() {
         other => panic!("expected Corruption at record 299, got {other:?}"),
     }
 }
+
+#[test]
+fn a_truncated_segment_is_corruption_not_a_silent_cut() {
+    // Truncating the last segment inside record 299 also removes close()'s marker, the only
+    // evidence that records 299 and 300 were acknowledged. The file's length is evidence too:
+    // a segment is allocated in full before it is named, so a short one was cut by something.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = closed_log_of_300(dir.path());
+    let (file, off) = payload_offset(dir.path(), 299);
+    assert_eq!(
+        payload_offset(dir.path(), 300).0,
+        file,
+        "299 and 300 share the last segment"
+    );
+    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.set_len(off + 100).unwrap();
+    drop(f);
+    let before = dir_digest(dir.path());
+    match Wal::open(dir.path(), opts) {
+        Err(Error::Corruption {
+            file: bad,
+            offset,
+            reason:
+                CorruptionKind::Truncated {
+                    len,
+                    capacity: 4096,
+                },
+        }) => assert_eq!((bad, offset, len), (file, off + 100, off + 100)),
+        other => panic!("expected Corruption(Truncated), got {other:?}"),
+    }
+    assert_eq!(
+        dir_digest(dir.path()),
+        before,
+        "a refused open modifies nothing"
+    );
+}
