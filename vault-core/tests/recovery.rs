@@ -334,3 +334,72 @@ fn a_truncated_segment_is_corruption_not_a_silent_cut() {
         "a refused open modifies nothing"
     );
 }
+
+/// Rewrites the header of `file` with another salt and a valid checksum: the file's bytes as
+/// they would be after another use of it under a new header.
+fn resalt(file: &Path) {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(file)
+        .unwrap();
+    let mut h = [0u8; 64];
+    f.read_exact_at(&mut h, 0).unwrap();
+    let u64_at = |at: usize| u64::from_le_bytes(h[at..at + 8].try_into().unwrap());
+    let header = vault_segment::format::SegmentHeader {
+        index: u64_at(16),
+        salt: u64_at(24) ^ 0x0101_0000,
+        capacity: u64_at(32),
+        created_nanos: u64_at(40),
+    };
+    f.write_all_at(&header.encode(), 0).unwrap();
+}
+
+#[test]
+fn an_activation_block_that_is_neither_zero_nor_valid_is_corruption() {
+    // In the last segment of a closed log: under another salt neither the first-LSN block nor
+    // close()'s marker validate, so nothing on disk attests the segment's records. Reading the
+    // block as "never activated" would drop those acknowledged records as a torn tail.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = closed_log_of_300(dir.path());
+    let files = common::segment_files(dir.path());
+    let last = files.last().unwrap();
+    resalt(last);
+    let before = dir_digest(dir.path());
+    match Wal::open(dir.path(), opts.clone()) {
+        Err(Error::Corruption {
+            file,
+            offset: 64,
+            reason: CorruptionKind::BadActivation,
+        }) => assert_eq!(&file, last),
+        other => panic!("expected Corruption(BadActivation) in the last segment, got {other:?}"),
+    }
+    assert_eq!(
+        dir_digest(dir.path()),
+        before,
+        "a refused open modifies nothing"
+    );
+
+    // A flipped bit in the first LSN of a killed writer's segment: its records were never
+    // synced, but the block cannot tear into this, so it is damage, not a torn tail.
+    let dir = tempfile::tempdir().unwrap();
+    crash_child(dir.path());
+    let files = common::segment_files(dir.path());
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&files[0])
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, 64).unwrap();
+    f.write_all_at(&[b[0] ^ 4], 64).unwrap();
+    drop(f);
+    match Wal::open(dir.path(), small(64 * 1024, SyncPolicy::Manual)) {
+        Err(Error::Corruption {
+            file,
+            offset: 64,
+            reason: CorruptionKind::BadActivation,
+        }) => assert_eq!(file, files[0]),
+        other => panic!("expected Corruption(BadActivation), got {other:?}"),
+    }
+}
