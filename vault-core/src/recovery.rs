@@ -105,6 +105,7 @@ pub(crate) struct Analysis {
 struct Break {
     /// Position in `segs` of the segment where the log ends.
     tail: usize,
+    /// Where the bytes that end the chain are: what a `Corruption` names.
     file: PathBuf,
     offset: u64,
     reason: CorruptionKind,
@@ -239,10 +240,12 @@ pub(crate) fn analyse(storage: &dyn Storage, dir: &Path, writable: bool) -> Resu
                         reason: CorruptionKind::BadActivation,
                     });
                 } else {
+                    // The log ends at the previous segment's end, but the bytes at fault are
+                    // this segment's first-LSN block: name them if this turns out corruption.
                     brk = Some(Break {
                         tail: i - 1,
-                        file: segs[i - 1].segment.path().to_path_buf(),
-                        offset: segs[i - 1].scan.end as u64,
+                        file: path.to_path_buf(),
+                        offset: 64,
                         reason: CorruptionKind::BadActivation,
                     });
                 }

@@ -403,3 +403,29 @@ fn an_activation_block_that_is_neither_zero_nor_valid_is_corruption() {
         other => panic!("expected Corruption(BadActivation), got {other:?}"),
     }
 }
+
+#[test]
+fn a_lost_activation_before_attested_records_names_that_segment() {
+    // A zeroed first-LSN block in a middle segment of a closed log: later markers attest its
+    // records, so this is corruption, and the error must point at the block that is gone,
+    // not at the end of the segment before it.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = closed_log_of_300(dir.path());
+    let files = common::segment_files(dir.path());
+    let victim = &files[4];
+    let first = inspect(dir.path()).unwrap().segments()[4].first_lsn;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(victim)
+        .unwrap();
+    f.write_all_at(&[0u8; 12], 64).unwrap();
+    drop(f);
+    match Wal::open(dir.path(), opts) {
+        Err(Error::Corruption {
+            file,
+            offset: 64,
+            reason: CorruptionKind::AcknowledgedRecordLost { lsn, .. },
+        }) => assert_eq!((&file, lsn), (victim, first)),
+        other => panic!("expected Corruption at the lost activation, got {other:?}"),
+    }
+}
