@@ -158,7 +158,9 @@ impl Wal {
             report.removed_pre.push(p.clone());
             dir_changed = true;
         }
-        for s in a.past_tail {
+        // Newest first: a crash between two removals must leave contiguous indexes, or the
+        // next open would find a missing segment where it should find a torn tail.
+        for s in a.past_tail.into_iter().rev() {
             let p = s.path().to_path_buf();
             drop(s);
             storage.remove(&p).map_err(|e| Error::io("remove", &p, e))?;

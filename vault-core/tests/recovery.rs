@@ -5,6 +5,8 @@ mod common;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use common::{assert_log, record, small};
 use vault_core::{inspect, CorruptionKind, Error, SyncPolicy, Wal};
@@ -428,4 +430,78 @@ fn a_lost_activation_before_attested_records_names_that_segment() {
         }) => assert_eq!((&file, lsn), (victim, first)),
         other => panic!("expected Corruption at the lost activation, got {other:?}"),
     }
+}
+
+/// The real file system, except that the second `remove` fails: the state a crash leaves
+/// after `open` removed one file of several.
+#[derive(Debug, Default)]
+struct SecondRemoveFails {
+    removes: AtomicUsize,
+}
+
+impl vault_core::Storage for SecondRemoveFails {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        vault_core::FsStorage.create_dir_all(dir)
+    }
+    fn lock_dir(&self, dir: &Path) -> std::io::Result<vault_segment::DirLock> {
+        vault_core::FsStorage.lock_dir(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+        vault_core::FsStorage.list(dir)
+    }
+    fn create_allocated(&self, path: &Path, len: u64) -> std::io::Result<()> {
+        vault_core::FsStorage.create_allocated(path, len)
+    }
+    fn map(&self, path: &Path, writable: bool) -> std::io::Result<Box<dyn vault_segment::Region>> {
+        vault_core::FsStorage.map(path, writable)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        vault_core::FsStorage.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        if self.removes.fetch_add(1, Ordering::SeqCst) == 1 {
+            return Err(std::io::Error::other("injected: the process dies here"));
+        }
+        vault_core::FsStorage.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        vault_core::FsStorage.sync_dir(dir)
+    }
+}
+
+#[test]
+fn a_crash_while_open_removes_segments_past_the_tail_leaves_a_recoverable_log() {
+    // Three segments past a torn tail: segment 12's first-LSN block never reached the disk,
+    // and nothing attests records past it (close()'s marker is gone too). Recovery removes
+    // 12, 13 and 14; if it dies after removing one of them, what is left must still open.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = closed_log_of_300(dir.path());
+    let ins = inspect(dir.path()).unwrap();
+    let segs = ins.segments();
+    assert_eq!(segs.len(), 14, "the log this test was written for");
+    let cut_at = segs[11].first_lsn;
+    let last = &segs[13];
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segs[11].path)
+        .unwrap();
+    f.write_all_at(&[0u8; 12], 64).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last.path)
+        .unwrap();
+    f.write_all_at(&[0u8; 32], last.bytes_used - 32).unwrap();
+    drop(f);
+
+    let failing = opts
+        .clone()
+        .with_storage(Arc::new(SecondRemoveFails::default()));
+    assert!(
+        matches!(Wal::open(dir.path(), failing), Err(Error::Io { .. })),
+        "the injected failure stops open"
+    );
+    let (wal, report) =
+        Wal::open(dir.path(), opts).expect("a directory left by a crash inside recovery opens");
+    assert_eq!(report.next_lsn, cut_at);
+    assert_log(&wal, 1, cut_at - 1);
 }
