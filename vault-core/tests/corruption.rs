@@ -1181,3 +1181,66 @@ fn every_damaged_log_is_cut_cleanly_or_refused_with_file_and_offset() {
         failures.join("\n")
     );
 }
+
+/// A one-segment log written byte by byte: header, an activation stating `first`, and records
+/// sealed with the LSNs that follow (so every checksum is valid).
+fn handmade_log(dir: &Path, first: u64, records: &[&[u8]]) -> PathBuf {
+    let salt = 0x0BAD_5EED_0000_0001;
+    let mut v = vec![0u8; 4096];
+    let h = SegmentHeader {
+        index: 1,
+        salt,
+        capacity: 4096,
+        created_nanos: 1_700_000_000_000_000_000,
+    };
+    v[0..64].copy_from_slice(&h.encode());
+    v[64..76].copy_from_slice(&encode_activation(first, salt));
+    let mut off = 128;
+    for (i, data) in records.iter().enumerate() {
+        let lsn = first.wrapping_add(i as u64);
+        v[off..off + 4].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        v[off + 4] = 1;
+        let crc = seal_crc(partial_crc(data), salt, lsn);
+        v[off + 8..off + 12].copy_from_slice(&crc.to_le_bytes());
+        v[off + 16..off + 16 + data.len()].copy_from_slice(data);
+        off += (16 + data.len() + 7) & !7;
+    }
+    let path = dir.join(segment_file_name(h.created_nanos, 1, false));
+    std::fs::write(&path, v).unwrap();
+    path
+}
+
+#[test]
+fn a_first_lsn_whose_records_would_overflow_is_corruption_not_a_panic() {
+    // Found by fuzzing (segment_scan): an activation block with a valid checksum stating a
+    // first LSN near 2^64 made the scan's LSN arithmetic overflow (a panic in debug builds,
+    // a wrapped next LSN in release).
+    for first in [u64::MAX, u64::MAX - 1, 1 << 63] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = handmade_log(dir.path(), first, &[b"one", b"two"]);
+        let ins = inspect(dir.path()).unwrap();
+        match ins.health() {
+            Health::Corrupt(Error::Corruption {
+                file: f,
+                offset: 64,
+                reason: CorruptionKind::BadActivation,
+            }) => assert_eq!(f, &file),
+            other => panic!("first LSN {first}: inspect says {other:?}"),
+        }
+        match Wal::open(dir.path(), opts()) {
+            Err(Error::Corruption {
+                offset: 64,
+                reason: CorruptionKind::BadActivation,
+                ..
+            }) => {}
+            other => panic!("first LSN {first}: expected BadActivation, got {other:?}"),
+        }
+    }
+    // The largest first LSN the format accepts still works.
+    let dir = tempfile::tempdir().unwrap();
+    let first = (1 << 63) - 1;
+    handmade_log(dir.path(), first, &[b"one", b"two"]);
+    let (wal, report) = Wal::open(dir.path(), opts()).unwrap();
+    assert_eq!((report.first_lsn, report.next_lsn), (first, first + 2));
+    assert_eq!(wal.read(first + 1).unwrap().data(), b"two");
+}
