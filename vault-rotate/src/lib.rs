@@ -35,7 +35,8 @@ mod sync;
 
 use std::path::PathBuf;
 
-use sync::{bounded, unbounded, Arc, AtomicU64, JoinHandle, Ordering, Receiver, Sender};
+use sync::{bounded, unbounded, Arc, AtomicU64, JoinHandle, Mutex, Ordering, PoisonError};
+use sync::{Receiver, Sender};
 use sync::{ThreadBuilder, TryRecvError};
 use vault_segment::{PreparedSegment, Segment, Storage};
 
@@ -107,6 +108,9 @@ enum Request {
 #[derive(Debug)]
 pub struct Rotator {
     ready: Option<Receiver<Result<PreparedSegment>>>,
+    /// A spare handed back because enlarging it failed: it holds the next index, so it is the
+    /// next segment handed out (skipping it would leave a hole in the log).
+    kept: Mutex<Option<PreparedSegment>>,
     requests: Option<Sender<Request>>,
     worker: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
@@ -134,6 +138,7 @@ impl Rotator {
         };
         Ok(Self {
             ready: Some(ready_rx),
+            kept: Mutex::new(None),
             requests: Some(req_tx),
             worker: Some(worker),
             counters,
@@ -148,6 +153,9 @@ impl Rotator {
     /// The worker's error if preparing failed (for example a full disk); the worker tries again
     /// for the next call. [`Error::WorkerGone`] if it stopped.
     pub fn next_segment(&self) -> Result<PreparedSegment> {
+        if let Some(kept) = self.take_kept() {
+            return Ok(kept);
+        }
         let ready = self.ready.as_ref().ok_or(Error::WorkerGone)?;
         let got = match ready.try_recv() {
             Ok(r) => r,
@@ -170,14 +178,26 @@ impl Rotator {
     /// bytes (a record larger than a normal segment). Enlarging counts as a wait.
     ///
     /// # Errors
-    /// As [`Rotator::next_segment`], plus I/O errors of the enlargement.
+    /// As [`Rotator::next_segment`], plus I/O errors of the enlargement (for example a full
+    /// disk). The segment that could not be enlarged stays the next one handed out.
     pub fn next_segment_with_capacity(&self, min_capacity: u64) -> Result<PreparedSegment> {
         let seg = self.next_segment()?;
         if seg.limit() as u64 >= min_capacity {
             return Ok(seg);
         }
         self.counters.waits.fetch_add(1, Ordering::Relaxed);
-        Ok(seg.enlarge(&*self.config.storage, &self.config.dir, min_capacity)?)
+        seg.enlarge(&*self.config.storage, &self.config.dir, min_capacity)
+            .map_err(|e| {
+                *self.kept.lock().unwrap_or_else(PoisonError::into_inner) = e.original;
+                e.error.into()
+            })
+    }
+
+    fn take_kept(&self) -> Option<PreparedSegment> {
+        self.kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// Hands a full segment to the worker for its final sync of `[.., end)`. A failure there
@@ -204,7 +224,8 @@ impl Rotator {
     }
 
     /// Stops the worker: it finishes pending retirements, removes the spare segment it
-    /// prepared but never handed over (and syncs the directory), and exits.
+    /// prepared but never handed over (and syncs the directory), and exits. A spare kept
+    /// after a failed enlargement is removed too.
     ///
     /// # Errors
     /// [`Error::WorkerGone`] if the worker panicked.
@@ -227,6 +248,16 @@ impl Rotator {
                         let _ = storage.sync_dir(&self.config.dir);
                     }
                 }
+            }
+        }
+        // A kept spare has a lower index than the one in the slot: removed last, so that a
+        // crash in between leaves no hole in the indexes.
+        if let Some(p) = self.take_kept() {
+            let path = p.segment().path().to_path_buf();
+            drop(p);
+            let storage = &*self.config.storage;
+            if storage.remove(&path).is_ok() {
+                let _ = storage.sync_dir(&self.config.dir);
             }
         }
         match spare {

@@ -3,5 +3,5 @@
 
 pub(crate) use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
 pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
-pub(crate) use std::sync::Arc;
+pub(crate) use std::sync::{Arc, Mutex, PoisonError};
 pub(crate) use std::thread::{Builder as ThreadBuilder, JoinHandle};

@@ -92,6 +92,20 @@ impl fmt::Debug for SegmentAppender {
     }
 }
 
+/// The error of [`PreparedSegment::enlarge`]: the cause, and the original segment when it is
+/// still the file under its name.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct EnlargeError {
+    /// Why the larger segment could not be made.
+    #[source]
+    pub error: Error,
+    /// The segment `enlarge` was called on, unchanged and still installed under its name, if
+    /// the failure came before the larger file replaced it; `None` if the larger file was
+    /// installed but syncing the directory failed.
+    pub original: Option<PreparedSegment>,
+}
+
 /// The frame does not fit in what is left of the segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoRoom;
@@ -245,11 +259,24 @@ impl Segment {
         capacity: u64,
         created: u64,
     ) -> Result<PreparedSegment> {
+        Self::create_installing(storage, dir, index, capacity, created).map_err(|(e, _)| e)
+    }
+
+    /// [`Segment::create`] at a given creation time; an error also says whether the new file
+    /// had already been renamed to the final name (replacing any file there).
+    fn create_installing(
+        storage: &dyn Storage,
+        dir: &Path,
+        index: u64,
+        capacity: u64,
+        created: u64,
+    ) -> Result<PreparedSegment, (Error, bool)> {
         let capacity = round_capacity(capacity);
         let pre = dir.join(segment_file_name(created, index, true));
         let fin = dir.join(segment_file_name(created, index, false));
-        let salt = random_salt(&pre)?;
-        let made = (|| {
+        let salt = random_salt(&pre).map_err(|e| (e, false))?;
+        let mut installed = false;
+        let mut made = || {
             storage
                 .create_allocated(&pre, capacity)
                 .map_err(|e| Error::io("allocate", &pre, e))?;
@@ -272,6 +299,7 @@ impl Segment {
             storage
                 .rename(&pre, &fin)
                 .map_err(|e| Error::io("rename", &pre, e))?;
+            installed = true;
             storage
                 .sync_dir(dir)
                 .map_err(|e| Error::io("sync directory", dir, e))?;
@@ -279,15 +307,15 @@ impl Segment {
                 .unwrap_or(usize::MAX)
                 .min(region.len());
             Ok(Segment::from_parts(fin.clone(), header, region, limit))
-        })();
-        match made {
+        };
+        match made() {
             Ok(seg) => {
                 seg.inner.synced.store(seg.inner.limit, Ordering::Release);
                 Ok(PreparedSegment { seg })
             }
             Err(e) => {
                 let _ = storage.remove(&pre);
-                Err(e)
+                Err((e, installed))
             }
         }
     }
@@ -789,11 +817,23 @@ impl PreparedSegment {
     /// either the old or the new segment, both valid and unactivated.
     ///
     /// # Errors
-    /// As [`Segment::create`].
-    pub fn enlarge(self, storage: &dyn Storage, dir: &Path, capacity: u64) -> Result<Self> {
+    /// As [`Segment::create`], in an [`EnlargeError`] that hands this segment back when the
+    /// larger file never replaced it (a full disk or a file-size limit fails the allocation):
+    /// it is still installed and unused, and its index must not be skipped, so the caller
+    /// keeps it as the next spare.
+    pub fn enlarge(
+        self,
+        storage: &dyn Storage,
+        dir: &Path,
+        capacity: u64,
+    ) -> Result<Self, EnlargeError> {
         let h = *self.seg.header();
-        drop(self);
-        Segment::create_at(storage, dir, h.index, capacity, h.created_nanos)
+        Segment::create_installing(storage, dir, h.index, capacity, h.created_nanos).map_err(
+            |(error, installed)| EnlargeError {
+                error,
+                original: (!installed).then_some(self),
+            },
+        )
     }
 
     /// Makes the segment the writer's tail, starting at `first_lsn`.
