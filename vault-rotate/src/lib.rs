@@ -150,15 +150,24 @@ impl Rotator {
     /// else waits for it and counts the wait.
     ///
     /// # Errors
-    /// The worker's error if preparing failed (for example a full disk); the worker tries again
-    /// for the next call. [`Error::WorkerGone`] if it stopped.
+    /// The worker's error if preparing failed (for example a full disk), from an attempt
+    /// made for this call: an earlier failure is retried first, so that space freed since is
+    /// used. The worker tries again for the next call. [`Error::WorkerGone`] if it stopped.
     pub fn next_segment(&self) -> Result<PreparedSegment> {
         if let Some(kept) = self.take_kept() {
             return Ok(kept);
         }
         let ready = self.ready.as_ref().ok_or(Error::WorkerGone)?;
         let got = match ready.try_recv() {
-            Ok(r) => r,
+            Ok(Ok(seg)) => Ok(seg),
+            // A failure that finished before this call may be stale (a full disk may have
+            // space again): ask for a fresh attempt and report that one instead.
+            Ok(Err(_)) => {
+                self.counters.waits.fetch_add(1, Ordering::Relaxed);
+                let tx = self.requests.as_ref().ok_or(Error::WorkerGone)?;
+                tx.send(Request::Refill).map_err(|_| Error::WorkerGone)?;
+                ready.recv().map_err(|_| Error::WorkerGone)?
+            }
             Err(TryRecvError::Empty) => {
                 self.counters.waits.fetch_add(1, Ordering::Relaxed);
                 ready.recv().map_err(|_| Error::WorkerGone)?

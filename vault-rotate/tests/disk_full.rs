@@ -7,6 +7,7 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use vault_rotate::{RotateConfig, Rotator};
 use vault_segment::{DirLock, FsStorage, Region, Storage};
@@ -84,5 +85,35 @@ fn a_failed_enlargement_keeps_the_spare_as_the_next_segment() {
     // would leave segment 2, unused, between two segments of the log.
     assert_eq!(r.next_segment().unwrap().index(), 2);
     assert_eq!(r.next_segment().unwrap().index(), 3);
+    r.shutdown().unwrap();
+}
+
+#[test]
+fn after_space_is_freed_the_next_hand_off_tries_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(FillableDisk::default());
+    disk.max_alloc.store(u64::MAX, Ordering::SeqCst);
+    disk.full.store(true, Ordering::SeqCst);
+    let r = start(dir.path(), &disk);
+    let e = r.next_segment().unwrap_err();
+    assert!(is_enospc(&e), "{e}");
+    // That call asked the worker to try again, on a disk still full: wait until it did (the
+    // short sleep lets the attempt finish; it orders events and asserts nothing).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while disk.allocations.load(Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the worker never retried (hung?)"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    // Space is back: the failure waiting in the slot is from before; this hand-off must not
+    // report it.
+    disk.full.store(false, Ordering::SeqCst);
+    let seg = r
+        .next_segment()
+        .unwrap_or_else(|e| panic!("a stale failure was reported after space was freed: {e}"));
+    assert_eq!(seg.index(), 1);
     r.shutdown().unwrap();
 }
