@@ -71,6 +71,17 @@ fn corruption_template_child() {
     };
     let (wal, _) = Wal::open(&dir, opts()).unwrap();
     write_template_records(&wal);
+    // Let the worker finish preparing the spare, so the template always has one past the
+    // tail (a bounded wait: without it the template is only less varied).
+    let tail = wal.stats().segments as u64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline
+        && !read_files(Path::new(&dir))
+            .keys()
+            .any(|n| parse_segment_name(n).is_some_and(|s| !s.pre && s.index == tail + 1))
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     std::process::abort();
 }
 
