@@ -6,8 +6,9 @@
 //! Segments are read in index order; each frame's CRC32C binds its bytes to the segment's salt
 //! and its LSN. The log is the chain of valid records from the first segment on. The chain
 //! *breaks* at the first invalid frame, at a segment whose first LSN does not follow, or at a
-//! segment whose activation block is missing or invalid. Everything from the break on is the
-//! **tail candidate**.
+//! segment whose activation block is missing (all zero). Everything from the break on is the
+//! **tail candidate**. An activation block that is neither zero nor valid is corruption: a
+//! crash cannot tear twelve bytes in a sector whose header is durable into anything else.
 //!
 //! Unsynced stores reach the disk in any order, so a break alone does not tell a torn tail from
 //! damage. Commit markers do: after a sync makes records up to LSN *d* durable, the next append
@@ -104,6 +105,7 @@ pub(crate) struct Analysis {
 struct Break {
     /// Position in `segs` of the segment where the log ends.
     tail: usize,
+    /// Where the bytes that end the chain are: what a `Corruption` names.
     file: PathBuf,
     offset: u64,
     reason: CorruptionKind,
@@ -204,12 +206,24 @@ pub(crate) fn analyse(storage: &dyn Storage, dir: &Path, writable: bool) -> Resu
                     break;
                 }
             }
-            Activation::Missing | Activation::Invalid => {
-                let reason = if s.scan.activation == Activation::Missing {
-                    None
-                } else {
-                    Some(CorruptionKind::BadActivation)
-                };
+            Activation::Invalid => {
+                // Twelve bytes stored inside the segment's first sector, whose header is
+                // durable: a crash leaves them all zero or whole, never anything else. This is
+                // damage, or the bytes of another use of the file under a new header.
+                a.problem = Some(corrupt(path, 64, CorruptionKind::BadActivation));
+                if i == 0 {
+                    a.unread = segs.len();
+                    return Ok(a);
+                }
+                brk = Some(Break {
+                    tail: i - 1,
+                    file: segs[i - 1].segment.path().to_path_buf(),
+                    offset: segs[i - 1].scan.end as u64,
+                    reason: CorruptionKind::BadActivation,
+                });
+                break;
+            }
+            Activation::Missing => {
                 if i == 0 {
                     // Only the first segment of a brand-new log may lack its first LSN.
                     if s.segment.index() != 1 {
@@ -223,14 +237,16 @@ pub(crate) fn analyse(storage: &dyn Storage, dir: &Path, writable: bool) -> Resu
                         tail: 0,
                         file: path.to_path_buf(),
                         offset: 64,
-                        reason: reason.unwrap_or(CorruptionKind::BadActivation),
+                        reason: CorruptionKind::BadActivation,
                     });
                 } else {
+                    // The log ends at the previous segment's end, but the bytes at fault are
+                    // this segment's first-LSN block: name them if this turns out corruption.
                     brk = Some(Break {
                         tail: i - 1,
-                        file: segs[i - 1].segment.path().to_path_buf(),
-                        offset: segs[i - 1].scan.end as u64,
-                        reason: reason.unwrap_or(CorruptionKind::BadActivation),
+                        file: path.to_path_buf(),
+                        offset: 64,
+                        reason: CorruptionKind::BadActivation,
                     });
                 }
                 break;

@@ -4,47 +4,11 @@ mod common;
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use common::{assert_log, record, small};
 use vault_core::{inspect, CorruptionKind, Error, SyncPolicy, Wal};
-
-const CHILD_ENV: &str = "VAULT_TEST_CHILD_DIR";
-
-/// Not a test of its own: the body of the child process that `crash_child` runs. It appends
-/// 1..=100, syncs, appends 101..=110 without syncing and aborts (no destructor runs, so no
-/// final sync or marker: the state a killed process leaves).
-#[test]
-#[ignore = "run as a child process by the torn-tail tests"]
-fn child_appends_then_aborts() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let (wal, _) = Wal::open(&dir, small(64 * 1024, SyncPolicy::Manual)).unwrap();
-    for lsn in 1..=100 {
-        wal.append(&record(lsn)).unwrap();
-    }
-    wal.sync().unwrap();
-    for lsn in 101..=110 {
-        wal.append(&record(lsn)).unwrap();
-    }
-    std::process::abort();
-}
-
-fn crash_child(dir: &Path) {
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_appends_then_aborts",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(CHILD_ENV, dir)
-        .output()
-        .unwrap()
-        .status;
-    assert!(!status.success(), "the child must die by abort");
-}
 
 fn payload_offset(dir: &Path, lsn: u64) -> (std::path::PathBuf, u64) {
     let ins = inspect(dir).unwrap();
@@ -66,44 +30,6 @@ fn dir_digest(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .collect();
     v.sort();
     v
-}
-
-#[test]
-fn unsynced_records_of_a_killed_process_are_recovered_from_the_page_cache() {
-    let dir = tempfile::tempdir().unwrap();
-    crash_child(dir.path());
-    let (wal, report) = Wal::open(dir.path(), small(64 * 1024, SyncPolicy::Manual)).unwrap();
-    assert_eq!(report.records, 110);
-    assert_eq!(report.torn_tail, None);
-    assert_log(&wal, 1, 110);
-}
-
-#[test]
-fn torn_tail_is_cut_to_the_last_whole_record_and_later_appends_survive_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    crash_child(dir.path());
-    // Tear record 105: its page reached the disk half-written.
-    let (file, off) = payload_offset(dir.path(), 105);
-    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
-    f.write_all_at(&[0xEE; 3], off + 1).unwrap();
-    drop(f);
-
-    let opts = small(64 * 1024, SyncPolicy::Manual);
-    let (wal, report) = Wal::open(dir.path(), opts.clone()).unwrap();
-    let torn = report.torn_tail.expect("a torn tail is reported");
-    assert_eq!(torn.file, file);
-    assert_eq!(torn.offset, off - 16, "cut at record 105's frame");
-    assert!(torn.bytes_dropped > 0);
-    assert_eq!(report.next_lsn, 105);
-    assert_log(&wal, 1, 104);
-    // Appends continue at 105 and are readable after another reopen: nothing stale behind.
-    for lsn in 105..=120 {
-        assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
-    }
-    wal.close().unwrap();
-    let (wal, report) = Wal::open(dir.path(), opts).unwrap();
-    assert_eq!(report.torn_tail, None);
-    assert_log(&wal, 1, 120);
 }
 
 #[test]
@@ -297,4 +223,186 @@ fn a_zeroed_frame_header_before_attested_records_is_corruption() {
         }) => assert_eq!((bad, offset), (file, off - 16)),
         other => panic!("expected Corruption at record 299, got {other:?}"),
     }
+}
+
+#[test]
+fn a_truncated_segment_is_corruption_not_a_silent_cut() {
+    // Truncating the last segment inside record 299 also removes close()'s marker, the only
+    // evidence that records 299 and 300 were acknowledged. The file's length is evidence too:
+    // a segment is allocated in full before it is named, so a short one was cut by something.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = closed_log_of_300(dir.path());
+    let (file, off) = payload_offset(dir.path(), 299);
+    assert_eq!(
+        payload_offset(dir.path(), 300).0,
+        file,
+        "299 and 300 share the last segment"
+    );
+    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.set_len(off + 100).unwrap();
+    drop(f);
+    let before = dir_digest(dir.path());
+    match Wal::open(dir.path(), opts) {
+        Err(Error::Corruption {
+            file: bad,
+            offset,
+            reason:
+                CorruptionKind::Truncated {
+                    len,
+                    capacity: 4096,
+                },
+        }) => assert_eq!((bad, offset, len), (file, off + 100, off + 100)),
+        other => panic!("expected Corruption(Truncated), got {other:?}"),
+    }
+    assert_eq!(
+        dir_digest(dir.path()),
+        before,
+        "a refused open modifies nothing"
+    );
+}
+
+/// Rewrites the header of `file` with another salt and a valid checksum: the file's bytes as
+/// they would be after another use of it under a new header.
+fn resalt(file: &Path) {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(file)
+        .unwrap();
+    let mut h = [0u8; 64];
+    f.read_exact_at(&mut h, 0).unwrap();
+    let u64_at = |at: usize| u64::from_le_bytes(h[at..at + 8].try_into().unwrap());
+    let header = vault_segment::format::SegmentHeader {
+        index: u64_at(16),
+        salt: u64_at(24) ^ 0x0101_0000,
+        capacity: u64_at(32),
+        created_nanos: u64_at(40),
+    };
+    f.write_all_at(&header.encode(), 0).unwrap();
+}
+
+#[test]
+fn an_activation_block_that_is_neither_zero_nor_valid_is_corruption() {
+    // In the last segment of a closed log: under another salt neither the first-LSN block nor
+    // close()'s marker validate, so nothing on disk attests the segment's records. Reading the
+    // block as "never activated" would drop those acknowledged records as a torn tail.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = closed_log_of_300(dir.path());
+    let files = common::segment_files(dir.path());
+    let last = files.last().unwrap();
+    resalt(last);
+    let before = dir_digest(dir.path());
+    match Wal::open(dir.path(), opts.clone()) {
+        Err(Error::Corruption {
+            file,
+            offset: 64,
+            reason: CorruptionKind::BadActivation,
+        }) => assert_eq!(&file, last),
+        other => panic!("expected Corruption(BadActivation) in the last segment, got {other:?}"),
+    }
+    assert_eq!(
+        dir_digest(dir.path()),
+        before,
+        "a refused open modifies nothing"
+    );
+}
+
+#[test]
+fn a_lost_activation_before_attested_records_names_that_segment() {
+    // A zeroed first-LSN block in a middle segment of a closed log: later markers attest its
+    // records, so this is corruption, and the error must point at the block that is gone,
+    // not at the end of the segment before it.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = closed_log_of_300(dir.path());
+    let files = common::segment_files(dir.path());
+    let victim = &files[4];
+    let first = inspect(dir.path()).unwrap().segments()[4].first_lsn;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(victim)
+        .unwrap();
+    f.write_all_at(&[0u8; 12], 64).unwrap();
+    drop(f);
+    match Wal::open(dir.path(), opts) {
+        Err(Error::Corruption {
+            file,
+            offset: 64,
+            reason: CorruptionKind::AcknowledgedRecordLost { lsn, .. },
+        }) => assert_eq!((&file, lsn), (victim, first)),
+        other => panic!("expected Corruption at the lost activation, got {other:?}"),
+    }
+}
+
+/// The real file system, except that the second `remove` fails: the state a crash leaves
+/// after `open` removed one file of several.
+#[derive(Debug, Default)]
+struct SecondRemoveFails {
+    removes: AtomicUsize,
+}
+
+impl vault_core::Storage for SecondRemoveFails {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        vault_core::FsStorage.create_dir_all(dir)
+    }
+    fn lock_dir(&self, dir: &Path) -> std::io::Result<vault_segment::DirLock> {
+        vault_core::FsStorage.lock_dir(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+        vault_core::FsStorage.list(dir)
+    }
+    fn create_allocated(&self, path: &Path, len: u64) -> std::io::Result<()> {
+        vault_core::FsStorage.create_allocated(path, len)
+    }
+    fn map(&self, path: &Path, writable: bool) -> std::io::Result<Box<dyn vault_segment::Region>> {
+        vault_core::FsStorage.map(path, writable)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        vault_core::FsStorage.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        if self.removes.fetch_add(1, Ordering::SeqCst) == 1 {
+            return Err(std::io::Error::other("injected: the process dies here"));
+        }
+        vault_core::FsStorage.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        vault_core::FsStorage.sync_dir(dir)
+    }
+}
+
+#[test]
+fn a_crash_while_open_removes_segments_past_the_tail_leaves_a_recoverable_log() {
+    // Three segments past a torn tail: segment 12's first-LSN block never reached the disk,
+    // and nothing attests records past it (close()'s marker is gone too). Recovery removes
+    // 12, 13 and 14; if it dies after removing one of them, what is left must still open.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = closed_log_of_300(dir.path());
+    let ins = inspect(dir.path()).unwrap();
+    let segs = ins.segments();
+    assert_eq!(segs.len(), 14, "the log this test was written for");
+    let cut_at = segs[11].first_lsn;
+    let last = &segs[13];
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segs[11].path)
+        .unwrap();
+    f.write_all_at(&[0u8; 12], 64).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last.path)
+        .unwrap();
+    f.write_all_at(&[0u8; 32], last.bytes_used - 32).unwrap();
+    drop(f);
+
+    let failing = opts
+        .clone()
+        .with_storage(Arc::new(SecondRemoveFails::default()));
+    assert!(
+        matches!(Wal::open(dir.path(), failing), Err(Error::Io { .. })),
+        "the injected failure stops open"
+    );
+    let (wal, report) =
+        Wal::open(dir.path(), opts).expect("a directory left by a crash inside recovery opens");
+    assert_eq!(report.next_lsn, cut_at);
+    assert_log(&wal, 1, cut_at - 1);
 }

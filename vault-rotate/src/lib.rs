@@ -158,7 +158,15 @@ impl Rotator {
     fn take_spare(&self) -> Result<PreparedSegment> {
         let ready = self.ready.as_ref().ok_or(Error::WorkerGone)?;
         let got = match ready.try_recv() {
-            Ok(r) => r,
+            Ok(Ok(seg)) => Ok(seg),
+            // A failure that finished before this call may be stale (a full disk may have
+            // space again): ask for a fresh attempt and report that one instead.
+            Ok(Err(_)) => {
+                self.counters.waits.fetch_add(1, Ordering::Relaxed);
+                let tx = self.requests.as_ref().ok_or(Error::WorkerGone)?;
+                tx.send(Request::Refill).map_err(|_| Error::WorkerGone)?;
+                ready.recv().map_err(|_| Error::WorkerGone)?
+            }
             Err(TryRecvError::Empty) => {
                 self.counters.waits.fetch_add(1, Ordering::Relaxed);
                 ready.recv().map_err(|_| Error::WorkerGone)?

@@ -70,6 +70,15 @@ pub enum CorruptionKind {
         /// The stated capacity.
         capacity: u64,
     },
+    /// The file is shorter than the capacity its header states. Segments are allocated to
+    /// their full capacity and that size is durable before the file gets its name, so no
+    /// crash leaves a short segment: something cut the file.
+    Truncated {
+        /// The file's length in bytes.
+        len: u64,
+        /// The capacity in the header.
+        capacity: u64,
+    },
     /// The activation block (first LSN) does not validate.
     BadActivation,
     /// A frame header has an unknown kind or non-zero reserved bytes.
@@ -118,6 +127,10 @@ impl fmt::Display for CorruptionKind {
                 "file name says segment index {in_name} but the header says {in_header}"
             ),
             Self::BadCapacity { capacity } => write!(f, "implausible segment capacity {capacity}"),
+            Self::Truncated { len, capacity } => write!(
+                f,
+                "file is {len} bytes but its header says {capacity}: it was truncated"
+            ),
             Self::BadActivation => f.write_str("first-LSN block checksum mismatch"),
             Self::BadFrameHeader => f.write_str("invalid frame header"),
             Self::LengthPastEnd { len } => {

@@ -67,6 +67,9 @@ pub const MIN_CAPACITY: u64 = 4096;
 pub const MAX_CAPACITY: u64 = 1 << 40;
 /// The largest payload one frame can hold.
 pub const MAX_PAYLOAD: usize = u32::MAX as usize - 64;
+/// The largest first LSN an activation block may state. A segment holds fewer than 2^40
+/// frames, so the LSNs of its records never overflow; a block stating more is invalid.
+pub const MAX_FIRST_LSN: u64 = (1 << 63) - 1;
 
 /// Kind byte of a record frame.
 pub(crate) const KIND_RECORD: u8 = 1;
@@ -151,7 +154,7 @@ pub fn encode_activation(first_lsn: u64, salt: u64) -> [u8; 12] {
 pub enum Activation {
     /// All zero: the segment was never used (or its activation never reached the disk).
     Missing,
-    /// A valid first LSN.
+    /// A valid first LSN (1 ..= [`MAX_FIRST_LSN`]).
     Valid(u64),
     /// Bytes that do not validate.
     Invalid,
@@ -163,7 +166,7 @@ pub(crate) fn decode_activation(b: &[u8], salt: u64) -> Activation {
     }
     let first = read_u64(b, 0);
     let crc = crc32c::crc32c_append(crc32c::crc32c(&b[0..8]), &salt.to_le_bytes());
-    if crc == read_u32(b, 8) && first >= 1 {
+    if crc == read_u32(b, 8) && (1..=MAX_FIRST_LSN).contains(&first) {
         Activation::Valid(first)
     } else {
         Activation::Invalid
@@ -326,12 +329,27 @@ mod tests {
         }
 
         #[test]
-        fn activation_round_trips_and_depends_on_salt(first in 1u64.., salt: u64, other: u64) {
+        fn activation_round_trips_and_depends_on_salt(
+            first in 1u64..=MAX_FIRST_LSN,
+            salt: u64,
+            other: u64,
+        ) {
             let b = encode_activation(first, salt);
             prop_assert_eq!(decode_activation(&b, salt), Activation::Valid(first));
             if other != salt {
                 prop_assert_eq!(decode_activation(&b, other), Activation::Invalid);
             }
+        }
+
+        #[test]
+        fn an_activation_past_the_largest_first_lsn_is_invalid(
+            first in MAX_FIRST_LSN + 1..,
+            salt: u64,
+        ) {
+            prop_assert_eq!(
+                decode_activation(&encode_activation(first, salt), salt),
+                Activation::Invalid
+            );
         }
 
         #[test]

@@ -327,7 +327,8 @@ impl Segment {
     ///
     /// # Errors
     /// [`Error::Corruption`] for a short file, bad magic, bad header checksum, an index that
-    /// differs from the name or an implausible capacity; I/O errors name the file.
+    /// differs from the name, an implausible capacity or a file shorter than its capacity
+    /// (`Truncated`, at the file's end); I/O errors name the file.
     pub fn open(storage: &dyn Storage, path: &Path, index: u64, writable: bool) -> Result<Self> {
         let region = match storage.map(path, writable) {
             Ok(r) => r,
@@ -386,6 +387,19 @@ impl Segment {
                 },
             ));
         }
+        // A short file is never a crash artifact (the size is durable before the rename), so
+        // it is not read as a shorter segment: the records and commit markers it lost could be
+        // acknowledged ones, and the markers would no longer be there to say so.
+        if (region.len() as u64) < header.capacity {
+            return Err(Error::corrupt(
+                path,
+                region.len() as u64,
+                CorruptionKind::Truncated {
+                    len: region.len() as u64,
+                    capacity: header.capacity,
+                },
+            ));
+        }
         let limit = usize::try_from(header.capacity)
             .unwrap_or(usize::MAX)
             .min(region.len());
@@ -410,7 +424,7 @@ impl Segment {
         &self.inner.header
     }
 
-    /// Usable bytes (the capacity, or the file length if shorter).
+    /// Usable bytes: the capacity (`open` refuses a file shorter than that).
     #[must_use]
     pub fn limit(&self) -> usize {
         self.inner.limit

@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! cargo xtask            # list the commands
-//! cargo xtask ci         # fmt, clippy, test, doc and the CLI contract, as CI runs them
+//! cargo xtask ci         # fmt, clippy, test, doc, kill -9, disk full, CLI contract, as CI
+//! cargo xtask crash      # thousands of kill -9 generations (release)
 //! cargo xtask powerloss  # the power-loss model in release, 100,000+ crash states
 //! ```
 //!
@@ -29,6 +30,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, ExitStatus};
 use std::time::{Duration, Instant};
 
+mod crash;
+
 /// A command `cargo xtask` understands.
 struct Task {
     /// What the user types after `cargo xtask`.
@@ -43,8 +46,13 @@ struct Task {
 const TASKS: &[Task] = &[
     Task {
         name: "ci",
-        summary: "run what CI runs: fmt check, clippy, tests, docs, then the CLI contract",
+        summary: "run what CI runs: fmt, clippy, tests, docs, kill -9, disk full, CLI contract",
         run: ci,
+    },
+    Task {
+        name: "crash",
+        summary: "kill -9 a writer over many generations: --cycles N (default 2000), --seed S",
+        run: crash::crash,
     },
     Task {
         name: "powerloss",
@@ -143,8 +151,52 @@ fn ci(workspace: &Workspace, args: &[String]) -> Result<(), Error> {
     } else {
         println!("xtask: {CLI_CONTRACT} not found; the cli-contract step will be skipped");
     }
+    steps.push(Step::new("crash-kill9", {
+        let mut crash = workspace.cargo([
+            "test",
+            "-p",
+            "vault-core",
+            "--test",
+            "crash_kill9",
+            "--",
+            "--exact",
+            "acknowledged_records_survive_kill9_across_generations",
+            "--nocapture",
+        ]);
+        crash.env("VAULT_KILL9_CYCLES", "300");
+        crash
+    }));
+    // The tmpfs and ext4 disk-full cases mount file systems, so they need root; without it
+    // they skip, and this says so up front.
+    if is_root() {
+        steps.push(Step::new(
+            "disk-full",
+            workspace.cargo([
+                "test",
+                "-p",
+                "vault-core",
+                "--test",
+                "disk_full",
+                "--",
+                "--nocapture",
+            ]),
+        ));
+    } else {
+        println!(
+            "xtask: not root, so the tmpfs and ext4 disk-full cases will skip (run as root to \
+             include them)"
+        );
+    }
 
     run_steps(steps)
+}
+
+/// Whether this process runs as root (`id -u` prints 0); false if that cannot be told.
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
 }
 
 /// Fails with a usage error if a command that takes no arguments was given some.

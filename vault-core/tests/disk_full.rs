@@ -1,0 +1,462 @@
+//! Disk full: appending until the file system (or the file-size limit) says no must give a
+//! typed error, never a SIGBUS or SIGXFSZ; every acknowledged record must be readable after
+//! reopen; and once space is back the WAL goes on.
+//!
+//! - On a small tmpfs and on a small ext4 loop image (root only: they mount file systems; the
+//!   tests print why they skip otherwise). A writer process fills the file system, reports the
+//!   error, keeps trying, waits while the test deletes a filler file it made first, then
+//!   appends more with the same `Wal` and closes.
+//! - Under `RLIMIT_FSIZE` (any user): a record larger than a segment needs an enlarged segment
+//!   that the limit forbids (`EFBIG`, with SIGXFSZ ignored as a server would); the writer must
+//!   get an error for that record and go on with the others.
+//!
+//! The writers are this test binary re-executed, so that a SIGBUS kills only the writer and the
+//! test reports it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+
+use vault_core::{inspect, Error, Health, Options, SyncPolicy, Wal};
+
+const CHILD_DIR: &str = "VAULT_DISK_FULL_CHILD_DIR";
+const CHILD_MODE: &str = "VAULT_DISK_FULL_CHILD_MODE";
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The record for LSN `lsn` (`len` bytes): the LSN, then bytes drawn from its hash.
+fn record(lsn: u64, len: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len + 8);
+    v.extend_from_slice(&lsn.to_le_bytes());
+    let mut s = lsn;
+    while v.len() < len {
+        s = splitmix(s);
+        v.extend_from_slice(&s.to_le_bytes());
+    }
+    v.truncate(len.max(8));
+    v
+}
+
+/// The length of LSN `lsn` in the tmpfs scenario: mostly small, every 97th larger than a
+/// segment (so enlargements meet the full disk too).
+fn fill_len(lsn: u64) -> usize {
+    if lsn % 97 == 0 {
+        1536 * 1024
+    } else {
+        8 + (splitmix(lsn) % 3000) as usize
+    }
+}
+
+/// The length of LSN `lsn` in the file-size-limit scenario: small records only.
+fn small_len(lsn: u64) -> usize {
+    8 + (splitmix(lsn) % 300) as usize
+}
+
+fn io_code(e: &Error) -> Option<i32> {
+    match e {
+        Error::Io { source, .. } => source.raw_os_error(),
+        _ => None,
+    }
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").unwrap();
+    out.flush().unwrap();
+}
+
+/// Not a test of its own: the writer processes of the tests below.
+#[test]
+#[ignore = "run as a child process by the disk-full tests"]
+fn disk_full_writer_child() {
+    let Ok(dir) = std::env::var(CHILD_DIR) else {
+        return;
+    };
+    match std::env::var(CHILD_MODE).as_deref() {
+        Ok("fill") => fill_writer(Path::new(&dir)),
+        Ok("fsize") => fsize_writer(Path::new(&dir)),
+        other => panic!("unknown mode {other:?}"),
+    }
+}
+
+/// Appends until the file system is full: records up to 12 KiB with one in 97 larger than a
+/// segment, and once a large one fails, small ones until three of those fail too (the worker
+/// cannot prepare a normal segment any more). Then waits for `go` on stdin, appends at least
+/// 300 more records and through two more rotations, and closes. Prints `ack LSN LEN`,
+/// `error CODE LSN ...`, `full`, `resumed LSN`, `closed`.
+fn fill_writer(dir: &Path) {
+    let opts = Options::default()
+        .with_segment_size(1 << 20)
+        .with_sync(SyncPolicy::Always)
+        .with_max_record_size(4 << 20);
+    let (wal, report) = Wal::open(dir, opts).unwrap();
+    let mut lsn = report.next_lsn;
+    let mut small_only = false;
+    let mut small_errors = 0;
+    let append = |lsn: u64, len: usize| -> Result<(), Error> {
+        let got = wal.append(&record(lsn, len))?;
+        assert_eq!(got, lsn);
+        say(&format!("ack {lsn} {len}"));
+        Ok(())
+    };
+    while small_errors < 3 {
+        let len = match fill_len(lsn) {
+            n if small_only => n.min(12 * 1024),
+            n => n,
+        };
+        match append(lsn, len) {
+            Ok(()) => lsn += 1,
+            Err(e) => {
+                let code = io_code(&e).unwrap_or_else(|| panic!("not an I/O error: {e}"));
+                say(&format!("error {code} {lsn} {e}"));
+                if len > 1 << 20 {
+                    small_only = true;
+                } else {
+                    small_errors += 1;
+                }
+            }
+        }
+        assert!(lsn < 1_000_000, "the disk never filled up");
+    }
+    say("full");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "go");
+    // Space is back: the same WAL goes on, into segments prepared after that.
+    say(&format!("resumed {lsn}"));
+    let rotations = wal.stats().rotations;
+    let end = lsn + 300;
+    while lsn < end || wal.stats().rotations < rotations + 2 {
+        let len = fill_len(lsn).min(64 * 1024);
+        append(lsn, len).unwrap_or_else(|e| panic!("append {lsn} after space was freed: {e}"));
+        lsn += 1;
+    }
+    wal.close().unwrap();
+    say("closed");
+}
+
+/// Under a file-size limit below an enlarged segment: small records, one too large for any
+/// segment the limit allows (must fail with `EFBIG`), then more small records across several
+/// rotations. Prints `ack LSN`, `error CODE LSN`, `closed`.
+fn fsize_writer(dir: &Path) {
+    let opts = Options::default()
+        .with_segment_size(64 * 1024)
+        .with_sync(SyncPolicy::Always)
+        .with_max_record_size(1 << 20);
+    let (wal, _) = Wal::open(dir, opts).unwrap();
+    let mut lsn = 1;
+    for round in 0..3 {
+        for _ in 0..150 {
+            assert_eq!(wal.append(&record(lsn, small_len(lsn))).unwrap(), lsn);
+            say(&format!("ack {lsn}"));
+            lsn += 1;
+        }
+        if round < 2 {
+            match wal.append(&record(lsn, 512 * 1024)) {
+                Ok(got) => panic!("a 512 KiB record was appended ({got}) past the size limit"),
+                Err(e) => {
+                    let code = io_code(&e).unwrap_or_else(|| panic!("not an I/O error: {e}"));
+                    say(&format!("error {code} {lsn} {e}"));
+                }
+            }
+        }
+    }
+    wal.close().unwrap();
+    say("closed");
+}
+
+/// What a writer printed.
+#[derive(Debug, Default)]
+struct Transcript {
+    acks: Vec<u64>,
+    /// Lengths the writer printed with its acks, by LSN.
+    lens: std::collections::HashMap<u64, usize>,
+    errors: Vec<(i32, u64, String)>,
+    resumed: Option<u64>,
+    closed: bool,
+}
+
+fn parse_line(t: &mut Transcript, line: &str) {
+    let mut w = line.splitn(4, ' ');
+    match (w.next(), w.next(), w.next()) {
+        (Some("ack"), Some(n), len) => {
+            let n = n.parse().unwrap();
+            t.acks.push(n);
+            if let Some(len) = len {
+                t.lens.insert(n, len.parse().unwrap());
+            }
+        }
+        (Some("error"), Some(code), Some(lsn)) => t.errors.push((
+            code.parse().unwrap(),
+            lsn.parse().unwrap(),
+            w.next().unwrap_or_default().to_string(),
+        )),
+        (Some("resumed"), Some(n), _) => t.resumed = Some(n.parse().unwrap()),
+        (Some("closed"), _, _) => t.closed = true,
+        _ => {}
+    }
+}
+
+fn child(dir: &Path, mode: &str) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        "disk_full_writer_child",
+        "--ignored",
+        "--nocapture",
+    ])
+    .env(CHILD_DIR, dir)
+    .env(CHILD_MODE, mode)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    c
+}
+
+fn describe(status: ExitStatus, stderr: &str) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(7) => format!("the writer died of SIGBUS\n{stderr}"),
+        Some(25) => format!("the writer died of SIGXFSZ\n{stderr}"),
+        Some(s) => format!("the writer died of signal {s}\n{stderr}"),
+        None => format!("the writer failed ({status})\n{stderr}"),
+    }
+}
+
+/// Reopens `dir` and checks that every acknowledged record is there, byte-exact, in order.
+fn check_acknowledged(dir: &Path, t: &Transcript, len: impl Fn(u64) -> usize) {
+    let max = *t
+        .acks
+        .iter()
+        .max()
+        .expect("the writer acknowledged records");
+    let ins = inspect(dir).unwrap();
+    assert!(
+        !matches!(ins.health(), Health::Corrupt(_)),
+        "the log is corrupt: {:?}",
+        ins.health()
+    );
+    let opts = Options::default()
+        .with_segment_size(64 * 1024)
+        .with_sync(SyncPolicy::Manual)
+        .with_max_record_size(4 << 20);
+    let (wal, report) = Wal::open(dir, opts).unwrap_or_else(|e| panic!("reopen failed: {e}"));
+    assert!(
+        report.next_lsn > max,
+        "acknowledged LSN {max} lost: the log ends before {}",
+        report.next_lsn
+    );
+    let mut want = 1;
+    for r in wal.iter_from(1) {
+        assert_eq!(r.lsn(), want, "LSNs must be contiguous");
+        assert!(
+            r.data() == record(want, len(want)).as_slice(),
+            "record {want} differs from what was appended"
+        );
+        want += 1;
+    }
+    assert_eq!(want, report.next_lsn);
+    // A reopened WAL goes on too.
+    assert_eq!(wal.append(b"after reopen").unwrap(), want);
+    wal.close().unwrap();
+}
+
+fn is_root() -> Option<bool> {
+    let out = Command::new("id").arg("-u").output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// Skips (with the reason printed) unless running as root.
+fn need_root(test: &str) -> bool {
+    match is_root() {
+        Some(true) => true,
+        Some(false) => {
+            println!("SKIPPED {test}: needs root to mount a small file system (run as root)");
+            false
+        }
+        None => {
+            println!("SKIPPED {test}: cannot tell whether this runs as root (`id -u` failed)");
+            false
+        }
+    }
+}
+
+/// A file system mounted on a temporary directory, unmounted when dropped.
+struct Mount {
+    point: tempfile::TempDir,
+    image: Option<PathBuf>,
+}
+
+impl Mount {
+    fn tmpfs(size: &str) -> Mount {
+        let point = tempfile::tempdir().unwrap();
+        run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(point.path()));
+        Mount { point, image: None }
+    }
+
+    /// An ext4 file system in a loop-mounted image; `None` (with a message) if the tools are
+    /// missing.
+    fn ext4(size_mib: u64) -> Option<Mount> {
+        let point = tempfile::tempdir().unwrap();
+        let image = std::env::temp_dir().join(format!(
+            "vault-disk-full-{}-{}.img",
+            std::process::id(),
+            point.path().file_name().unwrap().to_string_lossy()
+        ));
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(size_mib << 20)
+            .unwrap();
+        let mkfs = Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-m", "0"])
+            .arg(&image)
+            .status();
+        if !matches!(mkfs, Ok(s) if s.success()) {
+            println!("SKIPPED ext4 case: mkfs.ext4 is not available ({mkfs:?})");
+            let _ = std::fs::remove_file(&image);
+            return None;
+        }
+        run(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&image)
+            .arg(point.path()));
+        Some(Mount {
+            point,
+            image: Some(image),
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.point.path()
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.point.path()).status();
+        if let Some(img) = &self.image {
+            let _ = std::fs::remove_file(img);
+        }
+    }
+}
+
+fn run(c: &mut Command) {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The full-disk scenario on the file system mounted at `root`.
+fn fill_and_free(root: &Path, filler_mib: usize) {
+    // A filler file written first, deleted later to give the space back.
+    let filler = root.join("filler");
+    std::fs::write(&filler, vec![0xA5u8; filler_mib << 20]).unwrap();
+    let dir = root.join("wal");
+    let mut c = child(&dir, "fill").stdin(Stdio::piped()).spawn().unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let stderr = c.stderr.take().unwrap();
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let mut t = Transcript::default();
+    let mut full = false;
+    for line in BufReader::new(c.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        parse_line(&mut t, &line);
+        if line == "full" {
+            full = true;
+            // Let the writer's rotation worker finish the retry its last error asked for, so
+            // that the space comes back after a failed attempt, not during one. (An ordering
+            // aid, not a timing assertion: if the worker is slower, the case is only weaker.)
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            std::fs::remove_file(&filler).unwrap();
+            writeln!(stdin, "go").unwrap();
+            stdin.flush().unwrap();
+        }
+    }
+    let status = c.wait().unwrap();
+    let stderr = err.join().unwrap();
+    assert!(status.success(), "{}", describe(status, &stderr));
+    assert!(
+        full && t.closed,
+        "the writer did not finish: {t:?}\n{stderr}"
+    );
+    println!(
+        "disk full: {} records acknowledged, {} errors: {:#?}",
+        t.acks.len(),
+        t.errors.len(),
+        t.errors
+    );
+    for (code, lsn, msg) in &t.errors {
+        assert_eq!(
+            *code, 28,
+            "append {lsn} failed with errno {code}, not ENOSPC: {msg}"
+        );
+    }
+    assert!(t.resumed.is_some(), "the writer resumed");
+    check_acknowledged(&dir, &t, |l| t.lens[&l]);
+}
+
+#[test]
+fn a_full_tmpfs_is_a_typed_error_and_the_wal_goes_on_after_space_is_freed() {
+    if !need_root("a_full_tmpfs_is_a_typed_error_and_the_wal_goes_on_after_space_is_freed") {
+        return;
+    }
+    let m = Mount::tmpfs("8m");
+    fill_and_free(m.path(), 2);
+}
+
+#[test]
+fn a_full_ext4_is_a_typed_error_and_the_wal_goes_on_after_space_is_freed() {
+    if !need_root("a_full_ext4_is_a_typed_error_and_the_wal_goes_on_after_space_is_freed") {
+        return;
+    }
+    let Some(m) = Mount::ext4(16) else { return };
+    fill_and_free(m.path(), 3);
+}
+
+#[test]
+fn a_file_size_limit_is_a_typed_error_for_the_record_that_needs_it() {
+    // RLIMIT_FSIZE of 256 KiB: 64 KiB segments are fine, the 512 KiB records' enlarged
+    // segments are not. SIGXFSZ is ignored (as servers do), so the limit shows up as EFBIG.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wal");
+    let exe = std::env::current_exe().unwrap();
+    let mut c = Command::new("bash");
+    c.arg("-c")
+        .arg("ulimit -f 256 && trap '' XFSZ && exec \"$0\" \"$@\"")
+        .arg(&exe)
+        .args([
+            "--exact",
+            "disk_full_writer_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD_DIR, &dir)
+        .env(CHILD_MODE, "fsize");
+    let out = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", describe(out.status, &stderr));
+    let mut t = Transcript::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        parse_line(&mut t, line);
+    }
+    assert!(t.closed, "the writer did not finish: {t:?}\n{stderr}");
+    assert_eq!(t.errors.len(), 2, "{t:?}");
+    for (code, lsn, msg) in &t.errors {
+        assert_eq!(
+            *code, 27,
+            "append {lsn} failed with errno {code}, not EFBIG: {msg}"
+        );
+    }
+    assert_eq!(t.acks.len(), 450);
+    // The two refused records took no LSN: the log is the 450 small records.
+    check_acknowledged(&dir, &t, small_len);
+}

@@ -1,0 +1,122 @@
+//! Records of a killed process: recovered from the page cache, and a torn tail cut cleanly.
+//!
+//! These tests re-run this test binary as a child that aborts mid-log. They live apart from
+//! the other recovery tests because a child forked while another test holds a directory lock
+//! shares that lock until it execs, which would make those tests see `Locked` now and then.
+
+mod common;
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::{assert_log, record, small};
+use vault_core::{inspect, CorruptionKind, Error, SyncPolicy, Wal};
+
+const CHILD_ENV: &str = "VAULT_TEST_CHILD_DIR";
+
+/// Not a test of its own: the body of the child process that `crash_child` runs. It appends
+/// 1..=100, syncs, appends 101..=110 without syncing and aborts (no destructor runs, so no
+/// final sync or marker: the state a killed process leaves).
+#[test]
+#[ignore = "run as a child process by the torn-tail tests"]
+fn child_appends_then_aborts() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let (wal, _) = Wal::open(&dir, small(64 * 1024, SyncPolicy::Manual)).unwrap();
+    for lsn in 1..=100 {
+        wal.append(&record(lsn)).unwrap();
+    }
+    wal.sync().unwrap();
+    for lsn in 101..=110 {
+        wal.append(&record(lsn)).unwrap();
+    }
+    std::process::abort();
+}
+
+fn crash_child(dir: &Path) {
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_appends_then_aborts",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD_ENV, dir)
+        .output()
+        .unwrap()
+        .status;
+    assert!(!status.success(), "the child must die by abort");
+}
+
+#[test]
+fn unsynced_records_of_a_killed_process_are_recovered_from_the_page_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    crash_child(dir.path());
+    let (wal, report) = Wal::open(dir.path(), small(64 * 1024, SyncPolicy::Manual)).unwrap();
+    assert_eq!(report.records, 110);
+    assert_eq!(report.torn_tail, None);
+    assert_log(&wal, 1, 110);
+}
+
+#[test]
+fn torn_tail_is_cut_to_the_last_whole_record_and_later_appends_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    crash_child(dir.path());
+    // Tear record 105: its page reached the disk half-written.
+    let (file, off) = payload_offset(dir.path(), 105);
+    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.write_all_at(&[0xEE; 3], off + 1).unwrap();
+    drop(f);
+
+    let opts = small(64 * 1024, SyncPolicy::Manual);
+    let (wal, report) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let torn = report.torn_tail.expect("a torn tail is reported");
+    assert_eq!(torn.file, file);
+    assert_eq!(torn.offset, off - 16, "cut at record 105's frame");
+    assert!(torn.bytes_dropped > 0);
+    assert_eq!(report.next_lsn, 105);
+    assert_log(&wal, 1, 104);
+    // Appends continue at 105 and are readable after another reopen: nothing stale behind.
+    for lsn in 105..=120 {
+        assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
+    }
+    wal.close().unwrap();
+    let (wal, report) = Wal::open(dir.path(), opts).unwrap();
+    assert_eq!(report.torn_tail, None);
+    assert_log(&wal, 1, 120);
+}
+
+fn payload_offset(dir: &Path, lsn: u64) -> (std::path::PathBuf, u64) {
+    let ins = inspect(dir).unwrap();
+    let r = ins.records_from(lsn).next().unwrap();
+    assert_eq!(r.lsn(), lsn);
+    (r.segment().path().to_path_buf(), r.offset() as u64)
+}
+
+#[test]
+fn a_flipped_bit_in_a_killed_writers_first_lsn_block_is_corruption() {
+    // A flipped bit in the first LSN of a killed writer's segment: its records were never
+    // synced, but the block cannot tear into this, so it is damage, not a torn tail.
+    let dir = tempfile::tempdir().unwrap();
+    crash_child(dir.path());
+    let files = common::segment_files(dir.path());
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&files[0])
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, 64).unwrap();
+    f.write_all_at(&[b[0] ^ 4], 64).unwrap();
+    drop(f);
+    match Wal::open(dir.path(), small(64 * 1024, SyncPolicy::Manual)) {
+        Err(Error::Corruption {
+            file,
+            offset: 64,
+            reason: CorruptionKind::BadActivation,
+        }) => assert_eq!(file, files[0]),
+        other => panic!("expected Corruption(BadActivation), got {other:?}"),
+    }
+}
