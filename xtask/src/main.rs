@@ -7,6 +7,8 @@
 //! ```text
 //! cargo xtask            # list the commands
 //! cargo xtask ci         # fmt, clippy, test, doc and the CLI contract, as CI runs them
+//! cargo xtask loom       # the loom models in release, preemption bound 3
+//! cargo xtask stress     # the stress driver (`--help` for its options)
 //! ```
 //!
 //! Every command runs from the workspace root and calls cargo through `$CARGO` (which cargo
@@ -26,6 +28,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, ExitStatus};
 use std::time::{Duration, Instant};
 
+mod loom;
+mod stress;
+
 /// A command `cargo xtask` understands.
 struct Task {
     /// What the user types after `cargo xtask`.
@@ -37,11 +42,24 @@ struct Task {
 }
 
 /// Every command, in the order help lists them.
-const TASKS: &[Task] = &[Task {
-    name: "ci",
-    summary: "run what CI runs: fmt check, clippy, tests, docs, then the CLI contract",
-    run: ci,
-}];
+const TASKS: &[Task] = &[
+    Task {
+        name: "ci",
+        summary: "run what CI runs: fmt check, clippy, tests, docs, then the CLI contract",
+        run: ci,
+    },
+    Task {
+        name: "loom",
+        summary:
+            "run the loom models in release, preemption bound 3 ([--preemptions N] [-- FILTER])",
+        run: loom::loom,
+    },
+    Task {
+        name: "stress",
+        summary: "build and run the vault-stress driver in release (`stress --help` for options)",
+        run: stress::stress,
+    },
+];
 
 /// Where the CLI contract check lives, relative to the workspace root. It is shared with other
 /// checkouts, so it sits beside the repository rather than in it, and may be absent.
