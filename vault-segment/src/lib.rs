@@ -25,6 +25,7 @@
 mod error;
 pub mod format;
 mod segment;
+pub mod sim;
 pub mod storage;
 mod sync;
 

@@ -2,4 +2,4 @@
 //! substitute its own (see STYLE.md, "Concurrency and loom").
 
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-pub(crate) use std::sync::{Arc, Mutex, PoisonError};
+pub(crate) use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

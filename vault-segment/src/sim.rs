@@ -1,0 +1,1101 @@
+//! `SimStorage`: an in-memory [`Storage`] that simulates power loss and I/O errors.
+//!
+//! It stands in for [`crate::FsStorage`] in tests. Every file lives in memory twice: the
+//! **live** bytes (what the process sees: a heap buffer handed out by [`Region::as_ptr`], so
+//! stores into it are stores into "the mapping") and the **durable** image (what the device
+//! holds). The directory has a live view and a durable view too, with the log of directory
+//! operations (create, rename, remove) made since the last [`Storage::sync_dir`].
+//!
+//! A crash ([`SimStorage::crash`], or [`Snapshot::crash`] on a state recorded earlier) builds a
+//! fresh `SimStorage` from the durable state plus a chosen part of what was not yet durable:
+//!
+//! - any subset of the **dirty pages** (4 KiB pages whose live bytes differ from what the
+//!   kernel believes is on disk), each written back whole, torn (only some of its 512-byte
+//!   sectors written, the others keep their durable bytes), zeroed, or filled with garbage;
+//! - a **prefix** of the pending directory operations.
+//!
+//! [`Snapshot::dirty_pages`] and [`Snapshot::pending_dir_ops`] list the candidates so a test can
+//! enumerate them exhaustively; [`CrashChoice::random`] samples them from a seed.
+//! [`SimStorage::record_snapshots`] captures the state before and after every storage operation,
+//! so a test can crash "after operation k" for every k of one run.
+//!
+//! # Fault injection
+//!
+//! [`SimStorage::fail_nth`] makes the n-th call of one kind of operation ([`OpKind`]) fail with
+//! `EIO` or `ENOSPC` ([`SimStorage::fail_from`] keeps failing from the n-th call on). A failed
+//! operation changes nothing, with two exceptions that mirror Linux:
+//!
+//! - a failed `create_allocated` leaves the file created but empty (the `O_CREAT` succeeded,
+//!   the `fallocate` did not);
+//! - a failed [`Region::sync`] marks the dirty pages of its range **clean without making them
+//!   durable** (fsyncgate: the kernel drops the error and the pages). They stay visible in the
+//!   live bytes, are never written back by a later sync, and a crash loses them.
+//!
+//! # What the model captures, and what it does not
+//!
+//! Captured:
+//!
+//! - `msync(MS_SYNC)` of a range makes exactly the pages of that range durable (Linux's
+//!   behaviour: a sync of one range does not write other dirty pages); nothing else does.
+//! - The kernel may write any dirty page back at any moment, in any order: a crash keeps any
+//!   subset of them. Reordering of unsynced writes is covered by taking subsets.
+//! - A page write may be torn at 512-byte sector granularity (any subset of sectors), and a
+//!   page may come back zeroed or as garbage (an interrupted write on some devices).
+//! - Directory operations become durable only with `sync_dir` of their directory, in the
+//!   order they were made: a crash keeps a prefix of those not yet synced.
+//! - fsyncgate, as above; and an unlinked file stays readable through an existing region.
+//!
+//! Not captured:
+//!
+//! - Only the latest content of a dirty page can be written back, torn against its durable
+//!   bytes: an intermediate version that was written back and then overwritten in memory is not
+//!   produced (record snapshots at every operation to see earlier versions).
+//! - Tearing is per sector, not per byte, and a synced page is never damaged afterwards (bit
+//!   rot and misdirected writes are the corruption tests' business, not power loss).
+//! - A file created by `create_allocated` appears after a crash with its full length of
+//!   zeros, or not at all: never short or with a partial size.
+//! - Directories are created durable at once and never removed; there is one lock flag per
+//!   directory, held by the [`DirLock`] and released when it drops.
+//! - Renames across directories are refused.
+//!
+//! Stores into the live bytes are plain memory writes the simulator cannot see; it learns what
+//! changed by comparing live bytes with the durable image, at a sync, a snapshot or a crash.
+//! Those comparisons read pages the region's user may be storing into at that moment, exactly
+//! as the kernel's write-back reads a page a process is writing: the copy can hold old and new
+//! bytes mixed, which is one more torn page.
+//!
+//! `SimStorage` is `Send + Sync` (a mutex guards its state) and cheap to clone (clones share
+//! the state). `Arc<SimStorage>` coerces to `Arc<dyn Storage>`.
+//!
+//! ```
+//! use std::path::Path;
+//! use vault_segment::sim::{CrashChoice, SimStorage};
+//! use vault_segment::{partial_crc, Segment, Storage};
+//!
+//! let sim = SimStorage::new();
+//! let dir = Path::new("/wal");
+//! sim.create_dir_all(dir)?;
+//! let mut app = Segment::create(&sim, dir, 1, 4096)?.activate(1);
+//! app.append(b"hello", partial_crc(b"hello")).expect("room");
+//! app.publish();
+//! // Power fails before any sync: the record is in dirty pages only.
+//! let snap = sim.snapshot();
+//! assert!(!snap.dirty_pages().is_empty());
+//! let lost = snap.crash(&CrashChoice::none());
+//! let seg = lost.list(dir)?;
+//! assert_eq!(seg.len(), 1); // the segment's name was synced by `create`
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::storage::{DirLock, Region, Storage};
+use crate::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Bytes per page: the unit the simulated kernel writes back.
+pub const PAGE_SIZE: usize = 4096;
+/// Bytes per sector: the unit a page write may be torn at.
+pub const SECTOR_SIZE: usize = 512;
+const SECTORS_PER_PAGE: usize = PAGE_SIZE / SECTOR_SIZE;
+
+/// Identifies one file (an inode) of a simulated storage. Stable across crashes.
+pub type FileId = u64;
+
+/// A kind of storage operation, for fault injection and the operation log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpKind {
+    /// [`Storage::create_dir_all`].
+    CreateDir,
+    /// [`Storage::lock_dir`].
+    Lock,
+    /// [`Storage::list`].
+    List,
+    /// [`Storage::create_allocated`].
+    Allocate,
+    /// [`Storage::map`].
+    Map,
+    /// [`Region::prefault`].
+    Prefault,
+    /// [`Region::sync`] (`msync`).
+    Sync,
+    /// [`Storage::rename`].
+    Rename,
+    /// [`Storage::remove`].
+    Remove,
+    /// [`Storage::sync_dir`] (directory `fsync`).
+    SyncDir,
+}
+
+/// The error an injected fault returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultError {
+    /// `EIO`.
+    Io,
+    /// `ENOSPC`.
+    NoSpace,
+}
+
+impl FaultError {
+    fn to_io(self) -> io::Error {
+        let errno = match self {
+            FaultError::Io => rustix::io::Errno::IO,
+            FaultError::NoSpace => rustix::io::Errno::NOSPC,
+        };
+        io::Error::from_raw_os_error(errno.raw_os_error())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Fault {
+    kind: OpKind,
+    nth: u64,
+    error: FaultError,
+    sticky: bool,
+}
+
+/// A directory operation not yet made durable by `sync_dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirOp {
+    /// A file was created.
+    Create {
+        /// Its path.
+        path: PathBuf,
+        /// The new file.
+        file: FileId,
+    },
+    /// A file was renamed (replacing `to` if it existed).
+    Rename {
+        /// The old name.
+        from: PathBuf,
+        /// The new name.
+        to: PathBuf,
+    },
+    /// A name was removed.
+    Remove {
+        /// The removed name.
+        path: PathBuf,
+    },
+}
+
+impl DirOp {
+    fn dir(&self) -> Option<&Path> {
+        match self {
+            DirOp::Create { path, .. } | DirOp::Remove { path } => path.parent(),
+            DirOp::Rename { to, .. } => to.parent(),
+        }
+    }
+
+    fn apply(&self, names: &mut BTreeMap<PathBuf, FileId>) {
+        match self {
+            DirOp::Create { path, file } => {
+                names.insert(path.clone(), *file);
+            }
+            DirOp::Rename { from, to } => {
+                if let Some(f) = names.remove(from) {
+                    names.insert(to.clone(), f);
+                }
+            }
+            DirOp::Remove { path } => {
+                names.remove(path);
+            }
+        }
+    }
+}
+
+impl fmt::Display for DirOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DirOp::Create { path, file } => write!(f, "create {} (file {file})", path.display()),
+            DirOp::Rename { from, to } => {
+                write!(f, "rename {} -> {}", from.display(), to.display())
+            }
+            DirOp::Remove { path } => write!(f, "remove {}", path.display()),
+        }
+    }
+}
+
+/// One page that was dirty when a snapshot was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DirtyPage {
+    /// The file.
+    pub file: FileId,
+    /// Page number in the file (byte offset / [`PAGE_SIZE`]).
+    pub page: usize,
+}
+
+/// What reaches the disk of one dirty page at a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageFate {
+    /// The page is written back whole.
+    Whole,
+    /// Only the sectors whose bit is set (bit 0 = the first 512 bytes) are written back; the
+    /// others keep their durable bytes. `(1 << n) - 1` is a write torn after `n` sectors.
+    Sectors(u8),
+    /// The page reads back as zeros.
+    Zeroed,
+    /// The page reads back as pseudo-random bytes from this seed.
+    Garbage(u64),
+}
+
+impl PageFate {
+    /// A write torn after its first `n` sectors (`1..8`).
+    #[must_use]
+    pub fn torn_after(n: usize) -> Self {
+        #[allow(clippy::cast_possible_truncation)]
+        PageFate::Sectors(((1u16 << n.min(SECTORS_PER_PAGE)) - 1) as u8)
+    }
+}
+
+/// Which part of the unsynced state a crash keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrashChoice {
+    /// Dirty pages that reach the disk, and how. Pages not listed keep their durable bytes.
+    pub pages: Vec<(DirtyPage, PageFate)>,
+    /// How many of the pending directory operations (a prefix, oldest first) become durable.
+    pub dir_ops: usize,
+}
+
+impl CrashChoice {
+    /// Nothing unsynced survives: only the durable state.
+    #[must_use]
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Everything survives: every dirty page whole and every pending directory operation (the
+    /// state a process crash with the page cache intact would leave).
+    #[must_use]
+    pub fn all(snapshot: &Snapshot) -> Self {
+        Self {
+            pages: snapshot
+                .dirty_pages()
+                .into_iter()
+                .map(|p| (p, PageFate::Whole))
+                .collect(),
+            dir_ops: snapshot.pending.len(),
+        }
+    }
+
+    /// A pseudo-random choice from `seed`: each dirty page survives with probability 1/2,
+    /// mostly whole, else torn, zeroed or garbage; a random prefix of the directory operations.
+    #[must_use]
+    pub fn random(snapshot: &Snapshot, seed: u64) -> Self {
+        let mut rng = SimRng::new(seed);
+        let mut pages = Vec::new();
+        for p in snapshot.dirty_pages() {
+            if rng.below(2) == 0 {
+                continue;
+            }
+            let fate = match rng.below(8) {
+                0..=3 => PageFate::Whole,
+                #[allow(clippy::cast_possible_truncation)]
+                4 => PageFate::Sectors(rng.next_u64() as u8),
+                5 => PageFate::torn_after(1 + rng.below(7) as usize),
+                6 => PageFate::Zeroed,
+                _ => PageFate::Garbage(rng.next_u64()),
+            };
+            pages.push((p, fate));
+        }
+        let dir_ops = rng.below(snapshot.pending.len() as u64 + 1) as usize;
+        Self { pages, dir_ops }
+    }
+}
+
+impl fmt::Display for CrashChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} pending dir ops kept; pages [", self.dir_ops)?;
+        for (i, (p, fate)) in self.pages.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}file {} page {}: {fate:?}", p.file, p.page)?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// A small deterministic pseudo-random generator (SplitMix64) for crash choices and
+/// workloads, so a seed printed by a failing test replays the same choices.
+#[derive(Debug, Clone)]
+pub struct SimRng(u64);
+
+impl SimRng {
+    /// A generator seeded with `seed`.
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+}
+
+/// Where in a run a snapshot was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// Just before operation number `op` (counted from 1) started.
+    Before {
+        /// The operation's number.
+        op: u64,
+        /// Its kind.
+        kind: OpKind,
+        /// The file or directory it names.
+        path: PathBuf,
+    },
+    /// Just after operation number `op` finished.
+    After {
+        /// The operation's number.
+        op: u64,
+        /// Its kind.
+        kind: OpKind,
+        /// The file or directory it names.
+        path: PathBuf,
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// Taken on request ([`SimStorage::snapshot`]) after `ops` operations.
+    Now {
+        /// Operations performed so far.
+        ops: u64,
+    },
+}
+
+impl fmt::Display for CrashPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CrashPoint::Before { op, kind, path } => {
+                write!(f, "before op {op} ({kind:?} {})", path.display())
+            }
+            CrashPoint::After { op, kind, path, ok } => {
+                let r = if *ok { "ok" } else { "failed" };
+                write!(f, "after op {op} ({kind:?} {}, {r})", path.display())
+            }
+            CrashPoint::Now { ops } => write!(f, "after {ops} ops (on request)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct FileImage {
+    durable: Arc<Vec<u8>>,
+    /// Dirty pages and their live bytes when the snapshot was taken.
+    dirty: Vec<(usize, Arc<[u8]>)>,
+}
+
+/// The state of a simulated storage at one moment: what is durable, which pages are dirty
+/// (with their live bytes), and which directory operations are pending. Crash it with any
+/// [`CrashChoice`], as often as wanted.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Where it was taken.
+    pub point: CrashPoint,
+    /// The number set with [`SimStorage::set_mark`] when it was taken (for example the
+    /// highest LSN acknowledged so far).
+    pub mark: u64,
+    files: BTreeMap<FileId, FileImage>,
+    durable_names: BTreeMap<PathBuf, FileId>,
+    pending: Vec<DirOp>,
+    dirs: BTreeSet<PathBuf>,
+    names_seen: BTreeMap<FileId, PathBuf>,
+}
+
+impl Snapshot {
+    /// Every dirty page of every file a crash could leave in the directory, in order.
+    #[must_use]
+    pub fn dirty_pages(&self) -> Vec<DirtyPage> {
+        self.files
+            .iter()
+            .flat_map(|(&file, img)| {
+                img.dirty
+                    .iter()
+                    .map(move |&(page, _)| DirtyPage { file, page })
+            })
+            .collect()
+    }
+
+    /// The directory operations not yet made durable, oldest first.
+    #[must_use]
+    pub fn pending_dir_ops(&self) -> &[DirOp] {
+        &self.pending
+    }
+
+    /// A path the file was known under (for messages).
+    #[must_use]
+    pub fn file_name(&self, file: FileId) -> Option<&Path> {
+        self.names_seen.get(&file).map(PathBuf::as_path)
+    }
+
+    /// The storage a power failure at this moment leaves, with `choice` deciding which
+    /// unsynced pages and directory operations reached the disk. Entries of `choice` naming
+    /// pages that are not dirty here are ignored.
+    #[must_use]
+    pub fn crash(&self, choice: &CrashChoice) -> SimStorage {
+        let mut names = self.durable_names.clone();
+        for op in self.pending.iter().take(choice.dir_ops) {
+            op.apply(&mut names);
+        }
+        let mut st = State::default();
+        st.dirs.clone_from(&self.dirs);
+        for &id in names.values() {
+            if st.files.contains_key(&id) {
+                continue;
+            }
+            let Some(img) = self.files.get(&id) else {
+                continue;
+            };
+            let mut bytes: Vec<u8> = img.durable.as_ref().clone();
+            for (p, fate) in choice.pages.iter().filter(|(p, _)| p.file == id) {
+                let Some((_, live)) = img.dirty.iter().find(|(n, _)| *n == p.page) else {
+                    continue;
+                };
+                let start = p.page * PAGE_SIZE;
+                let page = &mut bytes[start..start + live.len()];
+                apply_fate(page, live, *fate);
+            }
+            st.files.insert(id, FileState::new(bytes));
+        }
+        st.next_file = self.files.keys().max().map_or(1, |m| m + 1);
+        st.names_seen.clone_from(&self.names_seen);
+        st.live_names = names.clone();
+        st.durable_names = names;
+        SimStorage::from_state(st)
+    }
+}
+
+fn apply_fate(page: &mut [u8], live: &[u8], fate: PageFate) {
+    match fate {
+        PageFate::Whole => page.copy_from_slice(live),
+        PageFate::Sectors(mask) => {
+            for (s, (dst, src)) in page
+                .chunks_mut(SECTOR_SIZE)
+                .zip(live.chunks(SECTOR_SIZE))
+                .enumerate()
+            {
+                if mask & (1 << s) != 0 {
+                    dst.copy_from_slice(src);
+                }
+            }
+        }
+        PageFate::Zeroed => page.fill(0),
+        PageFate::Garbage(seed) => {
+            let mut rng = SimRng::new(seed);
+            for chunk in page.chunks_mut(8) {
+                let r = rng.next_u64().to_le_bytes();
+                chunk.copy_from_slice(&r[..chunk.len()]);
+            }
+        }
+    }
+}
+
+/// The live bytes of one file: a heap buffer allocated once, never moved or resized, freed
+/// when the last file entry or region holding it drops.
+struct LiveBuf {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the buffer is a plain heap allocation owned by this value; sharing the pointer
+// between threads is what a `MAP_SHARED` mapping does. Writes through it happen only through
+// the `Region` handed out for the file (the `Region` contract); the simulator itself only reads.
+unsafe impl Send for LiveBuf {}
+// SAFETY: as for `Send`: `&LiveBuf` gives out only the raw pointer and a copying read.
+unsafe impl Sync for LiveBuf {}
+
+impl LiveBuf {
+    fn new(bytes: Vec<u8>) -> Self {
+        let b: Box<[u8]> = bytes.into_boxed_slice();
+        let len = b.len();
+        Self {
+            ptr: Box::into_raw(b).cast::<u8>(),
+            len,
+        }
+    }
+
+    /// Copies `out.len()` live bytes from `offset`.
+    fn read(&self, offset: usize, out: &mut [u8]) {
+        assert!(offset <= self.len && out.len() <= self.len - offset);
+        // SAFETY: in bounds (checked above) of an allocation that lives as long as `self`.
+        // The region's user may be storing into these bytes right now (an appender writing
+        // past its published end into a page being synced), as a process stores into a page
+        // the kernel is writing back; the bytes are plain `u8`s, so the copy is at worst a mix
+        // of old and new values, which the model treats as one more torn page.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr.add(offset), out.as_mut_ptr(), out.len());
+        }
+    }
+
+    fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0; self.len];
+        self.read(0, &mut v);
+        v
+    }
+}
+
+impl Drop for LiveBuf {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` and `len` came from `Box::into_raw` of a boxed slice in `new`, and this
+        // is the only place that frees it, once.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr, self.len)) });
+    }
+}
+
+struct FileState {
+    live: Arc<LiveBuf>,
+    durable: Arc<Vec<u8>>,
+    /// What the kernel believes is on disk, where it differs from `durable` (after a failed
+    /// sync marked pages clean without writing them). `None`: the same as `durable`.
+    clean: Option<Vec<u8>>,
+}
+
+impl FileState {
+    fn new(bytes: Vec<u8>) -> Self {
+        Self {
+            live: Arc::new(LiveBuf::new(bytes.clone())),
+            durable: Arc::new(bytes),
+            clean: None,
+        }
+    }
+
+    fn clean(&self) -> &[u8] {
+        self.clean.as_deref().unwrap_or(&self.durable)
+    }
+
+    /// Dirty pages (live differs from clean) with their live bytes.
+    fn dirty_pages(&self) -> Vec<(usize, Arc<[u8]>)> {
+        let live = self.live.to_vec();
+        let clean = self.clean();
+        live.chunks(PAGE_SIZE)
+            .zip(clean.chunks(PAGE_SIZE))
+            .enumerate()
+            .filter(|(_, (l, c))| l != c)
+            .map(|(n, (l, _))| (n, Arc::from(l)))
+            .collect()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    dirs: BTreeSet<PathBuf>,
+    files: HashMap<FileId, FileState>,
+    next_file: FileId,
+    live_names: BTreeMap<PathBuf, FileId>,
+    durable_names: BTreeMap<PathBuf, FileId>,
+    pending: Vec<DirOp>,
+    locked: BTreeSet<PathBuf>,
+    /// Every name a file was ever given, for messages.
+    names_seen: BTreeMap<FileId, PathBuf>,
+    ops: u64,
+    calls: HashMap<OpKind, u64>,
+    faults: Vec<Fault>,
+    log: Vec<CrashPoint>,
+    recording: bool,
+    snapshots: Vec<Snapshot>,
+    mark: u64,
+}
+
+impl State {
+    fn snapshot(&self, point: CrashPoint) -> Snapshot {
+        let mut ids: BTreeSet<FileId> = self.durable_names.values().copied().collect();
+        for op in &self.pending {
+            if let DirOp::Create { file, .. } = op {
+                ids.insert(*file);
+            }
+        }
+        let files = ids
+            .into_iter()
+            .filter_map(|id| {
+                let f = self.files.get(&id)?;
+                Some((
+                    id,
+                    FileImage {
+                        durable: Arc::clone(&f.durable),
+                        dirty: f.dirty_pages(),
+                    },
+                ))
+            })
+            .collect();
+        Snapshot {
+            point,
+            mark: self.mark,
+            files,
+            durable_names: self.durable_names.clone(),
+            pending: self.pending.clone(),
+            dirs: self.dirs.clone(),
+            names_seen: self.names_seen.clone(),
+        }
+    }
+
+    fn dir_exists(&self, dir: &Path) -> io::Result<()> {
+        if self.dirs.contains(dir) {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no directory {}", dir.display()),
+            ))
+        }
+    }
+
+    fn parent_exists(&self, path: &Path) -> io::Result<()> {
+        self.dir_exists(path.parent().unwrap_or(Path::new("")))
+    }
+
+    fn file(&self, path: &Path) -> io::Result<FileId> {
+        self.live_names.get(path).copied().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no file {}", path.display()),
+            )
+        })
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs one storage operation: counts it, takes the snapshots around it when recording,
+    /// and passes it the injected error if this call is one to fail.
+    fn op<T>(
+        &self,
+        kind: OpKind,
+        path: &Path,
+        f: impl FnOnce(&mut State, Option<io::Error>) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let mut st = self.lock();
+        st.ops += 1;
+        let op = st.ops;
+        let nth = {
+            let n = st.calls.entry(kind).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if st.recording {
+            let snap = st.snapshot(CrashPoint::Before {
+                op,
+                kind,
+                path: path.to_path_buf(),
+            });
+            st.snapshots.push(snap);
+        }
+        let fault = st
+            .faults
+            .iter()
+            .find(|x| x.kind == kind && (x.nth == nth || (x.sticky && nth >= x.nth)))
+            .map(|x| x.error.to_io());
+        let result = f(&mut st, fault);
+        let after = CrashPoint::After {
+            op,
+            kind,
+            path: path.to_path_buf(),
+            ok: result.is_ok(),
+        };
+        if st.recording {
+            let snap = st.snapshot(after.clone());
+            st.snapshots.push(snap);
+        }
+        st.log.push(after);
+        result
+    }
+}
+
+/// An in-memory, crash-simulating [`Storage`]. See the [module docs](self) for the model.
+#[derive(Clone)]
+pub struct SimStorage {
+    shared: Arc<Shared>,
+}
+
+impl Default for SimStorage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for SimStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.shared.lock();
+        f.debug_struct("SimStorage")
+            .field("files", &st.live_names.len())
+            .field("ops", &st.ops)
+            .field("pending_dir_ops", &st.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimStorage {
+    /// An empty storage: no directories, no files.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::from_state(State {
+            next_file: 1,
+            ..State::default()
+        })
+    }
+
+    fn from_state(state: State) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    /// The state now, to crash later (possibly many times).
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        let st = self.shared.lock();
+        st.snapshot(CrashPoint::Now { ops: st.ops })
+    }
+
+    /// The storage a power failure now leaves: `self.snapshot().crash(choice)`.
+    #[must_use]
+    pub fn crash(&self, choice: &CrashChoice) -> SimStorage {
+        self.snapshot().crash(choice)
+    }
+
+    /// Starts (or stops) capturing a [`Snapshot`] just before and just after every operation.
+    pub fn record_snapshots(&self, on: bool) {
+        self.shared.lock().recording = on;
+    }
+
+    /// The snapshots captured so far, oldest first; clears the list.
+    #[must_use]
+    pub fn take_snapshots(&self) -> Vec<Snapshot> {
+        std::mem::take(&mut self.shared.lock().snapshots)
+    }
+
+    /// Sets the number later snapshots carry in [`Snapshot::mark`].
+    pub fn set_mark(&self, mark: u64) {
+        self.shared.lock().mark = mark;
+    }
+
+    /// Makes the `nth` call (counted from 1 since this storage was made) of `kind` fail.
+    pub fn fail_nth(&self, kind: OpKind, nth: u64, error: FaultError) {
+        self.shared.lock().faults.push(Fault {
+            kind,
+            nth,
+            error,
+            sticky: false,
+        });
+    }
+
+    /// Makes every call of `kind` from the `nth` on fail (a disk that stays full or broken).
+    pub fn fail_from(&self, kind: OpKind, nth: u64, error: FaultError) {
+        self.shared.lock().faults.push(Fault {
+            kind,
+            nth,
+            error,
+            sticky: true,
+        });
+    }
+
+    /// Removes every injected fault (space is back).
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
+    /// How many calls of `kind` were made so far (failed ones included).
+    #[must_use]
+    pub fn calls(&self, kind: OpKind) -> u64 {
+        self.shared.lock().calls.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// How many operations were made so far.
+    #[must_use]
+    pub fn ops(&self) -> u64 {
+        self.shared.lock().ops
+    }
+
+    /// Every operation so far, as "after op k" points, oldest first.
+    #[must_use]
+    pub fn op_log(&self) -> Vec<CrashPoint> {
+        self.shared.lock().log.clone()
+    }
+
+    /// Names in the live directory `dir` (what `list` returns), without counting an operation.
+    #[must_use]
+    pub fn live_names(&self, dir: &Path) -> Vec<PathBuf> {
+        let st = self.shared.lock();
+        st.live_names
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .cloned()
+            .collect()
+    }
+
+    /// The durable bytes of the file named `path` in the live directory, if any.
+    #[must_use]
+    pub fn durable_bytes(&self, path: &Path) -> Option<Vec<u8>> {
+        let st = self.shared.lock();
+        let id = st.live_names.get(path)?;
+        st.files.get(id).map(|f| f.durable.as_ref().clone())
+    }
+}
+
+struct LockGuard {
+    shared: Arc<Shared>,
+    dir: PathBuf,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.shared.lock().locked.remove(&self.dir);
+    }
+}
+
+impl Storage for SimStorage {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.shared.op(OpKind::CreateDir, dir, |st, fault| {
+            if let Some(e) = fault {
+                return Err(e);
+            }
+            for a in dir.ancestors() {
+                st.dirs.insert(a.to_path_buf());
+            }
+            Ok(())
+        })
+    }
+
+    fn lock_dir(&self, dir: &Path) -> io::Result<DirLock> {
+        self.shared.op(OpKind::Lock, dir, |st, fault| {
+            if let Some(e) = fault {
+                return Err(e);
+            }
+            st.dir_exists(dir)?;
+            if !st.locked.insert(dir.to_path_buf()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "directory is locked by another vault writer",
+                ));
+            }
+            Ok(())
+        })?;
+        Ok(DirLock::new(Box::new(LockGuard {
+            shared: Arc::clone(&self.shared),
+            dir: dir.to_path_buf(),
+        })))
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        self.shared.op(OpKind::List, dir, |st, fault| {
+            if let Some(e) = fault {
+                return Err(e);
+            }
+            st.dir_exists(dir)?;
+            Ok(st
+                .live_names
+                .keys()
+                .filter(|p| p.parent() == Some(dir))
+                .filter_map(|p| p.file_name().map(ToOwned::to_owned))
+                .collect())
+        })
+    }
+
+    fn create_allocated(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.shared.op(OpKind::Allocate, path, |st, fault| {
+            st.parent_exists(path)?;
+            if st.live_names.contains_key(path) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists", path.display()),
+                ));
+            }
+            // A failed allocation leaves the file created but empty (O_CREAT worked).
+            let len = if fault.is_some() {
+                0
+            } else {
+                usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?
+            };
+            let id = st.next_file;
+            st.next_file += 1;
+            st.files.insert(id, FileState::new(vec![0; len]));
+            st.live_names.insert(path.to_path_buf(), id);
+            st.names_seen.insert(id, path.to_path_buf());
+            st.pending.push(DirOp::Create {
+                path: path.to_path_buf(),
+                file: id,
+            });
+            fault.map_or(Ok(()), Err)
+        })
+    }
+
+    fn map(&self, path: &Path, writable: bool) -> io::Result<Box<dyn Region>> {
+        let (file, live) = self.shared.op(OpKind::Map, path, |st, fault| {
+            if let Some(e) = fault {
+                return Err(e);
+            }
+            let id = st.file(path)?;
+            let live = Arc::clone(&st.files[&id].live);
+            if live.len == 0 {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "empty file"));
+            }
+            Ok((id, live))
+        })?;
+        Ok(Box::new(SimRegion {
+            shared: Arc::clone(&self.shared),
+            file,
+            path: path.to_path_buf(),
+            live,
+            writable,
+        }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.shared.op(OpKind::Rename, from, |st, fault| {
+            if let Some(e) = fault {
+                return Err(e);
+            }
+            if from.parent() != to.parent() {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "SimStorage renames only within a directory",
+                ));
+            }
+            let id = st.file(from)?;
+            st.live_names.remove(from);
+            st.live_names.insert(to.to_path_buf(), id);
+            st.names_seen.insert(id, to.to_path_buf());
+            st.pending.push(DirOp::Rename {
+                from: from.to_path_buf(),
+                to: to.to_path_buf(),
+            });
+            Ok(())
+        })
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.shared.op(OpKind::Remove, path, |st, fault| {
+            if let Some(e) = fault {
+                return Err(e);
+            }
+            st.file(path)?;
+            st.live_names.remove(path);
+            st.pending.push(DirOp::Remove {
+                path: path.to_path_buf(),
+            });
+            Ok(())
+        })
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.shared.op(OpKind::SyncDir, dir, |st, fault| {
+            if let Some(e) = fault {
+                return Err(e);
+            }
+            st.dir_exists(dir)?;
+            let pending = std::mem::take(&mut st.pending);
+            for op in pending {
+                if op.dir() == Some(dir) {
+                    op.apply(&mut st.durable_names);
+                } else {
+                    st.pending.push(op);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A file's live bytes, as a mapping.
+struct SimRegion {
+    shared: Arc<Shared>,
+    file: FileId,
+    path: PathBuf,
+    live: Arc<LiveBuf>,
+    writable: bool,
+}
+
+impl fmt::Debug for SimRegion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimRegion")
+            .field("file", &self.file)
+            .field("path", &self.path)
+            .field("len", &self.live.len)
+            .finish_non_exhaustive()
+    }
+}
+
+// SAFETY: `live` is a heap buffer of `len` bytes allocated once and never moved or resized; the
+// region holds an `Arc` to it, so it stays valid for the region's life even after the file is
+// removed or the storage dropped. The simulator never writes live bytes after creating them
+// (it only reads them, at syncs, snapshots and crashes), so the only writes are the user's,
+// through this pointer.
+unsafe impl Region for SimRegion {
+    fn as_ptr(&self) -> *mut u8 {
+        self.live.ptr
+    }
+
+    fn len(&self) -> usize {
+        self.live.len
+    }
+
+    fn writable(&self) -> bool {
+        self.writable
+    }
+
+    fn sync(&self, offset: usize, len: usize) -> io::Result<()> {
+        self.shared.op(OpKind::Sync, &self.path, |st, fault| {
+            let total = self.live.len;
+            let end = offset.saturating_add(len).min(total);
+            if offset >= end {
+                return fault.map_or(Ok(()), Err);
+            }
+            let Some(f) = st.files.get_mut(&self.file) else {
+                // The file is gone from every view of the directory: nothing to make durable.
+                return fault.map_or(Ok(()), Err);
+            };
+            let first = offset / PAGE_SIZE;
+            let last = end.div_ceil(PAGE_SIZE);
+            let mut page = vec![0u8; PAGE_SIZE];
+            for n in first..last {
+                let start = n * PAGE_SIZE;
+                let plen = PAGE_SIZE.min(total - start);
+                let live = &mut page[..plen];
+                self.live.read(start, live);
+                if live == &f.clean()[start..start + plen] {
+                    continue;
+                }
+                if fault.is_some() {
+                    // fsyncgate: the page is marked clean, its bytes never reach the disk.
+                    let durable = Arc::clone(&f.durable);
+                    let clean = f.clean.get_or_insert_with(|| durable.as_ref().clone());
+                    clean[start..start + plen].copy_from_slice(live);
+                } else {
+                    Arc::make_mut(&mut f.durable)[start..start + plen].copy_from_slice(live);
+                    if let Some(clean) = &mut f.clean {
+                        clean[start..start + plen].copy_from_slice(live);
+                    }
+                }
+            }
+            fault.map_or(Ok(()), Err)
+        })
+    }
+
+    fn prefault(&self) -> io::Result<()> {
+        self.shared.op(OpKind::Prefault, &self.path, |_, fault| {
+            fault.map_or(Ok(()), Err)
+        })
+    }
+}
