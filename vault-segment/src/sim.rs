@@ -94,7 +94,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::storage::{DirLock, Region, Storage};
-use crate::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use crate::sync::{PoisonError, StdArc as Arc, StdMutex as Mutex, StdMutexGuard as MutexGuard};
 
 /// Bytes per page: the unit the simulated kernel writes back.
 pub const PAGE_SIZE: usize = 4096;
