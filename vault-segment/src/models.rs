@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use crate::sim::SimStorage;
-use crate::sync::model;
+use crate::sync::{model, spawn};
 use crate::{partial_crc, Segment, SegmentAppender, Storage};
 
 const DIR: &str = "/wal";
@@ -57,7 +57,7 @@ fn a_reader_never_sees_a_published_frame_before_its_bytes() {
         let sim = SimStorage::new();
         let mut app = fresh_appender(&sim);
         let seg = app.segment().clone();
-        let reader = loom::thread::spawn(move || {
+        let reader = spawn(move || {
             let first = read_all(&seg);
             let second = read_all(&seg);
             assert!(second >= first, "a published record disappeared");
@@ -83,7 +83,7 @@ fn one_publish_makes_a_whole_batch_visible_at_once() {
         let sim = SimStorage::new();
         let mut app = fresh_appender(&sim);
         let seg = app.segment().clone();
-        let reader = loom::thread::spawn(move || {
+        let reader = spawn(move || {
             let n = read_all(&seg);
             assert!(n == 0 || n == 3, "saw {n} of a 3-record batch");
         });
@@ -112,7 +112,7 @@ fn racing_syncs_leave_the_larger_end_synced_and_durable() {
         let seg = app.segment().clone();
         let worker = {
             let seg = seg.clone();
-            loom::thread::spawn(move || seg.sync_to(end2).unwrap())
+            spawn(move || seg.sync_to(end2).unwrap())
         };
         seg.sync_to(end1).unwrap();
         assert!(seg.synced_end() >= end1);

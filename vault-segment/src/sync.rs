@@ -31,7 +31,7 @@ pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering
 pub(crate) use loom::sync::{Arc, Mutex};
 
 #[cfg(test)]
-pub(crate) use self::loom_shim::{model, ByteWitness};
+pub(crate) use self::loom_shim::{model, spawn, ByteWitness};
 
 /// Records nothing: see the module docs.
 #[cfg(not(test))]
@@ -121,8 +121,25 @@ mod loom_shim {
         }
     }
 
+    /// Stack of the loom threads the models start (loom's coroutines get 32 KiB otherwise, too
+    /// little for some unoptimised paths).
+    const STACK: usize = 1 << 20;
+
+    /// `loom::thread::spawn` with [`STACK`] bytes of stack.
+    pub(crate) fn spawn<F, T>(f: F) -> loom::thread::JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        loom::thread::Builder::new()
+            .stack_size(STACK)
+            .spawn(f)
+            .expect("loom spawns")
+    }
+
     /// Runs `f` under loom with a default preemption bound of 2, unless a `LOOM_*` variable
-    /// (read by `Builder::new`, e.g. `LOOM_MAX_PREEMPTIONS`) already set one.
+    /// (read by `Builder::new`, e.g. `LOOM_MAX_PREEMPTIONS`) already set one. `f` runs on a
+    /// loom thread with [`STACK`] bytes of stack, one of the 5 threads loom allows.
     pub(crate) fn model<F>(f: F)
     where
         F: Fn() + Sync + Send + 'static,
@@ -131,6 +148,19 @@ mod loom_shim {
         if builder.preemption_bound.is_none() {
             builder.preemption_bound = Some(2);
         }
-        builder.check(f);
+        // std's `Arc` and counter: made outside the model, shared by every execution.
+        let f = std::sync::Arc::new(f);
+        let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&executions);
+        builder.check(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let f = std::sync::Arc::clone(&f);
+            spawn(move || f()).join().unwrap();
+        });
+        // Shown with `--nocapture`: how much of the state space the bound let loom explore.
+        eprintln!(
+            "loom: {} executions",
+            executions.load(std::sync::atomic::Ordering::Relaxed)
+        );
     }
 }
