@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vault_buffer::PooledBuf;
-use vault_rotate::{RotateConfig, Rotator};
 use vault_segment::{
     capacity_for, frame_len, partial_crc, DirLock, Record, Segment, SegmentAppender,
     MARKER_FRAME_LEN,
@@ -15,7 +14,8 @@ use crate::options::{Options, SyncPolicy};
 use crate::read::Iter;
 use crate::recovery::{analyse, RecoveryReport};
 use crate::sync::{
-    lock, Arc, AtomicBool, AtomicU64, Condvar, JoinHandle, Mutex, Ordering, RwLock, ThreadBuilder,
+    lock, Arc, AtomicBool, AtomicU64, Condvar, JoinHandle, Mutex, Ordering, RotateConfig, Rotator,
+    RwLock, StdArc, ThreadBuilder,
 };
 
 /// A log sequence number: records are numbered 1, 2, 3, … in append order, without gaps.
@@ -133,7 +133,7 @@ impl Wal {
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<(Self, RecoveryReport)> {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
-        let storage = Arc::clone(&options.storage);
+        let storage = StdArc::clone(&options.storage);
         storage
             .create_dir_all(&dir)
             .map_err(|e| Error::io("create directory", &dir, e))?;
@@ -175,7 +175,7 @@ impl Wal {
             dir: dir.clone(),
             segment_size: options.segment_size,
             first_index: next_index,
-            storage: Arc::clone(&storage),
+            storage: StdArc::clone(&storage),
         })?;
         let mut segments: Vec<Segment> = a.kept.iter().map(|s| s.segment.clone()).collect();
         let appender = if let Some(tail) = a.kept.last() {
