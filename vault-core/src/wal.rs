@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use vault_buffer::PooledBuf;
 use vault_segment::{
-    capacity_for, frame_len, partial_crc, DirLock, Record, Segment, SegmentAppender,
+    capacity_for, frame_len, partial_crc, DirLock, Record, Segment, SegmentAppender, DATA_OFFSET,
     MARKER_FRAME_LEN,
 };
 
@@ -418,8 +418,10 @@ impl Wal {
     /// Drops whole segments that hold only records before `lsn` (after a checkpoint); the
     /// segment the writer appends to is never dropped. Returns the number of segments removed.
     ///
-    /// Crash semantics: it first syncs (so the first remaining segment's first LSN is durable),
-    /// then unlinks the segments oldest first and syncs the directory before returning. A crash
+    /// Crash semantics: it first syncs, and makes sure the activation block (the first LSN) of
+    /// the segment that becomes first is durable, even if a concurrent rotation activated it
+    /// after that sync; then it unlinks the segments oldest first and syncs the directory
+    /// before returning. A crash
     /// in between leaves a prefix of them removed, which recovery reads as a log that starts
     /// later; it never leaves a gap.
     ///
@@ -436,6 +438,13 @@ impl Wal {
             let mut n = 0;
             while n + 1 < segs.len() && segs[n + 1].first_lsn() <= lsn {
                 n += 1;
+            }
+            if n > 0 {
+                // A rotation may have activated the segment that becomes first after the sync
+                // above. Its activation must be durable before the segments before it are
+                // unlinked, or a power cut leaves a log that starts with an unactivated
+                // segment, which recovery rejects. (A no-op unless that race happened.)
+                segs[n].sync_to(DATA_OFFSET)?;
             }
             segs.drain(..n).collect()
         };
