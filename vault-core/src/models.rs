@@ -12,6 +12,7 @@
 //! `loom::model` panics. Tests with real threads and files are in `tests/`.
 
 use std::path::Path;
+use std::time::Duration;
 
 use vault_segment::sim::{CrashChoice, SimStorage, UNMAPPED_POISON};
 use vault_segment::{parse_segment_name, Record};
@@ -295,5 +296,18 @@ fn truncate_front_racing_a_rotation_leaves_a_log_that_reopens() {
             assert_eq!(rec.lsn(), lsn);
             tag_of(rec);
         }
+    });
+}
+
+/// `close` stops the interval flusher even when its stop signal arrives while the flusher is
+/// flushing (not waiting): the flusher must look at the flag before it waits again, or it
+/// sleeps a whole interval (forever, in the model) and `close` hangs joining it.
+#[test]
+fn close_stops_the_interval_flusher_even_mid_flush() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = open(&sim, SyncPolicy::Interval(Duration::from_millis(1)));
+        wal.append(b"one").unwrap();
+        wal.close().unwrap();
     });
 }

@@ -659,7 +659,10 @@ fn start_flusher(shared: Arc<Shared>, every: Duration) -> Result<JoinHandle<()>>
         .name("vault-flush".into())
         .spawn(move || {
             let mut stop = lock(&shared.stop_flusher);
-            loop {
+            // The flag is checked before every wait, not only after one: `close` may set it
+            // and notify while this thread is flushing (not waiting), and that notification
+            // is not kept for a later wait.
+            while !*stop {
                 let (guard, _) = shared
                     .stop_flusher_cv
                     .wait_timeout(stop, every)
