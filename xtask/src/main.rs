@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo xtask            # list the commands
-//! cargo xtask ci         # fmt, clippy, test, doc and the CLI contract, as CI runs them
+//! cargo xtask ci         # fmt, clippy, test, doc, the CLI contract and a short stress run
 //! cargo xtask loom       # the loom models in release, preemption bound 3
 //! cargo xtask stress     # the stress driver (`--help` for its options)
 //! ```
@@ -45,7 +45,8 @@ struct Task {
 const TASKS: &[Task] = &[
     Task {
         name: "ci",
-        summary: "run what CI runs: fmt check, clippy, tests, docs, then the CLI contract",
+        summary:
+            "run what CI runs: fmt check, clippy, tests, docs, the CLI contract, 20 s of stress",
         run: ci,
     },
     Task {
@@ -64,6 +65,9 @@ const TASKS: &[Task] = &[
 /// Where the CLI contract check lives, relative to the workspace root. It is shared with other
 /// checkouts, so it sits beside the repository rather than in it, and may be absent.
 const CLI_CONTRACT: &str = "../shared/checks/cli-contract";
+
+/// How long CI's stress run lasts, in seconds (`.ci/run` says the same).
+const CI_STRESS_SECONDS: &str = "20";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -151,6 +155,10 @@ fn ci(workspace: &Workspace, args: &[String]) -> Result<(), Error> {
     } else {
         println!("xtask: {CLI_CONTRACT} not found; the cli-contract step will be skipped");
     }
+    steps.push(Step::new(
+        "stress",
+        stress::command(workspace, &["--duration", CI_STRESS_SECONDS]),
+    ));
 
     run_steps(steps)
 }

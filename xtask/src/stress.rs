@@ -11,10 +11,18 @@
 //! The driver, not xtask, parses the options, so xtask keeps to std. It exits non-zero on any
 //! violation, and so does this command.
 
+use std::process::Command;
+
 use crate::{Error, Step, Workspace};
 
 /// Runs `vault-stress` in release with `args`.
 pub(crate) fn stress(workspace: &Workspace, args: &[String]) -> Result<(), Error> {
+    Step::new("stress", command(workspace, args)).run()?;
+    Ok(())
+}
+
+/// The command that builds and runs `vault-stress` in release with `args`.
+pub(crate) fn command<S: AsRef<std::ffi::OsStr>>(workspace: &Workspace, args: &[S]) -> Command {
     let mut command = workspace.cargo([
         "run",
         "--release",
@@ -25,6 +33,5 @@ pub(crate) fn stress(workspace: &Workspace, args: &[String]) -> Result<(), Error
         "--",
     ]);
     command.args(args);
-    Step::new("stress", command).run()?;
-    Ok(())
+    command
 }
