@@ -164,6 +164,35 @@ fn group_commit_never_reports_a_record_durable_before_its_sync() {
     });
 }
 
+/// Model (3) across a rotation: the flush that covers a record in the new segment must also
+/// cover the end of the sealed one (which the worker may be retiring at the same moment).
+/// Two appenders under `SyncPolicy::Always`, one of whose records opens segment 2: whenever
+/// either sees `durable_lsn` at `d`, every record up to `d`, in either segment, is durable.
+#[test]
+fn group_commit_across_a_rotation_covers_the_sealed_segment() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = Arc::new(open(&sim, SyncPolicy::Always));
+        wal.append(&record(b'a', HALF)).unwrap();
+        let appenders = [b'b', b'c'].map(|tag| {
+            let wal = Arc::clone(&wal);
+            let sim = sim.clone();
+            spawn(move || {
+                let lsn = wal.append(&record(tag, HALF)).unwrap();
+                let durable = wal.durable_lsn();
+                assert!(durable >= lsn, "append {lsn} returned at durable {durable}");
+                assert_durable_through(&wal, &sim, durable);
+            })
+        });
+        for a in appenders {
+            a.join().unwrap();
+        }
+        assert_eq!(wal.durable_lsn(), 3);
+        assert_eq!(wal.stats().rotations, 1);
+        assert_durable_through(&wal, &sim, 3);
+    });
+}
+
 /// Model (4), shutdown during preparation: the WAL is closed right after an append, while the
 /// worker prepares the next segment (or has it ready). The worker exits, nothing blocks, every
 /// mapping is released, the spare is removed (durably: after a power cut the log reopens with
