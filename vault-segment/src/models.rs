@@ -96,8 +96,9 @@ fn one_publish_makes_a_whole_batch_visible_at_once() {
 }
 
 /// The retirement sync (on the worker) and a group-commit flush (on the leader) may sync the
-/// same segment at once, while the appender keeps writing: `synced` only grows, ends at the
-/// larger end, and what a successful sync covered is in the durable image.
+/// same segment at once, while the appender keeps writing: a `sync_to` that returns has its
+/// bytes in the durable image (even when the other thread's msync is the one covering them),
+/// `synced` ends at the larger end, and what either covered is durable.
 #[test]
 fn racing_syncs_leave_the_larger_end_synced_and_durable() {
     model(|| {
@@ -110,12 +111,26 @@ fn racing_syncs_leave_the_larger_end_synced_and_durable() {
         app.publish();
         let end2 = app.offset();
         let seg = app.segment().clone();
+        // From here on an msync is a point where the other thread may run, as it is while
+        // the kernel writes pages (SimStorage's work is otherwise invisible to loom, so a
+        // whole sync would be one step with whatever loom operation preceded it). Set after
+        // the single-threaded setup: loom treats a thread that yields as spinning and favours
+        // the others, which would prune the interleavings explored later.
+        sim.set_sync_hook(Some(loom::thread::yield_now));
         let worker = {
             let seg = seg.clone();
             spawn(move || seg.sync_to(end2).unwrap())
         };
         seg.sync_to(end1).unwrap();
         assert!(seg.synced_end() >= end1);
+        // Returned Ok: record 1 is durable now, whichever thread's msync wrote it.
+        let rec = seg.records_from(1).next().unwrap();
+        let image = sim.durable_bytes(seg.path()).unwrap();
+        assert_eq!(
+            &image[rec.offset()..rec.offset() + rec.len()],
+            rec.data(),
+            "sync_to returned before its bytes were durable"
+        );
         // The appender goes on past both ends meanwhile.
         append(&mut app, 3);
         app.publish();

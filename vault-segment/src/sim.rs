@@ -629,6 +629,8 @@ struct State {
     regions: HashMap<FileId, usize>,
     /// Whether unmapping the last region of a nameless file poisons its live bytes.
     poison_unmapped: bool,
+    /// Called at the start of every `Region::sync`, with no lock held.
+    sync_hook: Option<fn()>,
 }
 
 impl State {
@@ -880,6 +882,14 @@ impl SimStorage {
         self.shared.lock().poison_unmapped = on;
     }
 
+    /// Sets a function called at the start of every [`Region::sync`] (`msync`), before the
+    /// simulator takes its lock. A model checker's yield here lets other threads run while a
+    /// sync is in flight, as they do while the kernel writes pages back; without it the whole
+    /// sync is one indivisible step to the checker.
+    pub fn set_sync_hook(&self, hook: Option<fn()>) {
+        self.shared.lock().sync_hook = hook;
+    }
+
     /// The durable bytes of the file named `path` in the live directory, if any.
     #[must_use]
     pub fn durable_bytes(&self, path: &Path) -> Option<Vec<u8>> {
@@ -1112,6 +1122,10 @@ unsafe impl Region for SimRegion {
     }
 
     fn sync(&self, offset: usize, len: usize) -> io::Result<()> {
+        let hook = self.shared.lock().sync_hook;
+        if let Some(hook) = hook {
+            hook();
+        }
         self.shared.op(OpKind::Sync, &self.path, |st, fault| {
             let total = self.live.len;
             let end = offset.saturating_add(len).min(total);
