@@ -7,6 +7,10 @@
 //!   256 B records synced one by one (`SyncPolicy::Always`), and for 256 B records written
 //!   from pooled buffers with `Wal::must_write`.
 //!
+//! The crate also holds the `vault-stress` binary (`src/bin/vault-stress.rs`), the stress test
+//! `cargo xtask stress` builds in release and runs: it checks correctness under load, it does
+//! not measure anything worth comparing.
+//!
 //! ```text
 //! cargo bench -p vault-bench                  # every benchmark, criterion's full sampling
 //! cargo bench -p vault-bench -- --quick       # a short run, well under a minute

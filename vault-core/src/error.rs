@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 pub use vault_segment::CorruptionKind;
 
+use crate::sync::RotateError;
+
 /// Errors of the WAL. Each says what went wrong and, where there is one, what to do.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
@@ -123,11 +125,11 @@ impl From<vault_segment::Error> for Error {
     }
 }
 
-impl From<vault_rotate::Error> for Error {
-    fn from(e: vault_rotate::Error) -> Self {
+impl From<RotateError> for Error {
+    fn from(e: RotateError) -> Self {
         match e {
-            vault_rotate::Error::Segment(s) => s.into(),
-            vault_rotate::Error::Spawn(source) => Self::Io {
+            RotateError::Segment(s) => s.into(),
+            RotateError::Spawn(source) => Self::Io {
                 op: "spawn worker for",
                 path: PathBuf::new(),
                 source,

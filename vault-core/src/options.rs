@@ -1,7 +1,7 @@
 //! Options of a [`crate::Wal`].
 
+use crate::sync::StdArc as Arc;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use vault_segment::{FsStorage, Storage, MAX_PAYLOAD};

@@ -4,9 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vault_buffer::PooledBuf;
-use vault_rotate::{RotateConfig, Rotator};
 use vault_segment::{
-    capacity_for, frame_len, partial_crc, DirLock, Record, Segment, SegmentAppender,
+    capacity_for, frame_len, partial_crc, DirLock, Record, Segment, SegmentAppender, DATA_OFFSET,
     MARKER_FRAME_LEN,
 };
 
@@ -15,7 +14,8 @@ use crate::options::{Options, SyncPolicy};
 use crate::read::Iter;
 use crate::recovery::{analyse, RecoveryReport};
 use crate::sync::{
-    lock, Arc, AtomicBool, AtomicU64, Condvar, JoinHandle, Mutex, Ordering, RwLock, ThreadBuilder,
+    lock, Arc, AtomicBool, AtomicU64, Condvar, JoinHandle, Mutex, Ordering, RotateConfig, Rotator,
+    RwLock, StdArc, ThreadBuilder,
 };
 
 /// A log sequence number: records are numbered 1, 2, 3, … in append order, without gaps.
@@ -133,7 +133,7 @@ impl Wal {
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<(Self, RecoveryReport)> {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
-        let storage = Arc::clone(&options.storage);
+        let storage = StdArc::clone(&options.storage);
         storage
             .create_dir_all(&dir)
             .map_err(|e| Error::io("create directory", &dir, e))?;
@@ -179,7 +179,7 @@ impl Wal {
             dir: dir.clone(),
             segment_size: options.segment_size,
             first_index: next_index,
-            storage: Arc::clone(&storage),
+            storage: StdArc::clone(&storage),
         })?;
         let mut segments: Vec<Segment> = a.kept.iter().map(|s| s.segment.clone()).collect();
         let appender = if let Some(tail) = a.kept.last() {
@@ -422,8 +422,10 @@ impl Wal {
     /// Drops whole segments that hold only records before `lsn` (after a checkpoint); the
     /// segment the writer appends to is never dropped. Returns the number of segments removed.
     ///
-    /// Crash semantics: it first syncs (so the first remaining segment's first LSN is durable),
-    /// then unlinks the segments oldest first and syncs the directory before returning. A crash
+    /// Crash semantics: it first syncs, and makes sure the activation block (the first LSN) of
+    /// the segment that becomes first is durable, even if a concurrent rotation activated it
+    /// after that sync; then it unlinks the segments oldest first and syncs the directory
+    /// before returning. A crash
     /// in between leaves a prefix of them removed, which recovery reads as a log that starts
     /// later; it never leaves a gap.
     ///
@@ -444,6 +446,13 @@ impl Wal {
             let mut n = 0;
             while n + 1 < segs.len() && segs[n + 1].first_lsn() <= lsn {
                 n += 1;
+            }
+            if n > 0 {
+                // A rotation may have activated the segment that becomes first after the sync
+                // above. Its activation must be durable before the segments before it are
+                // unlinked, or a power cut leaves a log that starts with an unactivated
+                // segment, which recovery rejects. (A no-op unless that race happened.)
+                segs[n].sync_to(DATA_OFFSET)?;
             }
             segs.drain(..n).collect()
         };
@@ -658,7 +667,10 @@ fn start_flusher(shared: Arc<Shared>, every: Duration) -> Result<JoinHandle<()>>
         .name("vault-flush".into())
         .spawn(move || {
             let mut stop = lock(&shared.stop_flusher);
-            loop {
+            // The flag is checked before every wait, not only after one: `close` may set it
+            // and notify while this thread is flushing (not waiting), and that notification
+            // is not kept for a later wait.
+            while !*stop {
                 let (guard, _) = shared
                     .stop_flusher_cv
                     .wait_timeout(stop, every)

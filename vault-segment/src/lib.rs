@@ -29,6 +29,9 @@ pub mod sim;
 pub mod storage;
 mod sync;
 
+#[cfg(test)]
+mod models;
+
 pub use error::{CorruptionKind, Error, Result};
 pub use format::{
     frame_len, parse_segment_name, partial_crc, segment_file_name, Activation, SegmentHeader,

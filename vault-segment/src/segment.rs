@@ -1,6 +1,6 @@
 //! One segment: a mapped file of frames, its single appender, its readers and its recovery scan.
 
-use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, ByteWitness, Mutex, Ordering};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -46,6 +46,8 @@ struct Inner {
     /// Set when a sync failed: the kernel may have dropped dirty pages, so no later sync of
     /// this segment may report success (fsyncgate).
     sync_failed: AtomicBool,
+    /// Loom's view of the frame bytes (nothing outside the crate's unit tests).
+    witness: ByteWitness,
 }
 
 impl fmt::Debug for Segment {
@@ -318,6 +320,7 @@ impl Segment {
                 appender_taken: AtomicBool::new(false),
                 sync_lock: Mutex::new(()),
                 sync_failed: AtomicBool::new(false),
+                witness: ByteWitness::new(),
             }),
         }
     }
@@ -532,6 +535,7 @@ impl Segment {
             "read past the published end of {}",
             self.inner.path.display()
         );
+        self.inner.witness.read(offset, len);
         read_bytes(&*self.inner.region, offset, len)
     }
 
@@ -606,6 +610,7 @@ impl Segment {
             off += flen;
         };
         if !inner.appender_taken.load(Ordering::Acquire) {
+            inner.witness.wrote(DATA_OFFSET, off - DATA_OFFSET);
             inner.first_lsn.store(first, Ordering::Release);
             inner.published_next_lsn.store(lsn, Ordering::Release);
             inner.published.store(off, Ordering::Release);
@@ -743,6 +748,7 @@ impl Iterator for Records {
             if self.lsn == 0 || self.offset + FRAME_HEADER_LEN > self.end {
                 return None;
             }
+            self.seg.inner.witness.read(self.offset, FRAME_HEADER_LEN);
             let h = read_bytes(&*self.seg.inner.region, self.offset, FRAME_HEADER_LEN);
             let len = read_u32(h, 0) as usize;
             let kind = h[4];
@@ -936,6 +942,7 @@ impl SegmentAppender {
         unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(at), bytes.len());
         }
+        self.seg.inner.witness.wrote(at, bytes.len());
     }
 }
 

@@ -45,6 +45,14 @@
 //!   order they were made: a crash keeps a prefix of those not yet synced.
 //! - fsyncgate, as above; and an unlinked file stays readable through an existing region.
 //!
+//! Unmapping: [`SimStorage::live_regions`] counts the regions still mapped, and with
+//! [`SimStorage::poison_unmapped`] on, when the last region of a file that no longer has a name
+//! drops, its live bytes are overwritten with [`UNMAPPED_POISON`]. The buffer itself stays
+//! allocated, so a reader that kept a pointer into an unmapped segment reads the poison
+//! (deterministically, where a real unmapped page would fault or be reused) and its content
+//! check fails. The concurrency models use this to check that no reader uses a segment after
+//! `truncate_front` let it go.
+//!
 //! Not captured:
 //!
 //! - Only the latest content of a dirty page can be written back, torn against its durable
@@ -94,7 +102,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::storage::{DirLock, Region, Storage};
-use crate::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use crate::sync::{PoisonError, StdArc as Arc, StdMutex as Mutex, StdMutexGuard as MutexGuard};
 
 /// Bytes per page: the unit the simulated kernel writes back.
 pub const PAGE_SIZE: usize = 4096;
@@ -560,6 +568,15 @@ unsafe impl Send for LiveBuf {}
 unsafe impl Sync for LiveBuf {}
 
 impl LiveBuf {
+    /// Overwrites every byte with `byte`. Only called once no region maps the buffer, so no
+    /// one may legitimately be reading or writing it.
+    fn fill(&self, byte: u8) {
+        // SAFETY: `ptr` is valid for `len` bytes (allocated in `new`, freed only in `drop`).
+        // No region maps the file any more, so the only other access would be a user reading
+        // through a pointer it kept past the unmapping: the bug this poison exposes.
+        unsafe { std::ptr::write_bytes(self.ptr, byte, self.len) }
+    }
+
     fn new(bytes: Vec<u8>) -> Self {
         let b: Box<[u8]> = bytes.into_boxed_slice();
         let len = b.len();
@@ -649,6 +666,12 @@ struct State {
     recording: bool,
     snapshots: Vec<Snapshot>,
     mark: u64,
+    /// Regions currently mapped, per file.
+    regions: HashMap<FileId, usize>,
+    /// Whether unmapping the last region of a nameless file poisons its live bytes.
+    poison_unmapped: bool,
+    /// Called at the start of every `Region::sync`, with no lock held.
+    sync_hook: Option<fn()>,
 }
 
 impl State {
@@ -912,6 +935,28 @@ impl SimStorage {
             .collect()
     }
 
+    /// How many regions ([`Storage::map`] results) are mapped now, over all files: a model of
+    /// open mappings, to check that nothing keeps a segment mapped after its last user.
+    #[must_use]
+    pub fn live_regions(&self) -> usize {
+        self.shared.lock().regions.values().sum()
+    }
+
+    /// Turns poisoning on (or off): from now on, when the last region of a file that has no
+    /// name in the live directory (it was removed) is dropped, the file's live bytes become
+    /// [`UNMAPPED_POISON`], so any later read through a pointer into it sees garbage.
+    pub fn poison_unmapped(&self, on: bool) {
+        self.shared.lock().poison_unmapped = on;
+    }
+
+    /// Sets a function called at the start of every [`Region::sync`] (`msync`), before the
+    /// simulator takes its lock. A model checker's yield here lets other threads run while a
+    /// sync is in flight, as they do while the kernel writes pages back; without it the whole
+    /// sync is one indivisible step to the checker.
+    pub fn set_sync_hook(&self, hook: Option<fn()>) {
+        self.shared.lock().sync_hook = hook;
+    }
+
     /// The durable bytes of the file named `path` in the live directory, if any.
     #[must_use]
     pub fn durable_bytes(&self, path: &Path) -> Option<Vec<u8>> {
@@ -1018,6 +1063,7 @@ impl Storage for SimStorage {
             if live.len == 0 {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "empty file"));
             }
+            *st.regions.entry(id).or_insert(0) += 1;
             Ok((id, live))
         })?;
         Ok(Box::new(SimRegion {
@@ -1116,11 +1162,31 @@ impl SimRegion {
     }
 }
 
+impl Drop for SimRegion {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        let left = st.regions.get_mut(&self.file).map_or(0, |n| {
+            *n -= 1;
+            *n
+        });
+        if left == 0 {
+            st.regions.remove(&self.file);
+            let named = st.live_names.values().any(|&id| id == self.file);
+            if st.poison_unmapped && !named {
+                self.live.fill(UNMAPPED_POISON);
+            }
+        }
+    }
+}
+
+/// The byte [`SimStorage::poison_unmapped`] fills an unmapped, removed file with.
+pub const UNMAPPED_POISON: u8 = 0xEE;
+
 // SAFETY: `live` is a heap buffer of `len` bytes allocated once and never moved or resized; the
 // region holds an `Arc` to it, so it stays valid for the region's life even after the file is
-// removed or the storage dropped. The simulator never writes live bytes after creating them
-// (it only reads them, at syncs, snapshots and crashes), so the only writes are the user's,
-// through this pointer.
+// removed or the storage dropped. While any region maps the file the simulator never writes
+// its live bytes (it only reads them, at syncs, snapshots and crashes), so the only writes are
+// the user's, through this pointer. (Poisoning writes them only once no region is left.)
 unsafe impl Region for SimRegion {
     fn as_ptr(&self) -> *mut u8 {
         self.live.ptr
@@ -1135,6 +1201,10 @@ unsafe impl Region for SimRegion {
     }
 
     fn sync(&self, offset: usize, len: usize) -> io::Result<()> {
+        let hook = self.shared.lock().sync_hook;
+        if let Some(hook) = hook {
+            hook();
+        }
         let path = self.current_name();
         self.shared.op(OpKind::Sync, &path, |st, fault| {
             let total = self.live.len;

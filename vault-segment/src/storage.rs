@@ -24,6 +24,7 @@
 //! - **Readers see only published bytes.** The writer publishes an offset after its copy
 //!   completes; a reader never forms a slice past it (see `Segment`).
 
+use crate::sync::{PoisonError, StdArc as Arc, StdMutex as Mutex};
 use std::any::Any;
 use std::ffi::OsString;
 use std::fmt;
@@ -31,7 +32,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
 
 use memmap2::{Advice, MmapOptions, MmapRaw};
 

@@ -6,9 +6,11 @@
 //!
 //! ```text
 //! cargo xtask            # list the commands
-//! cargo xtask ci         # fmt, clippy, test, doc, kill -9, disk full, CLI contract, as CI
+//! cargo xtask ci         # fmt, clippy, test, doc, CLI contract, stress, kill -9, disk full
 //! cargo xtask crash      # thousands of kill -9 generations (release)
 //! cargo xtask powerloss  # the power-loss model in release, 100,000+ crash states
+//! cargo xtask loom       # the loom models in release, preemption bound 3
+//! cargo xtask stress     # the stress driver (`--help` for its options)
 //! ```
 //!
 //! Every command runs from the workspace root and calls cargo through `$CARGO` (which cargo
@@ -31,6 +33,8 @@ use std::process::{Command, ExitCode, ExitStatus};
 use std::time::{Duration, Instant};
 
 mod crash;
+mod loom;
+mod stress;
 
 /// A command `cargo xtask` understands.
 struct Task {
@@ -59,11 +63,25 @@ const TASKS: &[Task] = &[
         summary: "power-loss model in release: [--states N (default 100000)] [--first-seed S]",
         run: powerloss::powerloss,
     },
+    Task {
+        name: "loom",
+        summary:
+            "run the loom models in release, preemption bound 3 ([--preemptions N] [-- FILTER])",
+        run: loom::loom,
+    },
+    Task {
+        name: "stress",
+        summary: "build and run the vault-stress driver in release (`stress --help` for options)",
+        run: stress::stress,
+    },
 ];
 
 /// Where the CLI contract check lives, relative to the workspace root. It is shared with other
 /// checkouts, so it sits beside the repository rather than in it, and may be absent.
 const CLI_CONTRACT: &str = "../shared/checks/cli-contract";
+
+/// How long CI's stress run lasts, in seconds (`.ci/run` says the same).
+const CI_STRESS_SECONDS: &str = "20";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -187,6 +205,10 @@ fn ci(workspace: &Workspace, args: &[String]) -> Result<(), Error> {
              include them)"
         );
     }
+    steps.push(Step::new(
+        "stress",
+        stress::command(workspace, &["--duration", CI_STRESS_SECONDS]),
+    ));
 
     run_steps(steps)
 }

@@ -1,0 +1,347 @@
+//! Loom models of the `Wal`'s concurrency: the real `Wal`, with loom's locks, atomics and
+//! threads (see `sync.rs`), the real rotation worker compiled in from vault-rotate's source,
+//! and the in-memory `SimStorage` for every file. Each model asserts the invariant it protects;
+//! loom adds that no execution deadlocks (a waiter never woken, a writer blocked forever) and
+//! that no loom `Arc` leaks.
+//!
+//! Thread budget: loom allows 5 threads per execution. `model()` runs the body on one (loom's
+//! own first thread is the other), and every `Wal` starts a rotation worker, so a model with
+//! one `Wal` has room for two more threads (one, if it reopens the log).
+//!
+//! Only models belong in this crate's unit tests: under `cfg(test)` a `Wal` made outside
+//! `loom::model` panics. Tests with real threads and files are in `tests/`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use vault_segment::sim::{CrashChoice, SimStorage, UNMAPPED_POISON};
+use vault_segment::{parse_segment_name, Record};
+
+use crate::sync::{model, spawn, Arc, StdArc};
+use crate::{Lsn, Options, SyncPolicy, Wal};
+
+const DIR: &str = "/wal";
+
+/// A payload that fills most of half a 4 KiB segment: two fit, the third rotates.
+const HALF: usize = 1800;
+
+fn options(sim: &SimStorage, sync: SyncPolicy) -> Options {
+    Options::default()
+        .with_segment_size(4096)
+        .with_sync(sync)
+        .with_storage(StdArc::new(sim.clone()))
+}
+
+fn open(sim: &SimStorage, sync: SyncPolicy) -> Wal {
+    Wal::open(DIR, options(sim, sync)).unwrap().0
+}
+
+/// `len` bytes of `tag`: a record that says who wrote it.
+fn record(tag: u8, len: usize) -> Vec<u8> {
+    vec![tag; len]
+}
+
+/// The tag of a record made by [`record`], checking it is whole (not torn, not poisoned).
+fn tag_of(rec: &Record) -> u8 {
+    let data = rec.data();
+    let tag = data[0];
+    assert_ne!(
+        tag,
+        UNMAPPED_POISON,
+        "LSN {} read from an unmapped segment",
+        rec.lsn()
+    );
+    assert!(
+        data.iter().all(|&b| b == tag),
+        "LSN {} is not whole",
+        rec.lsn()
+    );
+    tag
+}
+
+/// Checks that every record up to `durable` has its bytes, and its segment's activation, in
+/// the durable image: what a power cut would keep.
+fn assert_durable_through(wal: &Wal, sim: &SimStorage, durable: Lsn) {
+    for lsn in 1..=durable {
+        let rec = wal.read(lsn).expect("a durable record is readable");
+        let image = sim.durable_bytes(rec.segment().path()).unwrap();
+        let at = rec.offset();
+        assert_eq!(
+            &image[at..at + rec.len()],
+            rec.data(),
+            "LSN {lsn} reported durable before a sync covered its bytes"
+        );
+        let first = rec.segment().first_lsn().to_le_bytes();
+        assert_eq!(&image[64..72], &first, "LSN {lsn}: activation not durable");
+    }
+}
+
+/// Segment indexes named in the live directory, and whether a `-pre` file is there.
+fn files(sim: &SimStorage) -> (Vec<u64>, bool) {
+    let mut indexes = Vec::new();
+    let mut pre = false;
+    for p in sim.live_names(Path::new(DIR)) {
+        let name = parse_segment_name(p.file_name().unwrap().to_str().unwrap()).unwrap();
+        pre |= name.pre;
+        indexes.push(name.index);
+    }
+    indexes.sort_unstable();
+    (indexes, pre)
+}
+
+/// Model (1): two writers append while one of them rotates into the segment the worker
+/// prepared, and a reader iterates meanwhile. No record is lost or duplicated (LSNs 2 and 3,
+/// once each, each holding its writer's bytes), none lands in the retired segment (the third
+/// record opens segment 2, and once closed every byte published in either segment is durable:
+/// a record written into segment 1 after its retirement would lie past the end its final sync
+/// covered), the reader sees a gap-free prefix, and no writer blocks forever.
+#[test]
+fn writers_racing_a_rotation_lose_duplicate_and_misplace_nothing() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = Arc::new(open(&sim, SyncPolicy::Manual));
+        assert_eq!(wal.append(&record(b'a', HALF)).unwrap(), 1);
+        let writers = [b'b', b'c'].map(|tag| {
+            let wal = Arc::clone(&wal);
+            spawn(move || (wal.append(&record(tag, HALF)).unwrap(), tag))
+        });
+        // LSN 1 was published before the reader started: it sees at least that, then a
+        // gap-free run.
+        let mut seen = 0;
+        for (rec, lsn) in wal.iter_from(1).zip(1..) {
+            assert_eq!(rec.lsn(), lsn, "the reader skipped a record");
+            tag_of(&rec);
+            seen += 1;
+        }
+        assert!(seen >= 1, "the reader missed LSN 1");
+        let mut got = writers.map(|w| w.join().unwrap());
+        got.sort_unstable();
+        assert_eq!([got[0].0, got[1].0], [2, 3], "LSNs lost or duplicated");
+
+        let recs: Vec<Record> = wal.iter_from(1).collect();
+        let tags: Vec<u8> = recs.iter().map(tag_of).collect();
+        assert_eq!(tags, [b'a', got[0].1, got[1].1]);
+        let placed: Vec<u64> = recs.iter().map(|r| r.segment().index()).collect();
+        assert_eq!(placed, [1, 1, 2]);
+        assert_eq!(wal.stats().rotations, 1);
+
+        Arc::try_unwrap(wal).unwrap().close().unwrap();
+        for rec in &recs {
+            let image = sim.durable_bytes(rec.segment().path()).unwrap();
+            let at = rec.offset();
+            assert_eq!(&image[at..at + rec.len()], rec.data(), "LSN {}", rec.lsn());
+        }
+    });
+}
+
+/// Model (3), group commit: two appenders under `SyncPolicy::Always` share flushes while an
+/// observer reads `durable_lsn`. Whenever `durable_lsn` is some `d`, every record up to `d` is
+/// in the durable image (a flush's coverage is what the writer lock showed before its syncs,
+/// never more); each `append` returns with its record durable; every waiting follower is woken
+/// (a lost notification is a deadlock loom reports).
+#[test]
+fn group_commit_never_reports_a_record_durable_before_its_sync() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = Arc::new(open(&sim, SyncPolicy::Always));
+        let appenders = [b'x', b'y'].map(|tag| {
+            let wal = Arc::clone(&wal);
+            let sim = sim.clone();
+            spawn(move || {
+                let lsn = wal.append(&record(tag, 40)).unwrap();
+                let durable = wal.durable_lsn();
+                assert!(durable >= lsn, "append {lsn} returned at durable {durable}");
+                assert_durable_through(&wal, &sim, durable);
+                lsn
+            })
+        });
+        let seen = wal.durable_lsn();
+        assert_durable_through(&wal, &sim, seen);
+        let mut lsns = appenders.map(|a| a.join().unwrap());
+        lsns.sort_unstable();
+        assert_eq!(lsns, [1, 2]);
+        assert_eq!(wal.durable_lsn(), 2);
+        let flushes = wal.stats().flushes;
+        assert!(
+            (1..=2).contains(&flushes),
+            "{flushes} flushes for 2 appends"
+        );
+    });
+}
+
+/// Model (3) across a rotation: the flush that covers a record in the new segment must also
+/// cover the end of the sealed one (which the worker may be retiring at the same moment).
+/// Two appenders under `SyncPolicy::Always`, one of whose records opens segment 2: whenever
+/// either sees `durable_lsn` at `d`, every record up to `d`, in either segment, is durable.
+#[test]
+fn group_commit_across_a_rotation_covers_the_sealed_segment() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = Arc::new(open(&sim, SyncPolicy::Always));
+        wal.append(&record(b'a', HALF)).unwrap();
+        let appenders = [b'b', b'c'].map(|tag| {
+            let wal = Arc::clone(&wal);
+            let sim = sim.clone();
+            spawn(move || {
+                let lsn = wal.append(&record(tag, HALF)).unwrap();
+                let durable = wal.durable_lsn();
+                assert!(durable >= lsn, "append {lsn} returned at durable {durable}");
+                assert_durable_through(&wal, &sim, durable);
+            })
+        });
+        for a in appenders {
+            a.join().unwrap();
+        }
+        assert_eq!(wal.durable_lsn(), 3);
+        assert_eq!(wal.stats().rotations, 1);
+        assert_durable_through(&wal, &sim, 3);
+    });
+}
+
+/// Model (4), shutdown during preparation: the WAL is closed right after an append, while the
+/// worker prepares the next segment (or has it ready). The worker exits, nothing blocks, every
+/// mapping is released, the spare is removed (durably: after a power cut the log reopens with
+/// its record and nothing to clean up).
+#[test]
+fn closing_while_the_worker_prepares_leaves_only_the_log() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = open(&sim, SyncPolicy::Manual);
+        wal.append(b"one").unwrap();
+        wal.close().unwrap();
+        assert_eq!(files(&sim), (vec![1], false));
+        assert_eq!(
+            sim.live_regions(),
+            0,
+            "a segment is still mapped after close"
+        );
+
+        let after = sim.crash(&CrashChoice::none());
+        let (wal, report) = Wal::open(DIR, options(&after, SyncPolicy::Manual)).unwrap();
+        assert!(report.removed_segments.is_empty() && report.removed_pre.is_empty());
+        assert!(report.torn_tail.is_none());
+        assert_eq!(wal.read(1).unwrap().data(), b"one");
+    });
+}
+
+/// Model (4), continued: the last handle to the WAL is dropped on whichever thread finishes
+/// last, while a writer's rotation has the worker preparing the next spare. Dropping closes:
+/// the worker exits, the spare is removed, nothing stays mapped, everything appended is durable.
+#[test]
+fn dropping_the_wal_mid_rotation_stops_the_worker_and_keeps_every_record() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = Arc::new(open(&sim, SyncPolicy::Manual));
+        wal.append(&record(b'a', HALF)).unwrap();
+        let writer = {
+            let wal = Arc::clone(&wal);
+            spawn(move || {
+                wal.append(&record(b'b', HALF)).unwrap();
+                wal.append(&record(b'c', HALF)).unwrap(); // rotates
+            })
+        };
+        drop(wal);
+        writer.join().unwrap();
+        assert_eq!(files(&sim), (vec![1, 2], false));
+        assert_eq!(
+            sim.live_regions(),
+            0,
+            "a segment is still mapped after close"
+        );
+
+        let after = sim.crash(&CrashChoice::none());
+        let (wal, report) = Wal::open(DIR, options(&after, SyncPolicy::Manual)).unwrap();
+        assert_eq!((report.records, report.next_lsn), (3, 4));
+        let tags: Vec<u8> = wal.iter_from(1).map(|r| tag_of(&r)).collect();
+        assert_eq!(tags, b"abc");
+    });
+}
+
+/// Model (5), reader vs `truncate_front` and retirement: a reader iterates (and keeps the
+/// records it got) while `truncate_front` drops segment 1, which the worker may still be
+/// retiring. The reader sees either the whole log or the truncated one, never a gap; every
+/// record it holds stays readable after the file is removed (a segment unmapped under it
+/// would read as poison, see `SimStorage::poison_unmapped`); and once the last holder is gone
+/// nothing stays mapped.
+#[test]
+fn a_reader_keeps_its_segment_mapped_through_truncate_front() {
+    model(|| {
+        let sim = SimStorage::new();
+        sim.poison_unmapped(true);
+        let wal = Arc::new(open(&sim, SyncPolicy::Manual));
+        for tag in [b'a', b'b', b'c'] {
+            wal.append(&record(tag, HALF)).unwrap(); // the third opens segment 2
+        }
+        let reader = {
+            let wal = Arc::clone(&wal);
+            spawn(move || {
+                let recs: Vec<Record> = wal.iter_from(1).collect();
+                let lsns: Vec<Lsn> = recs.iter().map(Record::lsn).collect();
+                assert!(
+                    lsns == [1, 2, 3] || lsns == [3],
+                    "reader saw LSNs {lsns:?} across truncate_front"
+                );
+                // Give truncate_front every chance to run before the records are read.
+                loom::thread::yield_now();
+                let tags: Vec<u8> = recs.iter().map(tag_of).collect();
+                assert_eq!(&tags[..], &b"abc"[3 - tags.len()..]);
+            })
+        };
+        assert_eq!(wal.truncate_front(3).unwrap(), 1);
+        assert_eq!(wal.first_lsn(), 3);
+        reader.join().unwrap();
+        let tags: Vec<u8> = wal.iter_from(1).map(|r| tag_of(&r)).collect();
+        assert_eq!(tags, b"c");
+        drop(wal);
+        assert_eq!(
+            sim.live_regions(),
+            0,
+            "a segment is still mapped after close"
+        );
+        assert_eq!(files(&sim), (vec![2], false));
+    });
+}
+
+/// `truncate_front` racing a rotation: after it returns, a power cut must leave a log that
+/// opens. (It removes every segment before the first one it keeps; that one's activation
+/// block must be durable first, or recovery finds a log whose first segment was never
+/// activated.)
+#[test]
+fn truncate_front_racing_a_rotation_leaves_a_log_that_reopens() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = Arc::new(open(&sim, SyncPolicy::Manual));
+        wal.append(&record(b'a', HALF)).unwrap();
+        wal.append(&record(b'b', HALF)).unwrap();
+        let writer = {
+            let wal = Arc::clone(&wal);
+            spawn(move || wal.append(&record(b'c', HALF)).unwrap()) // rotates
+        };
+        wal.truncate_front(3).unwrap();
+        writer.join().unwrap();
+        // Power fails now: only what was synced survives.
+        let after = sim.crash(&CrashChoice::none());
+        let (reopened, report) = Wal::open(DIR, options(&after, SyncPolicy::Manual))
+            .expect("a truncated log must reopen after a power cut");
+        // LSN 3 was never synced and may be lost; what is there is whole and in order.
+        let recs: Vec<Record> = reopened.iter_from(1).collect();
+        assert_eq!(recs.len() as u64, report.records);
+        for (rec, lsn) in recs.iter().zip(report.first_lsn..) {
+            assert_eq!(rec.lsn(), lsn);
+            tag_of(rec);
+        }
+    });
+}
+
+/// `close` stops the interval flusher even when its stop signal arrives while the flusher is
+/// flushing (not waiting): the flusher must look at the flag before it waits again, or it
+/// sleeps a whole interval (forever, in the model) and `close` hangs joining it.
+#[test]
+fn close_stops_the_interval_flusher_even_mid_flush() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = open(&sim, SyncPolicy::Interval(Duration::from_millis(1)));
+        wal.append(b"one").unwrap();
+        wal.close().unwrap();
+    });
+}

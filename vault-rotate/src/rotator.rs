@@ -1,0 +1,326 @@
+//! The rotation worker and its handle. Every synchronisation primitive comes from the sibling
+//! `sync` module, named through `super` so that this file compiles unchanged wherever it is
+//! included (vault-core's unit tests build it as a module of their own crate).
+
+use std::path::PathBuf;
+
+use super::sync::{bounded, unbounded, Arc, AtomicU64, JoinHandle, Ordering, Receiver, Sender};
+use super::sync::{StdArc, StdMutex, StdPoisonError, ThreadBuilder, TryRecvError};
+use vault_segment::{PreparedSegment, Segment, SegmentHeader, Storage};
+
+/// Errors of the rotation worker.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Preparing or retiring a segment failed.
+    #[error(transparent)]
+    Segment(#[from] vault_segment::Error),
+    /// The worker thread is gone (it panicked or was shut down).
+    #[error("the segment rotation worker has stopped")]
+    WorkerGone,
+    /// The worker thread could not be started.
+    #[error("cannot start the segment rotation worker: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What the worker needs to know.
+#[derive(Debug, Clone)]
+pub struct RotateConfig {
+    /// The WAL directory.
+    pub dir: PathBuf,
+    /// Capacity of each normal segment in bytes.
+    pub segment_size: u64,
+    /// Index of the first segment to prepare.
+    pub first_index: u64,
+    /// The file-system seam.
+    pub storage: StdArc<dyn Storage>,
+}
+
+/// Counters of the worker and of the writer's hand-offs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RotateStats {
+    /// Segments prepared by the worker.
+    pub prepared: u64,
+    /// Segments handed to the writer.
+    pub handed_off: u64,
+    /// Hand-offs where the writer had to wait (no prepared segment was ready, or the record
+    /// needed a larger segment than the worker prepares).
+    pub waits: u64,
+    /// Segments retired (final sync done) by the worker.
+    pub retired: u64,
+    /// Retirements whose final sync failed.
+    pub retire_failures: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    prepared: AtomicU64,
+    handed_off: AtomicU64,
+    waits: AtomicU64,
+    retired: AtomicU64,
+    retire_failures: AtomicU64,
+}
+
+enum Request {
+    /// The writer took the spare: prepare the next one.
+    Refill,
+    /// Final sync of a full segment up to `end`, then drop the worker's handle.
+    Retire(Segment, usize),
+}
+
+/// Handle to the rotation worker. Dropping it stops the worker (as [`Rotator::shutdown`] does,
+/// without reporting).
+#[derive(Debug)]
+pub struct Rotator {
+    ready: Option<Receiver<Result<PreparedSegment>>>,
+    requests: Option<Sender<Request>>,
+    worker: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+    config: RotateConfig,
+    /// A spare taken from the worker whose enlargement failed: its index is still the next
+    /// one, so the next hand-off prepares it again (under the same name) on this thread.
+    owed: StdMutex<Option<SegmentHeader>>,
+}
+
+impl Rotator {
+    /// Starts the worker, which immediately prepares segment `first_index`.
+    ///
+    /// # Errors
+    /// [`Error::Spawn`] if the thread cannot start.
+    pub fn start(config: RotateConfig) -> Result<Self> {
+        // One slot: the worker leaves one prepared segment there and refills it when the
+        // writer takes it, so at most one spare exists.
+        let (ready_tx, ready_rx) = bounded(1);
+        let (req_tx, req_rx) = unbounded();
+        let counters = Arc::new(Counters::default());
+        let worker = {
+            let config = config.clone();
+            let counters = Arc::clone(&counters);
+            ThreadBuilder::new()
+                .name("vault-rotate".into())
+                .spawn(move || run(&config, &ready_tx, &req_rx, &counters))
+                .map_err(Error::Spawn)?
+        };
+        Ok(Self {
+            ready: Some(ready_rx),
+            requests: Some(req_tx),
+            worker: Some(worker),
+            counters,
+            config,
+            owed: StdMutex::new(None),
+        })
+    }
+
+    /// Takes the next prepared segment: at once if the worker has one ready (the normal case),
+    /// else waits for it and counts the wait.
+    ///
+    /// # Errors
+    /// The worker's error if preparing failed (for example a full disk); the worker tries again
+    /// for the next call. [`Error::WorkerGone`] if it stopped.
+    pub fn next_segment(&self) -> Result<PreparedSegment> {
+        self.next_segment_with_capacity(0)
+    }
+
+    fn take_spare(&self) -> Result<PreparedSegment> {
+        let ready = self.ready.as_ref().ok_or(Error::WorkerGone)?;
+        let got = match ready.try_recv() {
+            Ok(Ok(seg)) => Ok(seg),
+            // A failure that finished before this call may be stale (a full disk may have
+            // space again): ask for a fresh attempt and report that one instead.
+            Ok(Err(_)) => {
+                self.counters.waits.fetch_add(1, Ordering::Relaxed);
+                let tx = self.requests.as_ref().ok_or(Error::WorkerGone)?;
+                tx.send(Request::Refill).map_err(|_| Error::WorkerGone)?;
+                ready.recv().map_err(|_| Error::WorkerGone)?
+            }
+            Err(TryRecvError::Empty) => {
+                self.counters.waits.fetch_add(1, Ordering::Relaxed);
+                ready.recv().map_err(|_| Error::WorkerGone)?
+            }
+            Err(TryRecvError::Disconnected) => return Err(Error::WorkerGone),
+        };
+        if let Some(tx) = &self.requests {
+            // The worker is gone if this fails; the next call reports it.
+            let _ = tx.send(Request::Refill);
+        }
+        let seg = got?;
+        self.counters.handed_off.fetch_add(1, Ordering::Relaxed);
+        Ok(seg)
+    }
+
+    /// Takes the next segment, enlarged on this thread if it holds fewer than `min_capacity`
+    /// bytes (a record larger than a normal segment). Enlarging counts as a wait. If an
+    /// enlargement fails, the segment's index is not lost: the next call prepares that index
+    /// again on this thread (also counted as a wait) rather than taking the worker's spare.
+    ///
+    /// # Errors
+    /// As [`Rotator::next_segment`], plus I/O errors of the enlargement.
+    pub fn next_segment_with_capacity(&self, min_capacity: u64) -> Result<PreparedSegment> {
+        let storage = &*self.config.storage;
+        let mut owed = self.owed.lock().unwrap_or_else(StdPoisonError::into_inner);
+        if let Some(h) = owed.take() {
+            self.counters.waits.fetch_add(1, Ordering::Relaxed);
+            let capacity = min_capacity.max(self.config.segment_size);
+            return match PreparedSegment::recreate(storage, &self.config.dir, &h, capacity) {
+                Ok(seg) => {
+                    self.counters.handed_off.fetch_add(1, Ordering::Relaxed);
+                    Ok(seg)
+                }
+                Err(e) => {
+                    *owed = Some(h);
+                    Err(e.into())
+                }
+            };
+        }
+        let seg = self.take_spare()?;
+        if seg.limit() as u64 >= min_capacity {
+            return Ok(seg);
+        }
+        self.counters.waits.fetch_add(1, Ordering::Relaxed);
+        let h = *seg.segment().header();
+        seg.enlarge(storage, &self.config.dir, min_capacity)
+            .map_err(|e| {
+                // The worker has moved on to the next index; this one must still come next.
+                *owed = Some(h);
+                e.into()
+            })
+    }
+
+    /// Hands a full segment to the worker for its final sync of `[.., end)`. A failure there
+    /// marks the segment failed, so the WAL's next sync of it reports the error.
+    pub fn retire(&self, segment: Segment, end: usize) {
+        if let Some(tx) = &self.requests {
+            // A send fails only if the worker is gone; the WAL's own sync still covers the
+            // segment, so nothing is lost by dropping the request.
+            let _ = tx.send(Request::Retire(segment, end));
+        }
+    }
+
+    /// A snapshot of the counters.
+    #[must_use]
+    pub fn stats(&self) -> RotateStats {
+        let c = &self.counters;
+        RotateStats {
+            prepared: c.prepared.load(Ordering::Relaxed),
+            handed_off: c.handed_off.load(Ordering::Relaxed),
+            waits: c.waits.load(Ordering::Relaxed),
+            retired: c.retired.load(Ordering::Relaxed),
+            retire_failures: c.retire_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops the worker: it finishes pending retirements, removes the spare segment it
+    /// prepared but never handed over (and syncs the directory), and exits.
+    ///
+    /// # Errors
+    /// [`Error::WorkerGone`] if the worker panicked.
+    pub fn shutdown(mut self) -> Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        // Disconnecting the request channel wakes the worker wherever it waits. The slot's
+        // receiver stays alive until the worker has exited, so a spare the worker was still
+        // preparing lands in the slot and is removed below with any other; the worker's own
+        // removal (when its send fails) covers a `Rotator` whose slot is already gone.
+        drop(self.requests.take());
+        let spare = self.worker.take().map(|w| w.join());
+        if let Some(ready) = self.ready.take() {
+            while let Ok(made) = ready.try_recv() {
+                if let Ok(p) = made {
+                    let path = p.segment().path().to_path_buf();
+                    drop(p);
+                    let storage = &*self.config.storage;
+                    if storage.remove(&path).is_ok() {
+                        let _ = storage.sync_dir(&self.config.dir);
+                    }
+                }
+            }
+        }
+        match spare {
+            Some(Err(_)) => Err(Error::WorkerGone),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Rotator {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn run(
+    config: &RotateConfig,
+    ready: &Sender<Result<PreparedSegment>>,
+    requests: &Receiver<Request>,
+    counters: &Counters,
+) {
+    let storage = &*config.storage;
+    let mut index = config.first_index;
+    let mut retire_later = Vec::new();
+    loop {
+        // Invariant: the writer took the previous spare (or there was none yet), so the slot is
+        // free and the send below does not block.
+        let made = Segment::create(storage, &config.dir, index, config.segment_size);
+        if made.is_ok() {
+            index += 1;
+            counters.prepared.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Err(back) = ready.send(made.map_err(Error::from)) {
+            // Shut down: remove the spare so the directory holds only segments of the log.
+            if let Ok(spare) = back.into_inner() {
+                let path = spare.segment().path().to_path_buf();
+                drop(spare);
+                if storage.remove(&path).is_ok() {
+                    let _ = storage.sync_dir(&config.dir);
+                }
+            }
+            break;
+        }
+        // The spare is ready; now the full segments handed over meanwhile.
+        for req in retire_later.drain(..) {
+            retire(req, counters);
+        }
+        // Sleep until the writer takes the spare (Refill) or hands over a full segment.
+        let mut refill = false;
+        while !refill {
+            match requests.recv() {
+                Ok(Request::Refill) => refill = true,
+                Ok(req) => retire(req, counters),
+                Err(_) => {
+                    for req in retire_later.drain(..) {
+                        retire(req, counters);
+                    }
+                    return;
+                }
+            }
+            // Retirements that arrived with the refill wait until the next spare is ready.
+            while let Ok(req) = requests.try_recv() {
+                match req {
+                    Request::Refill => refill = true,
+                    other => retire_later.push(other),
+                }
+            }
+        }
+    }
+    for req in retire_later.drain(..).chain(requests.iter()) {
+        retire(req, counters);
+    }
+}
+
+fn retire(req: Request, counters: &Counters) {
+    match req {
+        Request::Refill => {}
+        Request::Retire(seg, end) => {
+            if seg.sync_to(end).is_ok() {
+                counters.retired.fetch_add(1, Ordering::Relaxed);
+            } else {
+                counters.retire_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
