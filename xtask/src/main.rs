@@ -7,6 +7,7 @@
 //! ```text
 //! cargo xtask            # list the commands
 //! cargo xtask ci         # fmt, clippy, test, doc and the CLI contract, as CI runs them
+//! cargo xtask bench      # vault side by side with peers and limits -> docs/PERFORMANCE.md
 //! ```
 //!
 //! Every command runs from the workspace root and calls cargo through `$CARGO` (which cargo
@@ -18,6 +19,8 @@
 //! [`Task`] for it to [`TASKS`]; help is generated from that table.
 //!
 //! [cargo-xtask]: https://github.com/matklad/cargo-xtask
+
+mod bench;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -37,11 +40,19 @@ struct Task {
 }
 
 /// Every command, in the order help lists them.
-const TASKS: &[Task] = &[Task {
-    name: "ci",
-    summary: "run what CI runs: fmt check, clippy, tests, docs, then the CLI contract",
-    run: ci,
-}];
+const TASKS: &[Task] = &[
+    Task {
+        name: "ci",
+        summary: "run what CI runs: fmt check, clippy, tests, docs, then the CLI contract",
+        run: ci,
+    },
+    Task {
+        name: "bench",
+        summary:
+            "[--quick] compare vault with peer WALs and machine limits; update docs/PERFORMANCE.md",
+        run: bench::bench,
+    },
+];
 
 /// Where the CLI contract check lives, relative to the workspace root. It is shared with other
 /// checkouts, so it sits beside the repository rather than in it, and may be absent.
@@ -270,6 +281,15 @@ enum Error {
         /// Why the OS refused.
         source: io::Error,
     },
+    /// A file could not be read or written.
+    Io {
+        /// What was being done: "read", "write", "create".
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// Why the OS refused.
+        source: io::Error,
+    },
     /// A step ran and exited unsuccessfully; its own output says why.
     StepFailed {
         /// The step that failed.
@@ -286,7 +306,7 @@ impl Error {
     fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_) => ExitCode::from(2),
-            Error::Spawn { .. } | Error::StepFailed { .. } => ExitCode::FAILURE,
+            Error::Spawn { .. } | Error::Io { .. } | Error::StepFailed { .. } => ExitCode::FAILURE,
         }
     }
 }
@@ -298,6 +318,7 @@ impl fmt::Display for Error {
             Error::Spawn { step, program, .. } => {
                 write!(f, "step `{step}` failed: could not run `{program}`")
             }
+            Error::Io { what, path, .. } => write!(f, "cannot {what} {}", path.display()),
             Error::StepFailed {
                 step,
                 status,
@@ -316,7 +337,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Spawn { source, .. } => Some(source),
+            Error::Spawn { source, .. } | Error::Io { source, .. } => Some(source),
             Error::Usage(_) | Error::StepFailed { .. } => None,
         }
     }
