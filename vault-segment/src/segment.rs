@@ -218,8 +218,8 @@ impl Segment {
     /// Creates segment `index` in `dir`, ready for records.
     ///
     /// Steps, in order: create `gs-vault-{ts}-{index}-pre.log`; allocate `capacity` bytes for
-    /// real; map it and pre-fault every page; write the header; `msync` the whole file (which
-    /// also turns the allocated extents into written zeros, so later syncs write no metadata);
+    /// real; map it and pre-fault every page writable; write the header; `msync` the header's
+    /// page (with the file's size and allocation, which `fdatasync` semantics include);
     /// rename to the final name; `fsync` the directory.
     ///
     /// Crash semantics: a crash before the rename leaves a `-pre` file, which `open` deletes. A
@@ -266,8 +266,12 @@ impl Segment {
                 created_nanos: created,
             };
             write_bytes(&*region, 0, &header.encode());
+            // Only the header's page: the rest is allocated and reads as zeros after a crash
+            // already (fallocate's unwritten extents, or zeros the fallback wrote and synced).
+            // Syncing it all would write every zero to the disk and clean the pages the
+            // pre-fault just dirtied, so the appender would take a write fault per page.
             region
-                .sync(0, region.len())
+                .sync(0, PAGE as usize)
                 .map_err(|e| Error::io("sync", &pre, e))?;
             storage
                 .rename(&pre, &fin)
