@@ -41,6 +41,8 @@ struct Inner {
     synced: AtomicUsize,
     /// Set once an appender was handed out: there is at most one writer, ever.
     appender_taken: AtomicBool,
+    /// End of the bytes [`Segment::resume`] zeroed past the valid chain (0 if none).
+    zeroed_end: AtomicUsize,
     /// Serialises syncs of this segment so that a failure is seen by every later sync.
     sync_lock: Mutex<()>,
     /// Set when a sync failed: the kernel may have dropped dirty pages, so no later sync of
@@ -312,6 +314,7 @@ impl Segment {
                 published: AtomicUsize::new(DATA_OFFSET),
                 published_next_lsn: AtomicU64::new(0),
                 synced: AtomicUsize::new(0),
+                zeroed_end: AtomicUsize::new(0),
                 appender_taken: AtomicBool::new(false),
                 sync_lock: Mutex::new(()),
                 sync_failed: AtomicBool::new(false),
@@ -453,13 +456,25 @@ impl Segment {
         self.sync_range(end, false)
     }
 
-    /// Syncs the whole usable range regardless of what is known synced (used at open, when
-    /// pages may be dirty from a process that died).
+    /// Syncs from offset 0 to the end of every byte that may differ from the disk, regardless
+    /// of what is known synced (used at open, when pages may be dirty from a process that
+    /// died): the published frames, and the bytes [`Segment::resume`] zeroed past them.
+    ///
+    /// Past that end the page cache holds only zeros, and the disk holds zeros too: the file
+    /// was allocated as zeros and anything written past the chain was zeroed (and synced) by
+    /// the open that cut it. Syncing the rest of the file would only write the zero pages the
+    /// preparation dirtied (up to a whole segment of them), which is why this stops there.
     ///
     /// # Errors
     /// The I/O error of the `msync`, naming the file.
     pub fn sync_all(&self) -> Result<()> {
-        self.sync_range(self.inner.limit, true)
+        let inner = &*self.inner;
+        let end = inner
+            .published
+            .load(Ordering::Acquire)
+            .max(inner.zeroed_end.load(Ordering::Acquire))
+            .min(inner.limit);
+        self.sync_range(end, true)
     }
 
     /// Whether a sync of this segment ever failed; if so every later sync fails too.
@@ -669,6 +684,7 @@ impl Segment {
         let zero_to = zero_to.min(inner.limit);
         if zero_to > end {
             fill_zero(&*inner.region, end, zero_to - end);
+            inner.zeroed_end.store(zero_to, Ordering::Release);
         }
         let current = decode_activation(
             read_bytes(&*inner.region, ACTIVATION_OFFSET, 12),
