@@ -162,6 +162,32 @@ pub struct Measurement {
     pub allocs_per_record: f64,
     /// The system's own counters after the run.
     pub notes: Option<String>,
+    /// Records of the throughput pass, all threads (for merging rounds).
+    pub records: u64,
+    /// Duration of the throughput pass.
+    pub elapsed: Duration,
+    /// Allocations during the throughput pass.
+    pub allocs: u64,
+}
+
+impl Measurement {
+    /// Merges another round of the same workload: throughput over the summed time, latency
+    /// over every sample, allocations over every record.
+    pub fn merge(&mut self, other: &Measurement, record_len: usize) {
+        self.records += other.records;
+        self.elapsed += other.elapsed;
+        self.allocs += other.allocs;
+        self.latency
+            .add(&other.latency)
+            .expect("same histogram bounds");
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        self.records_per_sec = self.records as f64 / secs;
+        self.mib_per_sec = self.records_per_sec * record_len as f64 / f64::from(1 << 20);
+        self.allocs_per_record = self.allocs as f64 / self.records as f64;
+        if other.notes.is_some() {
+            self.notes.clone_from(&other.notes);
+        }
+    }
 }
 
 /// The allocator the benchmark binary installs; the harness reads its counters.
@@ -246,6 +272,9 @@ pub fn run(
             latency,
             allocs_per_record: allocs as f64 / records,
             notes: subject.notes(),
+            records: workload.records_per_thread * threads as u64,
+            elapsed,
+            allocs: allocs as u64,
         });
     });
     let closed = subject.close();

@@ -174,37 +174,61 @@ pub fn run(config: &Config, alloc: &'static CountingAlloc) -> Result<String> {
         (Section::SyncEvery, &[1, 4]),
     ];
     for (section, thread_counts) in plan {
+        // Durable runs depend on a shared disk whose latency drifts by the minute: run them in
+        // rounds, every system once per round, and merge the rounds, so that drift falls on
+        // every system alike instead of on whichever ran during a bad minute.
+        let rounds = if section == Section::Unsynced || config.quick {
+            1
+        } else {
+            3
+        };
         for len in SIZES {
             for &threads in thread_counts {
                 let w = workload(section, config.quick, len, threads);
-                for system in &chosen {
-                    if !system.supports(w.sync) {
-                        continue;
-                    }
-                    // must_write is shown where the allocation target is read: 256 B.
-                    if system.name() == "vault must_write" && len != 256 {
-                        continue;
-                    }
+                let runs: Vec<&dyn System> = chosen
+                    .iter()
+                    .copied()
+                    .filter(|s| s.supports(w.sync))
+                    // must_write is shown where the allocation target is read: 256 B.
+                    .filter(|s| s.name() != "vault must_write" || len == 256)
                     // The rotation-free reference row: unsynced, one thread.
-                    if system.name() == "vault, 1 GiB segments"
-                        && (section != Section::Unsynced || threads != 1)
-                    {
-                        continue;
+                    .filter(|s| {
+                        s.name() != "vault, 1 GiB segments"
+                            || (section == Section::Unsynced && threads == 1)
+                    })
+                    .collect();
+                let mut merged: Vec<Option<std::result::Result<Measurement, String>>> =
+                    vec![None; runs.len()];
+                for round in 0..rounds {
+                    for (system, slot) in runs.iter().zip(&mut merged) {
+                        eprintln!(
+                            "compare: {section:?} {len} B x{threads} {} (round {})",
+                            system.name(),
+                            round + 1
+                        );
+                        let outcome = run_one(*system, &w, &config.root, alloc);
+                        if let Err(e) = &outcome {
+                            eprintln!("compare:   failed: {e}");
+                        }
+                        *slot = Some(match (slot.take(), outcome) {
+                            (None, o) => o,
+                            (Some(Ok(mut m)), Ok(o)) => {
+                                m.merge(&o, len);
+                                Ok(m)
+                            }
+                            (Some(Err(e)), _) | (_, Err(e)) => Err(e),
+                        });
                     }
-                    eprintln!(
-                        "compare: {:?} {len} B x{threads} {}",
-                        section,
-                        system.name()
-                    );
-                    let outcome = run_one(*system, &w, &config.root, alloc);
-                    if let Err(e) = &outcome {
-                        eprintln!("compare:   failed: {e}");
-                    }
+                }
+                for (system, outcome) in runs.iter().zip(merged) {
                     cells.push(Cell {
                         section,
                         system: system.name(),
-                        workload: w,
-                        outcome,
+                        workload: Workload {
+                            records_per_thread: w.records_per_thread * rounds,
+                            ..w
+                        },
+                        outcome: outcome.unwrap_or_else(|| Err("not run".into())),
                     });
                 }
             }
