@@ -29,9 +29,10 @@ pub struct Vault {
     /// Build each record in a pooled buffer and hand it to [`Wal::must_write`] instead of
     /// calling [`Wal::append`] with a slice.
     pub must_write: bool,
-    /// Use 1 GiB segments (unless the workload sets a size), so that no rotation happens during
-    /// a run: the append path alone, as the memcpy ceiling measures a mapping prepared
-    /// beforehand.
+    /// Use 512 MiB segments (unless the workload sets a size), so that no rotation happens
+    /// during a run (at most ~290 MiB): the append path alone, as the memcpy ceiling measures a
+    /// mapping prepared beforehand. Not larger: two pre-faulted segments are that much dirty
+    /// memory, and past the kernel's background threshold its writeback cleans the pages again.
     pub big_segments: bool,
 }
 
@@ -86,7 +87,7 @@ impl System for Vault {
     fn name(&self) -> &'static str {
         match (self.must_write, self.big_segments) {
             (true, _) => "vault must_write",
-            (false, true) => "vault, 1 GiB segments",
+            (false, true) => "vault, 512 MiB segments",
             (false, false) => "vault",
         }
     }
@@ -98,7 +99,7 @@ impl System for Vault {
     fn open(&self, dir: &Path, workload: &Workload) -> Result<Box<dyn Subject>> {
         let mut options = Self::options(workload);
         if self.big_segments && workload.segment_size.is_none() {
-            options = options.with_segment_size(1 << 30);
+            options = options.with_segment_size(512 << 20);
         }
         let (wal, _) = Wal::open(dir, options)?;
         settle(&wal)?;
