@@ -26,9 +26,9 @@
 //! prepares the next one. That keeps the disk a run uses to about three segments, however many
 //! records criterion asks for, and keeps the numbers from depending on where in a segment a
 //! sample happens to start. It also means these are not sustained rates: a writer that outruns
-//! the disk for longer than a segment waits for the worker, whose preparing and retiring write
-//! each segment's bytes twice (zeros at preparation, records at retirement). A sustained
-//! benchmark belongs with the baselines of issue #6.
+//! the worker's preparation of segments (pre-faulting every page, two syncs) waits for it.
+//! Sustained rates, peers and the machine's limits are in `benches/compare.rs`
+//! (`cargo xtask bench`).
 #![forbid(unsafe_code)]
 
 use std::hint::black_box;

@@ -1,26 +1,37 @@
-//! Benchmarks of vault. This crate is not published and has no API: its content is the
-//! criterion benchmarks under `benches/`, which measure `vault-core`'s [`vault_core::Wal`] as a
-//! user sees it.
+//! Benchmarks of vault. This crate is not published. Its content is the benchmarks under
+//! `benches/` and the harness they share:
 //!
-//! - `benches/append.rs`: single-thread append throughput in payload bytes per second, for
-//!   records of 64 B, 256 B, 4 KiB and 64 KiB without syncing (`SyncPolicy::Manual`), for
-//!   256 B records synced one by one (`SyncPolicy::Always`), and for 256 B records written
-//!   from pooled buffers with `Wal::must_write`.
+//! - `benches/append.rs` (criterion): single-thread append throughput of `vault-core`'s
+//!   [`vault_core::Wal`] for 64 B..64 KiB records, unsynced, synced one by one, and through
+//!   `must_write`. Criterion's statistics suit one number per benchmark and nothing more.
+//! - `benches/compare.rs` (`harness = false`, driven by `cargo xtask bench`): vault side by side
+//!   with peer WALs (feature `peers`: raft-engine, okaywal, wal-db, raft-log) and with the
+//!   machine's own limits, on the same workloads in one run, reporting records/s, MiB/s, latency
+//!   percentiles (hdrhistogram) and heap allocations per record, and the issue's targets as
+//!   ratios. It writes Markdown for `docs/PERFORMANCE.md`. Criterion is not used there: it
+//!   measures a mean per iteration of one thread, while this needs per-record percentiles,
+//!   several writer threads and allocation counts.
 //!
 //! The crate also holds the `vault-stress` binary (`src/bin/vault-stress.rs`), the stress test
 //! `cargo xtask stress` builds in release and runs: it checks correctness under load, it does
 //! not measure anything worth comparing.
 //!
 //! ```text
-//! cargo bench -p vault-bench                  # every benchmark, criterion's full sampling
-//! cargo bench -p vault-bench -- --quick       # a short run, well under a minute
-//! VAULT_BENCH_DIR=/mnt/nvme cargo bench -p vault-bench   # put the WAL on another disk
+//! cargo xtask bench [--quick]                 # the comparison, written to docs/PERFORMANCE.md
+//! cargo bench -p vault-bench --bench append -- --quick
+//! VAULT_BENCH_DIR=/mnt/nvme cargo xtask bench # put the logs on another disk
 //! ```
 //!
-//! The WAL under test lives in a temporary directory under `VAULT_BENCH_DIR`, or under Cargo's
-//! `target/tmp` when that is unset. Opening it and trimming its front are kept out of the
-//! timings; see the docs at the top of each benchmark file for what is timed.
+//! Logs live in temporary directories under `VAULT_BENCH_DIR`, or under Cargo's `target/tmp`
+//! when that is unset, so the numbers are those of the disk holding the target directory (not
+//! of a `/tmp` that may be tmpfs).
 //!
-//! What this crate does not have yet: peers and baselines to compare vault against. They come
-//! in a later issue (#6), with `docs/PERFORMANCE.md` recording results, commands and machine.
-#![forbid(unsafe_code)]
+//! `unsafe` is allowed only in [`subjects`], for the raw mapping of the memcpy ceiling.
+#![deny(unsafe_code)]
+
+pub mod harness;
+#[cfg(feature = "peers")]
+pub mod peers;
+#[allow(unsafe_code)]
+pub mod subjects;
+pub mod suite;

@@ -58,7 +58,6 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct Counters {
-    appends: AtomicU64,
     flushes: AtomicU64,
     rotations: AtomicU64,
 }
@@ -71,6 +70,9 @@ struct Writer {
     sealed: Vec<(Segment, usize)>,
     /// The highest LSN a commit marker in the log attests.
     attested: u64,
+    /// Records appended since open: counted under this lock, which every append holds anyway,
+    /// rather than with an atomic read-modify-write of its own.
+    appends: u64,
 }
 
 #[derive(Debug, Default)]
@@ -211,6 +213,7 @@ impl Wal {
                 rotator: Some(rotator),
                 sealed: Vec::with_capacity(8),
                 attested: a.attested,
+                appends: 0,
             }),
             segments: RwLock::new(segments),
             sync_state: Mutex::new(SyncState {
@@ -261,10 +264,10 @@ impl Wal {
             self.check_open()?;
             let lsn = self.append_locked(&mut w, data, partial)?;
             w.appender.publish();
+            w.appends += 1;
             self.shared.last_lsn.store(lsn, Ordering::Release);
             lsn
         };
-        self.shared.counters.appends.fetch_add(1, Ordering::Relaxed);
         if self.shared.options.sync == SyncPolicy::Always {
             self.shared.sync_through(lsn)?;
         }
@@ -293,19 +296,17 @@ impl Wal {
                     Ok(lsn) => last = lsn,
                     Err(e) => {
                         w.appender.publish();
+                        w.appends += (last + 1).saturating_sub(first);
                         self.shared.last_lsn.store(last, Ordering::Release);
                         return Err(e);
                     }
                 }
             }
             w.appender.publish();
+            w.appends += records.len() as u64;
             self.shared.last_lsn.store(last, Ordering::Release);
             (first, last)
         };
-        self.shared
-            .counters
-            .appends
-            .fetch_add(records.len() as u64, Ordering::Relaxed);
         if self.shared.options.sync == SyncPolicy::Always && last >= first {
             self.shared.sync_through(last)?;
         }
@@ -397,13 +398,13 @@ impl Wal {
     #[must_use]
     pub fn stats(&self) -> WalStats {
         let c = &self.shared.counters;
-        let rot = lock(&self.shared.writer)
-            .rotator
-            .as_ref()
-            .map(Rotator::stats)
-            .unwrap_or_default();
+        let (appends, rot) = {
+            let w = lock(&self.shared.writer);
+            let rot = w.rotator.as_ref().map(Rotator::stats).unwrap_or_default();
+            (w.appends, rot)
+        };
         WalStats {
-            appends: c.appends.load(Ordering::Relaxed),
+            appends,
             flushes: c.flushes.load(Ordering::Relaxed),
             rotations: c.rotations.load(Ordering::Relaxed),
             segment_waits: rot.waits,

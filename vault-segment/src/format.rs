@@ -191,16 +191,14 @@ pub fn partial_crc(payload: &[u8]) -> u32 {
     // cast only keeps this function total.
     #[allow(clippy::cast_possible_truncation)]
     let prefix = frame_prefix(payload.len() as u32, KIND_RECORD);
-    crc32c::crc32c_append(crc32c::crc32c(&prefix), payload)
+    crate::crc::crc32c_append(crate::crc::crc32c_append(0, &prefix), payload)
 }
 
 /// Mixes salt and LSN into a partial checksum.
 #[must_use]
 pub fn seal_crc(partial: u32, salt: u64, lsn: u64) -> u32 {
-    let mut tail = [0u8; 16];
-    tail[0..8].copy_from_slice(&salt.to_le_bytes());
-    tail[8..16].copy_from_slice(&lsn.to_le_bytes());
-    crc32c::crc32c_append(partial, &tail)
+    // The salt's and then the LSN's little-endian bytes.
+    crate::crc::crc32c_append_words(partial, salt, lsn)
 }
 
 pub(crate) fn marker_payload(attested: u64, next_lsn: u64) -> [u8; MARKER_PAYLOAD_LEN] {

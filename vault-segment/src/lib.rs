@@ -22,6 +22,7 @@
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod crc;
 mod error;
 pub mod format;
 mod segment;

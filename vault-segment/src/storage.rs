@@ -29,7 +29,7 @@ use std::any::Any;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -232,8 +232,9 @@ fn write_zeros(f: &File, len: u64) -> io::Result<()> {
         f.write_all_at(&zeros[..n as usize], off)?;
         off += n;
     }
-    let mut f = f;
-    f.flush()
+    // Durable here, since segment creation then syncs only the header's page: after a crash
+    // the file must read as zeros wherever no record was synced.
+    f.sync_data()
 }
 
 /// A durability event seen by [`RecordingStorage`].

@@ -11,6 +11,7 @@
 //! cargo xtask powerloss  # the power-loss model in release, 100,000+ crash states
 //! cargo xtask loom       # the loom models in release, preemption bound 3
 //! cargo xtask stress     # the stress driver (`--help` for its options)
+//! cargo xtask bench      # vault side by side with peers and limits -> docs/PERFORMANCE.md
 //! ```
 //!
 //! Every command runs from the workspace root and calls cargo through `$CARGO` (which cargo
@@ -23,6 +24,7 @@
 //!
 //! [cargo-xtask]: https://github.com/matklad/cargo-xtask
 
+mod bench;
 mod powerloss;
 
 use std::ffi::OsString;
@@ -73,6 +75,12 @@ const TASKS: &[Task] = &[
         name: "stress",
         summary: "build and run the vault-stress driver in release (`stress --help` for options)",
         run: stress::stress,
+    },
+    Task {
+        name: "bench",
+        summary:
+            "[--quick] compare vault with peer WALs and machine limits; update docs/PERFORMANCE.md",
+        run: bench::bench,
     },
 ];
 
@@ -354,6 +362,15 @@ enum Error {
         /// Why the OS refused.
         source: io::Error,
     },
+    /// A file could not be read or written.
+    Io {
+        /// What was being done: "read", "write", "create".
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// Why the OS refused.
+        source: io::Error,
+    },
     /// A step ran and exited unsuccessfully; its own output says why.
     StepFailed {
         /// The step that failed.
@@ -370,7 +387,7 @@ impl Error {
     fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_) => ExitCode::from(2),
-            Error::Spawn { .. } | Error::StepFailed { .. } => ExitCode::FAILURE,
+            Error::Spawn { .. } | Error::Io { .. } | Error::StepFailed { .. } => ExitCode::FAILURE,
         }
     }
 }
@@ -382,6 +399,7 @@ impl fmt::Display for Error {
             Error::Spawn { step, program, .. } => {
                 write!(f, "step `{step}` failed: could not run `{program}`")
             }
+            Error::Io { what, path, .. } => write!(f, "cannot {what} {}", path.display()),
             Error::StepFailed {
                 step,
                 status,
@@ -400,7 +418,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Spawn { source, .. } => Some(source),
+            Error::Spawn { source, .. } | Error::Io { source, .. } => Some(source),
             Error::Usage(_) | Error::StepFailed { .. } => None,
         }
     }

@@ -1,0 +1,445 @@
+//! vault and the machine's own limits, as [`System`]s.
+//!
+//! - [`Vault`]: `vault_core::Wal` as a user runs it. `never` = `SyncPolicy::Manual`;
+//!   `each` = `SyncPolicy::Always` (concurrent appenders share flushes: group commit);
+//!   `every N` = `Manual` and [`Wal::sync`] after every `N`th record of a thread.
+//! - [`MemcpyCeiling`]: `memcpy` of each record into a pre-faulted `MAP_SHARED` mapping of
+//!   shared memory (a memfd, which is never written back), nothing else: the most an unsynced
+//!   append into a mapping can do.
+//! - [`PwriteFloor`]: `pwrite` of each record into a preallocated, pre-zeroed (written and
+//!   synced) file, and `fdatasync` when durability is asked: the least a durable append costs.
+//!   Threads write disjoint ranges of the one file and sync it independently.
+//! - [`HandWritten`]: `File::write_all` on an `O_APPEND` file and `sync_data`, behind a mutex:
+//!   what a user writes by hand.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use memmap2::{Advice, MmapOptions, MmapRaw};
+use vault_core::{Options, Pool, PoolConfig, SyncPolicy, Wal};
+
+use crate::harness::{Appender, Result, Subject, SyncMode, System, Workload};
+
+/// vault's [`Wal`].
+#[derive(Debug, Default)]
+pub struct Vault {
+    /// Build each record in a pooled buffer and hand it to [`Wal::must_write`] instead of
+    /// calling [`Wal::append`] with a slice.
+    pub must_write: bool,
+    /// Use 512 MiB segments (unless the workload sets a size), so that no rotation happens
+    /// during a run (at most ~290 MiB): the append path alone, as the memcpy ceiling measures a
+    /// mapping prepared beforehand. Not larger: two pre-faulted segments are that much dirty
+    /// memory, and past the kernel's background threshold its writeback cleans the pages again.
+    pub big_segments: bool,
+}
+
+struct VaultSubject {
+    wal: Wal,
+    sync: SyncMode,
+    must_write: bool,
+    pool: Pool,
+    rotations_at_start: u64,
+    waits_at_start: u64,
+}
+
+struct VaultAppender<'a> {
+    subject: &'a VaultSubject,
+}
+
+impl Vault {
+    fn options(workload: &Workload) -> Options {
+        let policy = match workload.sync {
+            SyncMode::Each => SyncPolicy::Always,
+            SyncMode::Never | SyncMode::Every(_) => SyncPolicy::Manual,
+        };
+        let mut options = Options::default().with_sync(policy);
+        if let Some(size) = workload.segment_size {
+            options = options.with_segment_size(size);
+        }
+        options
+    }
+}
+
+/// Waits until the rotation worker holds the next segment ready, as in a log that has been
+/// running for a while.
+fn settle(wal: &Wal) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = wal.stats();
+        if s.segments_prepared > s.rotations + 1 {
+            // The worker sends the spare and then parks on its request channel (whose first
+            // wait registers a waker, an allocation of its own): let it get there first, so
+            // a run's allocation count holds only what its appends cause.
+            std::thread::sleep(Duration::from_millis(20));
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the rotation worker prepared no spare in 60 s: {s:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+impl System for Vault {
+    fn name(&self) -> &'static str {
+        match (self.must_write, self.big_segments) {
+            (true, _) => "vault must_write",
+            (false, true) => "vault, 512 MiB segments",
+            (false, false) => "vault",
+        }
+    }
+
+    fn supports(&self, _sync: SyncMode) -> bool {
+        true
+    }
+
+    fn open(&self, dir: &Path, workload: &Workload) -> Result<Box<dyn Subject>> {
+        let mut options = Self::options(workload);
+        if self.big_segments && workload.segment_size.is_none() {
+            options = options.with_segment_size(512 << 20);
+        }
+        let (wal, _) = Wal::open(dir, options)?;
+        settle(&wal)?;
+        let s = wal.stats();
+        Ok(Box::new(VaultSubject {
+            wal,
+            sync: workload.sync,
+            must_write: self.must_write,
+            pool: Pool::new(PoolConfig::default())?,
+            rotations_at_start: s.rotations,
+            waits_at_start: s.segment_waits,
+        }))
+    }
+
+    fn replay(
+        &self,
+        dir: &Path,
+        workload: &Workload,
+        done: &mut dyn FnMut(),
+    ) -> Option<Result<u64>> {
+        Some((|| {
+            let (wal, _) = Wal::open(dir, Self::options(workload))?;
+            let bytes = wal.iter_from(1).map(|r| r.len() as u64).sum();
+            done();
+            wal.close()?;
+            Ok(bytes)
+        })())
+    }
+}
+
+impl Subject for VaultSubject {
+    fn appender(&self, _thread: usize) -> Result<Box<dyn Appender + '_>> {
+        Ok(Box::new(VaultAppender { subject: self }))
+    }
+
+    fn notes(&self) -> Option<String> {
+        let s = self.wal.stats();
+        Some(format!(
+            "{} rotations, {} waited",
+            s.rotations - self.rotations_at_start,
+            s.segment_waits - self.waits_at_start
+        ))
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        Ok(self.wal.close()?)
+    }
+}
+
+impl Appender for VaultAppender<'_> {
+    fn append(&mut self, record: &[u8], durable: bool) -> Result<()> {
+        let s = self.subject;
+        if s.must_write {
+            let mut buf = s.pool.get();
+            buf.extend_from_slice(record);
+            s.wal.must_write(buf).map_err(|e| e.error)?;
+        } else {
+            s.wal.append(record)?;
+        }
+        // Under `Always` the append itself waited for its flush.
+        if durable && s.sync != SyncMode::Each {
+            s.wal.sync()?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates `path` with `len` bytes allocated with `fallocate` (not written).
+fn allocated_file(path: &Path, len: u64) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, len.max(4096))?;
+    Ok(file)
+}
+
+/// The ceiling for unsynced appends: `memcpy` into a pre-faulted shared mapping.
+#[derive(Debug, Default)]
+pub struct MemcpyCeiling;
+
+struct MemcpySubject {
+    map: MmapRaw,
+    per_thread: usize,
+}
+
+struct MemcpyAppender<'a> {
+    /// Start of this thread's range of the mapping.
+    base: *mut u8,
+    len: usize,
+    offset: usize,
+    _subject: &'a MemcpySubject,
+}
+
+impl System for MemcpyCeiling {
+    fn name(&self) -> &'static str {
+        "memcpy into mmap (ceiling)"
+    }
+
+    fn supports(&self, sync: SyncMode) -> bool {
+        sync == SyncMode::Never
+    }
+
+    fn open(&self, _dir: &Path, workload: &Workload) -> Result<Box<dyn Subject>> {
+        let per_thread = usize::try_from(workload.bytes_per_thread())?.next_multiple_of(4096);
+        let len = per_thread * workload.threads;
+        // Shared memory that the kernel never writes back: a file on the disk under test gave
+        // a ceiling that swung by 10x from run to run, whenever background writeback (other
+        // processes' dirty data pushing past its threshold) cleaned the pre-faulted pages and
+        // the copy took a write fault per page. vault's own runs keep that cost.
+        let file = File::from(rustix::fs::memfd_create(
+            "vault-bench-ceiling",
+            rustix::fs::MemfdFlags::CLOEXEC,
+        )?);
+        file.set_len(len as u64)?;
+        let map = MmapOptions::new().len(len).map_raw(&file)?;
+        map.advise(Advice::PopulateWrite)?;
+        Ok(Box::new(MemcpySubject { map, per_thread }))
+    }
+}
+
+impl Subject for MemcpySubject {
+    fn appender(&self, thread: usize) -> Result<Box<dyn Appender + '_>> {
+        let start = self.per_thread * thread;
+        if start + self.per_thread > self.map.len() {
+            return Err("no range left for this thread".into());
+        }
+        Ok(Box::new(MemcpyAppender {
+            // SAFETY: `start + per_thread <= len` (checked above), so the pointer stays inside
+            // the mapping.
+            base: unsafe { self.map.as_mut_ptr().add(start) },
+            len: self.per_thread,
+            offset: 0,
+            _subject: self,
+        }))
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Appender for MemcpyAppender<'_> {
+    fn append(&mut self, record: &[u8], _durable: bool) -> Result<()> {
+        if record.len() > self.len - self.offset {
+            return Err("record past the end of the thread's range".into());
+        }
+        // SAFETY: in bounds of this thread's range (checked above), which lies inside the
+        // mapping that `_subject` keeps alive. Each thread has a disjoint range (one appender
+        // per thread index) and nothing else in the process touches the file, so no other
+        // access races with this copy.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                record.as_ptr(),
+                self.base.add(self.offset),
+                record.len(),
+            );
+        }
+        self.offset += record.len();
+        Ok(())
+    }
+}
+
+/// The floor for durable appends: `pwrite` into a pre-zeroed file, `fdatasync`.
+#[derive(Debug, Default)]
+pub struct PwriteFloor;
+
+struct PwriteSubject {
+    file: File,
+    per_thread: u64,
+}
+
+struct PwriteAppender<'a> {
+    file: &'a File,
+    offset: u64,
+}
+
+impl System for PwriteFloor {
+    fn name(&self) -> &'static str {
+        "pwrite + fdatasync (floor)"
+    }
+
+    fn supports(&self, _sync: SyncMode) -> bool {
+        true
+    }
+
+    fn open(&self, dir: &Path, workload: &Workload) -> Result<Box<dyn Subject>> {
+        let per_thread = workload.bytes_per_thread().next_multiple_of(4096);
+        let len = per_thread * workload.threads as u64;
+        let file = allocated_file(&dir.join("floor.bin"), len)?;
+        // Pre-zero: written blocks, so a sync writes data and no extent metadata. 4 KiB writes
+        // keep page-cache folios small (a large folio makes fdatasync write all of it).
+        let zeros = [0u8; 4096];
+        let mut off = 0;
+        while off < len {
+            file.write_all_at(&zeros, off)?;
+            off += zeros.len() as u64;
+        }
+        file.sync_all()?;
+        Ok(Box::new(PwriteSubject { file, per_thread }))
+    }
+}
+
+impl Subject for PwriteSubject {
+    fn appender(&self, thread: usize) -> Result<Box<dyn Appender + '_>> {
+        Ok(Box::new(PwriteAppender {
+            file: &self.file,
+            offset: self.per_thread * thread as u64,
+        }))
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Appender for PwriteAppender<'_> {
+    fn append(&mut self, record: &[u8], durable: bool) -> Result<()> {
+        self.file.write_all_at(record, self.offset)?;
+        self.offset += record.len() as u64;
+        if durable {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+/// What a user writes by hand: `write_all` to an append-mode file, `sync_data`, one mutex.
+#[derive(Debug, Default)]
+pub struct HandWritten;
+
+struct HandSubject {
+    file: Mutex<File>,
+}
+
+struct HandAppender<'a> {
+    file: &'a Mutex<File>,
+}
+
+impl System for HandWritten {
+    fn name(&self) -> &'static str {
+        "File::write_all + sync_data"
+    }
+
+    fn supports(&self, _sync: SyncMode) -> bool {
+        true
+    }
+
+    fn open(&self, dir: &Path, _workload: &Workload) -> Result<Box<dyn Subject>> {
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(dir.join("hand.log"))?;
+        Ok(Box::new(HandSubject {
+            file: Mutex::new(file),
+        }))
+    }
+
+    fn replay(
+        &self,
+        dir: &Path,
+        _workload: &Workload,
+        done: &mut dyn FnMut(),
+    ) -> Option<Result<u64>> {
+        let read = read_file(&dir.join("hand.log"));
+        done();
+        Some(read)
+    }
+}
+
+/// Reads a whole file in 1 MiB chunks; returns its length.
+fn read_file(path: &Path) -> Result<u64> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n as u64;
+    }
+}
+
+impl Subject for HandSubject {
+    fn appender(&self, _thread: usize) -> Result<Box<dyn Appender + '_>> {
+        Ok(Box::new(HandAppender { file: &self.file }))
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Appender for HandAppender<'_> {
+    fn append(&mut self, record: &[u8], durable: bool) -> Result<()> {
+        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        file.write_all(record)?;
+        if durable {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+/// The median and 99th percentile of `fdatasync` on a file with nothing dirty (one device
+/// flush), and of `pwrite` 4 KiB + `fdatasync` into a pre-zeroed file, in `dir`.
+///
+/// # Errors
+/// I/O errors.
+pub fn measure_fdatasync(dir: &Path, rounds: u32) -> Result<[(Duration, Duration); 2]> {
+    let path = dir.join("fdatasync-probe.bin");
+    let file = allocated_file(&path, 4096 * u64::from(rounds))?;
+    let zeros = [0u8; 4096];
+    for i in 0..u64::from(rounds) {
+        file.write_all_at(&zeros, i * 4096)?;
+    }
+    file.sync_all()?;
+    let mut idle = Vec::with_capacity(rounds as usize);
+    let mut write = Vec::with_capacity(rounds as usize);
+    let page = [0x5au8; 4096];
+    for i in 0..u64::from(rounds) {
+        let t = Instant::now();
+        file.sync_data()?;
+        idle.push(t.elapsed());
+        let t = Instant::now();
+        file.write_all_at(&page, i * 4096)?;
+        file.sync_data()?;
+        write.push(t.elapsed());
+    }
+    drop(file);
+    std::fs::remove_file(&path)?;
+    Ok([percentiles(&mut idle), percentiles(&mut write)])
+}
+
+fn percentiles(v: &mut [Duration]) -> (Duration, Duration) {
+    v.sort_unstable();
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
