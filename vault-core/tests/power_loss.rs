@@ -790,7 +790,7 @@ fn truncate_front_racing_a_rotation_keeps_a_durable_first_segment() {
     let wal = Arc::new(Wal::open(dir(), opts(&sim)).unwrap().0);
     let mut last = 0;
     while wal.stats().segments < 3 {
-        last = wal.append(&record(last + 1)).unwrap();
+        last = wal.append(&payload(last + 1)).unwrap();
     }
     let tail = wal.read(last).unwrap().segment().path().to_path_buf();
     let armed = Arc::new(AtomicBool::new(true));
@@ -813,7 +813,7 @@ fn truncate_front_racing_a_rotation_keeps_a_durable_first_segment() {
                 let rotations = wal.stats().rotations;
                 while wal.stats().rotations == rotations {
                     let lsn = next.fetch_add(1, SeqCst);
-                    assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
+                    assert_eq!(wal.append(&payload(lsn)).unwrap(), lsn);
                 }
             }
         })));
