@@ -406,3 +406,35 @@ fn a_crash_while_open_removes_segments_past_the_tail_leaves_a_recoverable_log() 
     assert_eq!(report.next_lsn, cut_at);
     assert_log(&wal, 1, cut_at - 1);
 }
+
+#[test]
+fn close_releases_the_lock_even_while_other_threads_start_processes() {
+    // A process started by another thread holds copies of every descriptor (the lock's too)
+    // until it calls exec. If dropping the lock only closes the descriptor, such a copy keeps
+    // the directory locked for a moment after close, and a reopen fails with Locked.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = small(8192, SyncPolicy::Manual);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawner = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let _ = Command::new("true").status();
+            }
+        })
+    };
+    let mut locked = 0;
+    for _ in 0..300 {
+        match Wal::open(dir.path(), opts.clone()) {
+            Ok((wal, _)) => wal.close().unwrap(),
+            Err(Error::Locked { .. }) => locked += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    spawner.join().unwrap();
+    assert_eq!(
+        locked, 0,
+        "reopens after close found the directory still locked"
+    );
+}

@@ -160,7 +160,7 @@ impl Storage for FsStorage {
     fn lock_dir(&self, dir: &Path) -> io::Result<DirLock> {
         let f = File::open(dir)?;
         match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(DirLock::new(Box::new(f))),
+            Ok(()) => Ok(DirLock::new(Box::new(Flock(f)))),
             Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 "directory is locked by another vault writer",
@@ -220,6 +220,19 @@ impl Storage for FsStorage {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+}
+
+/// A held `flock`, released explicitly when dropped. Closing the descriptor is not enough: a
+/// process that another thread is starting holds a copy of every descriptor until its `exec`,
+/// and the lock lives while any copy does, so a reopen right after close could find the
+/// directory still locked. `LOCK_UN` releases it for every copy.
+#[derive(Debug)]
+struct Flock(File);
+
+impl Drop for Flock {
+    fn drop(&mut self) {
+        let _ = rustix::fs::flock(&self.0, rustix::fs::FlockOperation::Unlock);
     }
 }
 
