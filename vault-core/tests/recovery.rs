@@ -419,7 +419,7 @@ fn close_releases_the_lock_even_while_other_threads_start_processes() {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
-                let _ = Command::new("true").status();
+                let _ = std::process::Command::new("true").status();
             }
         })
     };
