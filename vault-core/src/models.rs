@@ -4,6 +4,11 @@
 //! loom adds that no execution deadlocks (a waiter never woken, a writer blocked forever) and
 //! that no loom `Arc` leaks.
 //!
+//! What these models cannot see: vault-segment is linked as a normal dependency, so a segment's
+//! own atomics and sync lock are std's here, and each `Segment` call is one indivisible step
+//! between this crate's loom operations (the publish protocol and racing syncs are checked by
+//! vault-segment's models instead). Likewise `SimStorage`'s work is invisible to loom.
+//!
 //! Thread budget: loom allows 5 threads per execution. `model()` runs the body on one (loom's
 //! own first thread is the other), and every `Wal` starts a rotation worker, so a model with
 //! one `Wal` has room for two more threads (one, if it reopens the log).
