@@ -6,9 +6,9 @@
 //! Segments are read in index order; each frame's CRC32C binds its bytes to the segment's salt
 //! and its LSN. The log is the chain of valid records from the first segment on. The chain
 //! *breaks* at the first invalid frame, at a segment whose first LSN does not follow, or at a
-//! segment whose activation block is missing (all zero). Everything from the break on is the
-//! **tail candidate**. An activation block that is neither zero nor valid is corruption: a
-//! crash cannot tear twelve bytes in a sector whose header is durable into anything else.
+//! segment whose activation block is missing (all zero, or torn with no frame after it).
+//! Everything from the break on is the **tail candidate**. An activation block that is neither
+//! zero nor valid with frames after it is corruption: the block is written before any frame.
 //!
 //! Unsynced stores reach the disk in any order, so a break alone does not tell a torn tail from
 //! damage. Commit markers do: after a sync makes records up to LSN *d* durable, the next append
@@ -206,10 +206,12 @@ pub(crate) fn analyse(storage: &dyn Storage, dir: &Path, writable: bool) -> Resu
                     break;
                 }
             }
-            Activation::Invalid => {
-                // Twelve bytes stored inside the segment's first sector, whose header is
-                // durable: a crash leaves them all zero or whole, never anything else. This is
-                // damage, or the bytes of another use of the file under a new header.
+            // The block is written before any frame of the segment. A crash in the middle of
+            // that 12-byte copy (a SIGKILL between its stores) leaves it neither zero nor
+            // valid, but with nothing after it: that is judged like a missing block below.
+            // With frames after it, it is damage, or another use of the file under a new
+            // header, whose frames and markers no longer validate to say so.
+            Activation::Invalid if s.segment.scan_beyond(DATA_OFFSET).dirty_end > DATA_OFFSET => {
                 a.problem = Some(corrupt(path, 64, CorruptionKind::BadActivation));
                 if i == 0 {
                     a.unread = segs.len();
@@ -223,7 +225,7 @@ pub(crate) fn analyse(storage: &dyn Storage, dir: &Path, writable: bool) -> Resu
                 });
                 break;
             }
-            Activation::Missing => {
+            Activation::Missing | Activation::Invalid => {
                 if i == 0 {
                     // Only the first segment of a brand-new log may lack its first LSN.
                     if s.segment.index() != 1 {

@@ -407,11 +407,16 @@ impl Template {
                 return corrupt(&s.name, b.len(), Kind::Named("Truncated"));
             }
         }
-        // An activation block that is neither whole nor all zero was damaged: a store of 12
-        // bytes inside the segment's first sector cannot tear into anything else.
+        // An activation block that is neither whole nor all zero, with frames after it, was
+        // damaged: it is written before any frame. (Without frames it may be a copy torn by a
+        // crash, which counts as missing: see the walk below.)
         for s in &self.segs {
-            let a = &m[&s.name][64..76];
-            if a != &p[&s.name][64..76] && a.iter().any(|&x| x != 0) {
+            let b = &m[&s.name];
+            let a = &b[64..76];
+            if a != &p[&s.name][64..76]
+                && a.iter().any(|&x| x != 0)
+                && b[128..].iter().any(|&x| x != 0)
+            {
                 return corrupt(&s.name, 64, Kind::Named("BadActivation"));
             }
         }
@@ -423,7 +428,7 @@ impl Template {
         'walk: for (k, s) in self.segs.iter().enumerate() {
             let Some(first) = s.first else { break };
             let b = &m[&s.name];
-            if b[64..76].iter().all(|&x| x == 0) {
+            if b[64..76] != p[&s.name][64..76] {
                 brk = Some(if k == 0 {
                     (0, 128, (s.name.clone(), 64), 1)
                 } else {
@@ -799,6 +804,18 @@ fn build_cases(t: &Template, other: &Template) -> Vec<Case> {
                 f.get_mut(&s.name).unwrap()[64..76].fill(0);
             },
         );
+    }
+    // A writer killed inside the 12-byte copy that activates the spare: first LSN without
+    // checksum, or checksum without first LSN.
+    if let Some(sp) = t.spare() {
+        let block = encode_activation(tail.next, sp.salt);
+        for (what, range) in [("first LSN", 0..8), ("checksum", 8..12)] {
+            b.damage(
+                "activation",
+                format!("torn activation of {}: only its {what}", sp.name),
+                |f| patch(f, &sp.name, 64 + range.start, &block[range.clone()]),
+            );
+        }
     }
     // 6. Garbage in the preallocated area.
     let mut spots: Vec<(Seg, usize)> = vec![

@@ -438,3 +438,25 @@ fn close_releases_the_lock_even_while_other_threads_start_processes() {
         "reopens after close found the directory still locked"
     );
 }
+
+#[test]
+fn a_torn_first_lsn_block_of_a_segment_without_frames_is_a_torn_tail() {
+    // Found by the kill -9 test: a writer killed in the middle of the 12-byte copy that
+    // activates a new segment leaves the first LSN without its checksum. No frame can follow
+    // (they are written after it), so this is a torn tail, not damage.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = closed_log_of_300(dir.path());
+    let last = inspect(dir.path()).unwrap().segments().pop().unwrap();
+    let spare =
+        vault_segment::Segment::create(&vault_core::FsStorage, dir.path(), last.index + 1, 4096)
+            .unwrap();
+    let path = spare.segment().path().to_path_buf();
+    drop(spare);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(&301u64.to_le_bytes(), 64).unwrap();
+    drop(f);
+    let (wal, report) = Wal::open(dir.path(), opts).expect("a torn activation is not corruption");
+    assert_eq!(report.next_lsn, 301);
+    assert_eq!(report.removed_segments, vec![path]);
+    assert_log(&wal, 1, 300);
+}
