@@ -89,6 +89,21 @@ pub enum Error {
     /// The WAL was closed.
     #[error("the WAL is closed")]
     Closed,
+    /// A reader's position is no longer in the log: `truncate_front` removed the records
+    /// before `first_lsn`, or `truncate_back`/`reset` discarded the records from `next_lsn` on
+    /// after the reader had reached them.
+    #[error(
+        "LSN {lsn} is no longer in the log (it now holds {first_lsn}..{next_lsn}): records were \
+         truncated while this reader was positioned there; reposition with `Wal::follow`"
+    )]
+    Truncated {
+        /// The reader's position.
+        lsn: u64,
+        /// The log's first LSN now.
+        first_lsn: u64,
+        /// The log's next LSN now (one past the last record).
+        next_lsn: u64,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -66,4 +66,4 @@ pub use read::{inspect, Health, Inspection, Iter, SegmentSummary};
 pub use recovery::{RecoveryReport, TornTail};
 pub use vault_buffer::{Pool, PoolConfig, PoolStats, PooledBuf};
 pub use vault_segment::{FsStorage, Record, RecordingStorage, Storage, SyncEvent};
-pub use wal::{Lsn, MustWriteError, Wal, WalStats};
+pub use wal::{Follower, Lsn, MustWriteError, Wal, WalStats};

@@ -689,3 +689,98 @@ fn start_flusher(shared: Arc<Shared>, every: Duration) -> Result<JoinHandle<()>>
         })
         .map_err(|e| Error::io("spawn flusher for", PathBuf::new(), e))
 }
+
+// ---- Issue 7 API (signatures fixed; bodies filled by the issue-7 branches) ----
+
+impl Wal {
+    /// Discards the records `lsn..` (a Raft follower's conflicting suffix); the next append gets
+    /// `lsn`. A no-op if `lsn > last_lsn()`. If `lsn <= first_lsn()` the log becomes empty and
+    /// continues at `lsn`.
+    ///
+    /// Crash semantics: once this returns, no crash brings a discarded record back and every
+    /// record before `lsn` that was durable stays intact. A crash during the call leaves either
+    /// the log before the call or a log cut at `lsn` (or somewhere past `lsn`).
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`]; I/O errors; [`Error::Closed`].
+    pub fn truncate_back(&self, lsn: Lsn) -> Result<()> {
+        let _ = lsn;
+        unimplemented!("issue 7: truncate_back")
+    }
+
+    /// Empties the log and continues it at `next_lsn` (after installing a snapshot past the end
+    /// of the log). Crash semantics as [`Wal::truncate_back`]: once it returns the old records
+    /// never come back.
+    ///
+    /// # Errors
+    /// As [`Wal::truncate_back`].
+    pub fn reset(&self, next_lsn: Lsn) -> Result<()> {
+        let _ = next_lsn;
+        unimplemented!("issue 7: reset")
+    }
+
+    /// A reader that starts at `lsn` and, at the end of the published log, waits for new
+    /// records (see [`Follower`]).
+    #[must_use]
+    pub fn follow(&self, lsn: Lsn) -> Follower {
+        let _ = lsn;
+        unimplemented!("issue 7: follow")
+    }
+
+    /// Blocks until every record up to `lsn` is durable, starting a group-commit flush if none
+    /// covers it, or until `timeout` passes (`None`: no limit). Returns `Ok(true)` once durable,
+    /// `Ok(false)` on timeout. Allocates nothing.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] if a sync failed; [`Error::Closed`].
+    pub fn wait_durable(&self, lsn: Lsn, timeout: Option<Duration>) -> Result<bool> {
+        let _ = (lsn, timeout);
+        unimplemented!("issue 7: wait_durable")
+    }
+
+    /// Calls `done` once every record up to `lsn` is durable (with `Ok(durable_lsn)`), or with
+    /// the error if a sync fails or the WAL closes first. It never blocks the caller: a
+    /// background committer thread runs the group-commit flush for all pending callbacks and
+    /// calls them in LSN order. Callbacks must be short; they run on that thread. One heap
+    /// allocation per call (the boxed callback).
+    pub fn on_durable<F>(&self, lsn: Lsn, done: F)
+    where
+        F: FnOnce(Result<Lsn>) + Send + 'static,
+    {
+        let _ = (lsn, done);
+        unimplemented!("issue 7: on_durable")
+    }
+}
+
+/// A tail-following reader from [`Wal::follow`]: it yields records in LSN order and, at the end
+/// of the published log, waits for appends (woken by them, without polling).
+#[derive(Debug)]
+pub struct Follower {
+    _private: (),
+}
+
+impl Follower {
+    /// The next record: waits up to `timeout` for one to be appended. `Ok(None)` on timeout.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] once the WAL is closed and every published record was read;
+    /// [`Error::Truncated`] if the reader's position was removed by a truncation.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Record>> {
+        let _ = timeout;
+        unimplemented!("issue 7: Follower::next_timeout")
+    }
+
+    /// The next record if one is published now, without waiting.
+    ///
+    /// # Errors
+    /// As [`Follower::next_timeout`].
+    pub fn try_next(&mut self) -> Result<Option<Record>> {
+        unimplemented!("issue 7: Follower::try_next")
+    }
+
+    /// The LSN of the record the next call returns.
+    #[must_use]
+    pub fn position(&self) -> Lsn {
+        unimplemented!("issue 7: Follower::position")
+    }
+}
