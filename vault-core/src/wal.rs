@@ -880,7 +880,7 @@ impl Wal {
             // gone they would sit beyond a gap of indexes, which `open` refuses. The worker
             // removes them as it stops, before the segments below them are removed.
             if let Some(r) = w.rotator.take() {
-                if let Err(e) = r.shutdown() {
+                if let Err(e) = r.shutdown_removing() {
                     rep.abandon(storage);
                     return Err(CutError::Poison(e.into()));
                 }
