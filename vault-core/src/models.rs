@@ -359,6 +359,9 @@ fn close_stops_the_interval_flusher_even_mid_flush() {
 /// cut leaves is exactly what the WAL showed.
 #[test]
 fn truncate_back_racing_a_group_commit_appender_never_overstates_durability() {
+    // Both outcomes must be explored (std atomics: bookkeeping outside the model).
+    static BEFORE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static AFTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     model(|| {
         let sim = SimStorage::new();
         let wal = Arc::new(open(&sim, SyncPolicy::Always));
@@ -378,10 +381,12 @@ fn truncate_back_racing_a_group_commit_appender_never_overstates_durability() {
             // Appended after the cut: it is the log's LSN 2, and durable (its append returned).
             assert_eq!(tags, [b'a', b'c']);
             assert_eq!(wal.durable_lsn(), 2);
+            AFTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         } else {
             // Appended before the cut, then discarded.
             assert_eq!(got, 3);
             assert_eq!(tags, [b'a']);
+            BEFORE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let wal = Arc::try_unwrap(wal).unwrap();
         let durable = wal.durable_lsn();
@@ -393,4 +398,9 @@ fn truncate_back_racing_a_group_commit_appender_never_overstates_durability() {
         assert!(wal.last_lsn() >= durable);
         wal.close().unwrap();
     });
+    let (before, after) = (
+        BEFORE.load(std::sync::atomic::Ordering::Relaxed),
+        AFTER.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    assert!(before > 0 && after > 0, "explored {before} / {after}");
 }
