@@ -211,7 +211,7 @@ fn a_replacement_keeps_the_frames_before_the_cut_and_old_readers_stop_there() {
     assert_eq!(rep.next_lsn(), 7);
     // Not installed yet: a -pre file beside the untouched segment.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
-    let mut new_app = rep.install(&FsStorage, dir.path()).unwrap();
+    let mut new_app = rep.install(&FsStorage).unwrap();
     old.discard_from(7);
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
@@ -248,7 +248,7 @@ fn a_replacement_keeps_the_frames_before_the_cut_and_old_readers_stop_there() {
     // An empty replacement activated elsewhere; LSNs outside the segment are refused.
     assert!(seg.prepare_cut(&FsStorage, dir.path(), 9).is_err());
     let empty = old.prepare_empty(&FsStorage, dir.path(), 500).unwrap();
-    let app = empty.install(&FsStorage, dir.path()).unwrap();
+    let app = empty.install(&FsStorage).unwrap();
     assert_eq!((app.next_lsn(), app.segment().first_lsn()), (500, 500));
     assert!(app.segment().records_from(1).next().is_none());
 }
