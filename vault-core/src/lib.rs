@@ -65,5 +65,5 @@ pub use options::{Options, SyncPolicy};
 pub use read::{inspect, Health, Inspection, Iter, SegmentSummary};
 pub use recovery::{RecoveryReport, TornTail};
 pub use vault_buffer::{Pool, PoolConfig, PoolStats, PooledBuf};
-pub use vault_segment::{FsStorage, Record, RecordingStorage, Storage, SyncEvent};
+pub use vault_segment::{FsStorage, Record, RecordingStorage, Segment, Storage, SyncEvent};
 pub use wal::{Follower, Lsn, MustWriteError, Wal, WalStats};
