@@ -59,6 +59,14 @@ struct CutLog {
 }
 
 impl CutLog {
+    /// Notes a cut that discarded `first_discarded..`; returns its epoch.
+    fn note(&mut self, first_discarded: Lsn) -> u64 {
+        self.epoch += 1;
+        let slot = usize::try_from(self.epoch % CUTS_KEPT as u64).unwrap_or(0);
+        self.recent[slot] = (self.epoch, first_discarded);
+        self.epoch
+    }
+
     /// The lowest first-discarded LSN of the cuts after `seen`, `None` if there were none. If
     /// more cuts happened than are kept, 0: the caller cannot tell, so it must assume the worst.
     fn lowest_since(&self, seen: u64) -> Option<Lsn> {
@@ -172,11 +180,7 @@ impl Shared {
     /// past it get [`Error::Truncated`].
     #[allow(dead_code)] // called by truncate_back/reset (issue 7, the other branch)
     pub(crate) fn note_cut(&self, first_discarded: Lsn) {
-        let mut cuts = lock(&self.tail.cuts);
-        cuts.epoch += 1;
-        let slot = usize::try_from(cuts.epoch % CUTS_KEPT as u64).unwrap_or(0);
-        cuts.recent[slot] = (cuts.epoch, first_discarded);
-        drop(cuts);
+        lock(&self.tail.cuts).note(first_discarded);
         self.tail.changes.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -363,5 +367,69 @@ impl Follower {
     #[must_use]
     pub fn position(&self) -> Lsn {
         self.next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc as StdArc;
+
+    use vault_segment::sim::SimStorage;
+
+    use super::CutLog;
+    use crate::sync::model;
+    use crate::{Error, Options, SyncPolicy, Wal};
+
+    #[test]
+    fn the_cut_log_reports_the_lowest_cut_since_an_epoch_or_zero_when_it_forgot() {
+        let mut log = CutLog::default();
+        let e1 = log.note(50);
+        log.note(70);
+        let e3 = log.note(60);
+        assert_eq!(log.lowest_since(e3), None);
+        assert_eq!(log.lowest_since(e1), Some(60));
+        assert_eq!(log.lowest_since(0), Some(50));
+        for lsn in 100..110 {
+            log.note(lsn);
+        }
+        assert_eq!(
+            log.lowest_since(e1),
+            Some(0),
+            "more cuts than kept: assume the worst"
+        );
+        assert_eq!(log.lowest_since(log.epoch - 2), Some(108));
+    }
+
+    /// What `truncate_back`/`reset` do for readers (`note_cut`, then `readers_changed`): a
+    /// follower that already returned a discarded record gets `Truncated`; one positioned at
+    /// the cut, or before it, reads on. (Single-threaded, under loom only because a `Wal` in
+    /// this crate's unit tests needs loom's types.)
+    #[test]
+    fn a_cut_below_a_followers_position_makes_it_truncated() {
+        model(|| {
+            let sim = SimStorage::new();
+            let opts = Options::default()
+                .with_segment_size(4096)
+                .with_sync(SyncPolicy::Manual)
+                .with_storage(StdArc::new(sim.clone()));
+            let (wal, _) = Wal::open("/wal", opts).unwrap();
+            for i in 0..4u8 {
+                wal.append(&[i; 8]).unwrap();
+            }
+            let mut past = wal.follow(1);
+            for lsn in 1..=4 {
+                assert_eq!(past.try_next().unwrap().unwrap().lsn(), lsn);
+            }
+            let mut at = wal.follow(3);
+            let mut before = wal.follow(1);
+            wal.shared.note_cut(3);
+            wal.shared.readers_changed();
+            assert!(matches!(
+                past.try_next(),
+                Err(Error::Truncated { lsn: 5, .. })
+            ));
+            assert_eq!(at.try_next().unwrap().unwrap().lsn(), 3);
+            assert_eq!(before.try_next().unwrap().unwrap().lsn(), 1);
+        });
     }
 }
