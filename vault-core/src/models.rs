@@ -11,7 +11,9 @@
 //!
 //! Thread budget: loom allows 5 threads per execution. `model()` runs the body on one (loom's
 //! own first thread is the other), and every `Wal` starts a rotation worker, so a model with
-//! one `Wal` has room for two more threads (one, if it reopens the log).
+//! one `Wal` has room for two more threads (one, if it reopens the log). The committer of
+//! `on_durable` (and of `wait_durable` with a timeout) is a thread too, started by its first
+//! use: a model that uses it has room for one more.
 //!
 //! Only models belong in this crate's unit tests: under `cfg(test)` a `Wal` made outside
 //! `loom::model` panics. Tests with real threads and files are in `tests/`.
