@@ -801,7 +801,8 @@ impl Wal {
     /// Outcomes: `Ok(d)` (with `d >= lsn`) once durable; `Err(Poisoned)` to every callback not
     /// yet durable when a sync fails, and to those registered later; at `close`, which syncs
     /// first, `Ok` to every callback that sync covered and `Err(Closed)` to the rest (an LSN
-    /// never appended). A callback that holds the `Wal` keeps it open: do not capture it.
+    /// never appended). A callback that holds an `Arc<Wal>` keeps the WAL open while it is
+    /// pending; if it drops the last one, the WAL closes on the committer thread.
     pub fn on_durable<F>(&self, lsn: Lsn, done: F)
     where
         F: FnOnce(Result<Lsn>) + Send + 'static,

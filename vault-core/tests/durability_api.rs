@@ -293,3 +293,26 @@ fn wait_durable_allocates_nothing_once_the_committer_runs() {
     assert_eq!(calls.load(Ordering::Relaxed), 100);
     assert_eq!(info.count_total, 0, "allocations in wait_durable: {info:?}");
 }
+
+#[test]
+fn a_callback_that_drops_the_last_handle_closes_the_wal_without_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), common::small(1 << 20, SyncPolicy::Manual)).unwrap();
+    let wal = Arc::new(wal);
+    let lsn = wal.append(b"one").unwrap();
+    let (tx, rx) = mpsc::channel();
+    let (go_tx, go) = mpsc::channel::<()>();
+    let held = Arc::clone(&wal);
+    wal.on_durable(lsn, move |r| {
+        go.recv().unwrap();
+        drop(held); // the last handle: closes the WAL on the committer thread
+        tx.send(r.is_ok()).unwrap();
+    });
+    drop(wal);
+    go_tx.send(()).unwrap();
+    assert!(rx.recv_timeout(LONG).unwrap());
+    // Closed: the lock is free and the record durable.
+    let (wal, report) = Wal::open(dir.path(), common::small(1 << 20, SyncPolicy::Manual)).unwrap();
+    assert_eq!(report.records, 1);
+    assert_eq!(wal.read(1).unwrap().data(), b"one");
+}

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::Shared;
 use crate::error::{Error, Result};
-use crate::sync::{lock, Arc, Condvar, JoinHandle, Mutex, Ordering, ThreadBuilder};
+use crate::sync::{current_thread, lock, Arc, Condvar, JoinHandle, Mutex, Ordering, ThreadBuilder};
 use crate::Lsn;
 
 /// A callback of [`Wal::on_durable`](crate::Wal::on_durable).
@@ -186,7 +186,12 @@ impl Shared {
         self.commit.cv.notify_all();
         self.tail.wake();
         if let Some(t) = thread {
-            let _ = t.join();
+            // A callback that dropped the last handle to the WAL closes it on the committer
+            // itself: that thread finishes its final pass when the callback returns, and must
+            // not wait for itself.
+            if t.thread().id() != current_thread().id() {
+                let _ = t.join();
+            }
         }
     }
 
