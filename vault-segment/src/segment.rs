@@ -837,6 +837,19 @@ impl Segment {
         1 << self.inner.index.shift
     }
 
+    /// Forgets the record index entries of records `lsn..` (see
+    /// [`SegmentAppender::forget_index_from`]): lookups of those records then start from an
+    /// earlier entry. Only the code that moves the segment's end back calls this.
+    pub fn forget_index_from(&self, lsn: u64) {
+        let index = &self.inner.index;
+        let first = self.first_lsn();
+        let rel = lsn.saturating_sub(first);
+        let k = usize::try_from(rel.div_ceil(1 << index.shift)).unwrap_or(usize::MAX);
+        for e in index.entries.iter().skip(k) {
+            e.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// Bytes the record index takes (fixed when the segment is mapped).
     #[must_use]
     pub fn index_bytes(&self) -> usize {
@@ -1111,12 +1124,7 @@ impl SegmentAppender {
     /// before lowering the published end, so that no reader follows an entry to an offset the
     /// records rewritten after the cut no longer start at.
     pub fn forget_index_from(&mut self, lsn: u64) {
-        let index = &self.seg.inner.index;
-        let rel = lsn.saturating_sub(self.first_lsn);
-        let k = usize::try_from(rel.div_ceil(1 << index.shift)).unwrap_or(usize::MAX);
-        for e in index.entries.iter().skip(k) {
-            e.store(0, Ordering::Relaxed);
-        }
+        self.seg.forget_index_from(lsn);
     }
 
     /// Makes every frame appended so far visible to readers and to sync.
