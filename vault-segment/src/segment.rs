@@ -850,6 +850,27 @@ impl Segment {
         }
     }
 
+    /// Copies `from`'s record index entries of the records before `next_lsn` into this
+    /// segment's index, for a segment whose frames before `next_lsn` are a byte copy of
+    /// `from`'s at the same offsets, with the same first LSN and capacity (a file that replaces
+    /// `from` with its records cut at `next_lsn`). Call it before the copy is published.
+    /// Without it lookups stay correct (an unwritten entry makes them start earlier), only
+    /// slower.
+    #[allow(dead_code)] // for the replacement file of `truncate_back` (issue 7, other branch)
+    pub(crate) fn adopt_index(&self, from: &Segment, next_lsn: u64) {
+        let (to, src) = (&self.inner.index, &from.inner.index);
+        let first = from.first_lsn();
+        if to.shift != src.shift || first == 0 {
+            return;
+        }
+        for (k, (t, f)) in to.entries.iter().zip(src.entries.iter()).enumerate() {
+            if first + ((k as u64) << src.shift) >= next_lsn {
+                break;
+            }
+            t.store(f.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
     /// Bytes the record index takes (fixed when the segment is mapped).
     #[must_use]
     pub fn index_bytes(&self) -> usize {
