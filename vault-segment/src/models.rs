@@ -181,3 +181,33 @@ fn an_index_lookup_racing_the_appender_sees_the_record_whole_or_not_at_all() {
         reader.join().unwrap();
     });
 }
+
+/// `adopt_index` (for a file that replaces a segment with its records cut at some LSN): the
+/// entries before the cut are taken over, the ones after it are not. Single-threaded; a model
+/// only because segments in this crate's unit tests need loom's types.
+#[test]
+fn adopting_an_index_takes_the_entries_before_the_cut_only() {
+    model(|| {
+        let sim = SimStorage::new();
+        let dir = Path::new(DIR);
+        sim.create_dir_all(dir).unwrap();
+        let mut a = Segment::create(&sim, dir, 1, 8192).unwrap().activate(1);
+        let mut b = Segment::create(&sim, dir, 2, 8192).unwrap().activate(1);
+        for lsn in 1..=100 {
+            assert_eq!(a.append(b"", partial_crc(b"")), Ok(lsn));
+            assert_eq!(b.append(b"", partial_crc(b"")), Ok(lsn));
+        }
+        a.publish();
+        b.publish();
+        let (a, b) = (a.segment().clone(), b.segment().clone());
+        b.forget_index_from(1);
+        b.adopt_index(&a, 70);
+        // 65 is indexed (before the cut), 97 is not: a lookup of 99 starts at 65.
+        let mut it = b.records_from(99);
+        assert_eq!(it.next().unwrap().lsn(), 99);
+        assert_eq!(it.frames_read(), 99 - 65 + 1);
+        let mut it = b.records_from(66);
+        assert_eq!(it.next().unwrap().lsn(), 66);
+        assert_eq!(it.frames_read(), 2);
+    });
+}
