@@ -32,6 +32,40 @@
 //! `msync(MS_SYNC)` over the unsynced range of each segment, done by one thread for all waiting
 //! appenders (group commit). Readers iterate published records straight from the mappings.
 //!
+//! # Reading, following the tail, and durability notifications
+//!
+//! [`Wal::read`] and [`Wal::iter_from`] find a record by LSN without scanning the log: a binary
+//! search over the segments, then each segment's sparse record index (one entry per 32 to 64
+//! records, at most 512 KiB per segment), then at most one index stride of frames.
+//!
+//! [`Wal::follow`] returns a [`Follower`], a reader that at the end of the log waits for the
+//! next append (woken by it, no polling; appenders pay nothing when no one waits). `close` and
+//! truncations wake it with a clear result ([`Error::Closed`] after the last record,
+//! [`Error::Truncated`] if its position was removed).
+//!
+//! [`Wal::on_durable`] calls a callback once a record is durable, from a background committer
+//! that runs one group-commit flush for every pending callback; [`Wal::wait_durable`] blocks
+//! (with a timeout) until then. Neither needs a thread per append.
+//!
+//! ```
+//! use std::sync::mpsc;
+//! use std::time::Duration;
+//! use vault_core::{Options, SyncPolicy, Wal};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let (wal, _) = Wal::open(dir.path(), Options::default().with_sync(SyncPolicy::Manual))?;
+//! let mut tail = wal.follow(1);
+//! let lsn = wal.append(b"replicate me")?;
+//! let rec = tail.next_timeout(Duration::from_secs(1))?.expect("published");
+//! assert_eq!((rec.lsn(), rec.data()), (lsn, &b"replicate me"[..]));
+//!
+//! let (tx, rx) = mpsc::channel();
+//! wal.on_durable(lsn, move |durable| tx.send(durable.is_ok()).unwrap());
+//! assert!(rx.recv()?); // called by the committer after its msync returned
+//! assert!(wal.wait_durable(lsn, Some(Duration::from_secs(1)))?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Crash semantics
 //!
 //! A record whose sync returned survives power loss. A crash may lose records appended after
@@ -65,5 +99,5 @@ pub use options::{Options, SyncPolicy};
 pub use read::{inspect, Health, Inspection, Iter, SegmentSummary};
 pub use recovery::{RecoveryReport, TornTail};
 pub use vault_buffer::{Pool, PoolConfig, PoolStats, PooledBuf};
-pub use vault_segment::{FsStorage, Record, RecordingStorage, Storage, SyncEvent};
+pub use vault_segment::{FsStorage, Record, RecordingStorage, Segment, Storage, SyncEvent};
 pub use wal::{Follower, Lsn, MustWriteError, Wal, WalStats};

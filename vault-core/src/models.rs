@@ -11,7 +11,9 @@
 //!
 //! Thread budget: loom allows 5 threads per execution. `model()` runs the body on one (loom's
 //! own first thread is the other), and every `Wal` starts a rotation worker, so a model with
-//! one `Wal` has room for two more threads (one, if it reopens the log).
+//! one `Wal` has room for two more threads (one, if it reopens the log). The committer of
+//! `on_durable` (and of `wait_durable` with a timeout) is a thread too, started by its first
+//! use: a model that uses it has room for one more.
 //!
 //! Only models belong in this crate's unit tests: under `cfg(test)` a `Wal` made outside
 //! `loom::model` panics. Tests with real threads and files are in `tests/`.
@@ -403,4 +405,126 @@ fn truncate_back_racing_a_group_commit_appender_never_overstates_durability() {
         AFTER.load(std::sync::atomic::Ordering::Relaxed),
     );
     assert!(before > 0 && after > 0, "explored {before} / {after}");
+}
+
+/// Issue 7, tail-following: a follower waits at the end of the log while another thread
+/// appends. The appender notifies only if it sees a waiter counted (no lock, no syscall
+/// otherwise), so a wake-up lost between the follower's last check and its wait would leave
+/// it asleep forever: loom reports that as a deadlock. (The stand-in condition variable lets
+/// the first timed wait time out at once, so the follower also takes the timeout path and
+/// then waits again, with no time limit in effect.) The follower gets the record, whole.
+#[test]
+fn a_waiting_follower_is_never_missed_by_an_append() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = Arc::new(open(&sim, SyncPolicy::Manual));
+        let mut follower = wal.follow(1);
+        let appender = {
+            let wal = Arc::clone(&wal);
+            spawn(move || wal.append(&record(b'a', 40)).unwrap())
+        };
+        let rec = loop {
+            if let Some(r) = follower.next_timeout(Duration::from_secs(3600)).unwrap() {
+                break r;
+            }
+        };
+        assert_eq!((rec.lsn(), tag_of(&rec)), (1, b'a'));
+        assert_eq!(appender.join().unwrap(), 1);
+    });
+}
+
+/// Issue 7, close: a follower waiting at the end is woken by `close` on another thread and
+/// then gets `Closed`, after the record published before it; `close` never waits for it.
+#[test]
+fn close_wakes_a_waiting_follower_after_its_last_record() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = open(&sim, SyncPolicy::Manual);
+        wal.append(&record(b'a', 40)).unwrap();
+        let mut follower = wal.follow(1);
+        let reader = spawn(move || {
+            let mut lsns = Vec::new();
+            loop {
+                match follower.next_timeout(Duration::from_secs(3600)) {
+                    Ok(Some(r)) => lsns.push(r.lsn()),
+                    Ok(None) => {}
+                    Err(crate::Error::Closed) => return lsns,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        });
+        wal.close().unwrap();
+        assert_eq!(reader.join().unwrap(), [1]);
+    });
+}
+
+/// Issue 7, the committer hand-off: two threads append and register `on_durable` callbacks
+/// while the committer may be flushing. Each callback is called exactly once, with `Ok`, and
+/// only when its record is in the durable image (a power cut then would keep it); no
+/// registration is left unserved (a lost hand-off would leave its callback uncalled, which the
+/// final count catches, or the committer asleep, which loom reports).
+#[test]
+fn every_on_durable_callback_runs_once_after_its_record_is_durable() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = Arc::new(open(&sim, SyncPolicy::Manual));
+        let called = Arc::new(crate::sync::AtomicU64::new(0));
+        let other = {
+            let (wal, sim, called) = (Arc::clone(&wal), sim.clone(), Arc::clone(&called));
+            spawn(move || register_checked(&wal, b'b', &sim, &called))
+        };
+        register_checked(&wal, b'a', &sim, &called);
+        other.join().unwrap();
+        // Served before close, or by close's final answer (Ok: close syncs first).
+        Arc::try_unwrap(wal).unwrap().close().unwrap();
+        assert_eq!(called.load(crate::sync::Ordering::Acquire), 2);
+    });
+}
+
+/// Appends a record and registers a callback that checks, when called, that the record is in
+/// the durable image, then counts itself in `called`.
+fn register_checked(wal: &Wal, tag: u8, sim: &SimStorage, called: &Arc<crate::sync::AtomicU64>) {
+    let lsn = wal.append(&record(tag, 40)).unwrap();
+    let rec = wal.read(lsn).unwrap();
+    let (path, at, bytes) = (
+        rec.segment().path().to_path_buf(),
+        rec.offset(),
+        rec.data().to_vec(),
+    );
+    let (sim, called) = (sim.clone(), Arc::clone(called));
+    wal.on_durable(lsn, move |r| {
+        let d = r.unwrap();
+        assert!(d >= lsn);
+        let image = sim.durable_bytes(&path).unwrap();
+        assert_eq!(
+            &image[at..at + bytes.len()],
+            &bytes[..],
+            "LSN {lsn}: callback before its record was durable"
+        );
+        called.fetch_add(1, crate::sync::Ordering::AcqRel);
+    });
+}
+
+/// Issue 7, `wait_durable` with a time limit: the flush runs on the committer and the waiter
+/// is woken when it is done; it returns `true` only with its record in the durable image.
+#[test]
+fn wait_durable_with_a_timeout_returns_once_the_committer_made_it_durable() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = Arc::new(open(&sim, SyncPolicy::Manual));
+        let lsn = wal.append(&record(b'a', 40)).unwrap();
+        let waiter = {
+            let wal = Arc::clone(&wal);
+            let sim = sim.clone();
+            spawn(move || {
+                while !wal
+                    .wait_durable(lsn, Some(Duration::from_secs(3600)))
+                    .unwrap()
+                {}
+                assert_durable_through(&wal, &sim, lsn);
+            })
+        };
+        wal.append(&record(b'b', 40)).unwrap();
+        waiter.join().unwrap();
+    });
 }

@@ -16,6 +16,8 @@ pub struct Iter {
     pos: usize,
     current: Option<Records>,
     from: u64,
+    /// Frame headers read by the segments finished so far.
+    frames_read: u64,
 }
 
 impl Iter {
@@ -29,7 +31,15 @@ impl Iter {
             pos,
             current: None,
             from,
+            frames_read: 0,
         }
+    }
+
+    /// Frame headers read so far (records returned or skipped, commit markers): with the
+    /// record index, finding the first record reads at most one index stride of them.
+    #[must_use]
+    pub fn frames_read(&self) -> u64 {
+        self.frames_read + self.current.as_ref().map_or(0, Records::frames_read)
     }
 }
 
@@ -42,6 +52,7 @@ impl Iterator for Iter {
                 return Some(r);
             }
             let seg = self.segments.get(self.pos)?;
+            self.frames_read += self.current.as_ref().map_or(0, Records::frames_read);
             self.current = Some(seg.records_from(self.from));
             self.pos += 1;
         }

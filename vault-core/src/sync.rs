@@ -22,22 +22,22 @@ pub(crate) use std::sync::Arc as StdArc;
 pub(crate) use std::sync::PoisonError;
 
 #[cfg(not(test))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 #[cfg(not(test))]
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 #[cfg(not(test))]
-pub(crate) use std::thread::{Builder as ThreadBuilder, JoinHandle};
+pub(crate) use std::thread::{current as current_thread, Builder as ThreadBuilder, JoinHandle};
 #[cfg(not(test))]
 pub(crate) use vault_rotate::{Error as RotateError, RotateConfig, Rotator};
 
 #[cfg(test)]
 pub(crate) use crate::loom_rotate::{Error as RotateError, RotateConfig, Rotator};
 #[cfg(test)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 #[cfg(test)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard, RwLock};
 #[cfg(test)]
-pub(crate) use loom::thread::JoinHandle;
+pub(crate) use loom::thread::{current as current_thread, JoinHandle};
 
 // The model helper and the big-stack thread builder are vault-rotate's, compiled in with it.
 #[cfg(test)]

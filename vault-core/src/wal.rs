@@ -1,7 +1,10 @@
 //! The `Wal`: appends from many threads, group commit, reads, truncation, recovery at open.
 
+mod commit;
+mod follow;
+
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use vault_buffer::PooledBuf;
 use vault_segment::{
@@ -17,6 +20,7 @@ use crate::sync::{
     lock, Arc, AtomicBool, AtomicU64, Condvar, JoinHandle, Mutex, Ordering, RotateConfig, Rotator,
     RwLock, StdArc, ThreadBuilder,
 };
+pub use follow::Follower;
 
 /// A log sequence number: records are numbered 1, 2, 3, … in append order, without gaps.
 pub type Lsn = u64;
@@ -56,7 +60,13 @@ struct Shared {
     stop_flusher: Mutex<bool>,
     stop_flusher_cv: Condvar,
     counters: Counters,
-    _lock: DirLock,
+    /// Followers, `wait_durable` callers and the committer wait here for appends and close.
+    tail: follow::Tail,
+    /// The durability completion path (`on_durable`, `wait_durable` with a timeout).
+    commit: commit::Committer,
+    /// Released by `close` itself, not when the last handle to this state goes: a follower
+    /// may hold one after close.
+    dir_lock: Mutex<Option<DirLock>>,
 }
 
 #[derive(Debug, Default)]
@@ -231,8 +241,10 @@ impl Wal {
             stop_flusher: Mutex::new(false),
             stop_flusher_cv: Condvar::new(),
             counters: Counters::default(),
+            tail: follow::Tail::new(),
+            commit: commit::Committer::new(),
             options,
-            _lock: dir_lock,
+            dir_lock: Mutex::new(Some(dir_lock)),
         });
         let flusher = match shared.options.sync {
             SyncPolicy::Interval(every) => Some(start_flusher(Arc::clone(&shared), every)?),
@@ -272,6 +284,7 @@ impl Wal {
             self.shared.last_lsn.store(lsn, Ordering::Release);
             lsn
         };
+        self.shared.tail.appended();
         if self.shared.options.sync == SyncPolicy::Always {
             self.shared.sync_through(lsn)?;
         }
@@ -302,6 +315,8 @@ impl Wal {
                         w.appender.publish();
                         w.appends += (last + 1).saturating_sub(first);
                         self.shared.last_lsn.store(last, Ordering::Release);
+                        drop(w);
+                        self.shared.tail.appended();
                         return Err(e);
                     }
                 }
@@ -311,6 +326,7 @@ impl Wal {
             self.shared.last_lsn.store(last, Ordering::Release);
             (first, last)
         };
+        self.shared.tail.appended();
         if self.shared.options.sync == SyncPolicy::Always && last >= first {
             self.shared.sync_through(last)?;
         }
@@ -351,21 +367,41 @@ impl Wal {
 
     /// Records from `lsn` on, in order, across segments. The iterator sees records published
     /// by the time it reaches each segment; records keep their segment mapped while held.
+    ///
+    /// Cost: a binary search over the segments' first LSNs (under the segment list's read lock,
+    /// which also clones the handles of the segments from there on), then the segment's record
+    /// index, then at most one index stride of frames (see `docs/ARCHITECTURE.md`, "The index").
     #[must_use]
     pub fn iter_from(&self, lsn: Lsn) -> Iter {
         let segs = self
             .shared
             .segments
             .read()
-            .unwrap_or_else(crate::sync::PoisonError::into_inner)
-            .clone();
-        Iter::new(segs, lsn)
+            .unwrap_or_else(crate::sync::PoisonError::into_inner);
+        let from = segs
+            .partition_point(|s| s.first_lsn() <= lsn)
+            .saturating_sub(1);
+        Iter::new(segs[from..].to_vec(), lsn)
     }
 
     /// The record with LSN `lsn`, if it is in the log.
+    ///
+    /// Cost: O(log segments) to find the segment, then at most one index stride of frames
+    /// read (32 records by default, 64 for 64 MiB segments); no allocation.
     #[must_use]
     pub fn read(&self, lsn: Lsn) -> Option<Record> {
-        self.iter_from(lsn).next().filter(|r| r.lsn() == lsn)
+        let seg = {
+            let segs = self
+                .shared
+                .segments
+                .read()
+                .unwrap_or_else(crate::sync::PoisonError::into_inner);
+            let i = segs
+                .partition_point(|s| s.first_lsn() <= lsn)
+                .checked_sub(1)?;
+            segs[i].clone()
+        };
+        seg.records_from(lsn).next().filter(|r| r.lsn() == lsn)
     }
 
     /// LSN of the first record in the log (after truncation); equal to `last_lsn() + 1` when
@@ -462,6 +498,9 @@ impl Wal {
             }
             segs.drain(..n).collect()
         };
+        if !removed.is_empty() {
+            self.shared.readers_changed();
+        }
         let storage = &*self.shared.options.storage;
         for s in &removed {
             storage
@@ -469,7 +508,6 @@ impl Wal {
                 .map_err(|e| Error::io("remove", s.path(), e))?;
         }
         if !removed.is_empty() {
-            self.shared.readers_changed();
             storage
                 .sync_dir(&self.shared.dir)
                 .map_err(|e| Error::io("sync directory", &self.shared.dir, e))?;
@@ -519,6 +557,9 @@ impl Wal {
             }
         }
         self.closed = true;
+        // Pending durability callbacks: answered after the final sync above (Ok if it covered
+        // them).
+        self.shared.stop_committer();
         let rotator = lock(&self.shared.writer).rotator.take();
         if let Some(r) = rotator {
             let r = r.shutdown().map_err(Error::from);
@@ -526,6 +567,9 @@ impl Wal {
                 result = r;
             }
         }
+        // Nothing more is published: followers read what is there, then get `Closed`.
+        self.shared.tail.close();
+        drop(lock(&self.shared.dir_lock).take());
         result
     }
 
@@ -545,11 +589,7 @@ impl Wal {
     }
 
     fn poison_error(&self) -> Error {
-        let st = lock(&self.shared.sync_state);
-        Error::Poisoned {
-            cause: st.poison.clone().unwrap_or_default(),
-            durable: self.durable_lsn(),
-        }
+        self.shared.poison_error()
     }
 
     /// Appends one frame (and a commit marker first, if a sync completed since the last one).
@@ -715,13 +755,6 @@ enum Cut {
 enum CutError {
     Clean(Error),
     Poison(Error),
-}
-
-impl Shared {
-    /// Wakes tail-following readers; the i7read branch fills it. Called after
-    /// `truncate_front`, `truncate_back` and `reset` changed the log.
-    #[allow(clippy::unused_self)]
-    fn readers_changed(&self) {}
 }
 
 impl Wal {
@@ -904,6 +937,8 @@ impl Wal {
         // The name now holds the cut file: switch the in-memory log at once, so that even if a
         // step below fails (and poisons) no reader is shown a discarded record. Old handles
         // (held by readers) stop before the cut.
+        // Followers that read past `mark` learn of it (before `last_lsn` is lowered).
+        sh.note_cut(mark);
         for s in &segs[k..] {
             s.discard_from(mark);
         }
@@ -947,67 +982,56 @@ impl Wal {
     }
 
     /// A reader that starts at `lsn` and, at the end of the published log, waits for new
-    /// records (see [`Follower`]).
+    /// records (see [`Follower`]). A position before [`Wal::first_lsn`] fails at the first read
+    /// with [`Error::Truncated`]; a position past the end waits for that LSN.
     #[must_use]
     pub fn follow(&self, lsn: Lsn) -> Follower {
-        let _ = lsn;
-        unimplemented!("issue 7: follow")
+        Follower::new(Arc::clone(&self.shared), lsn)
     }
 
     /// Blocks until every record up to `lsn` is durable, starting a group-commit flush if none
     /// covers it, or until `timeout` passes (`None`: no limit). Returns `Ok(true)` once durable,
-    /// `Ok(false)` on timeout. Allocates nothing.
+    /// `Ok(false)` on timeout. An `lsn` not appended yet waits for its append first.
+    ///
+    /// Without a timeout the flush runs on this thread (as [`Wal::sync`] does, sharing it with
+    /// concurrent callers); with one it runs on the committer thread (see [`Wal::on_durable`])
+    /// and this thread waits no longer than `timeout`. Allocates nothing, except that the first
+    /// call with a timeout starts the committer thread.
     ///
     /// # Errors
-    /// [`Error::Poisoned`] if a sync failed; [`Error::Closed`].
+    /// [`Error::Poisoned`] if a sync failed; [`Error::Closed`] if the WAL closed before `lsn`
+    /// was appended; the spawn error if the committer cannot start.
     pub fn wait_durable(&self, lsn: Lsn, timeout: Option<Duration>) -> Result<bool> {
-        let _ = (lsn, timeout);
-        unimplemented!("issue 7: wait_durable")
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        if timeout.is_some() && deadline.is_none() {
+            // A timeout too long to represent: no limit.
+            return Shared::wait_durable(&self.shared, lsn, None);
+        }
+        Shared::wait_durable(&self.shared, lsn, deadline)
     }
 
     /// Calls `done` once every record up to `lsn` is durable (with `Ok(durable_lsn)`), or with
     /// the error if a sync fails or the WAL closes first. It never blocks the caller: a
-    /// background committer thread runs the group-commit flush for all pending callbacks and
-    /// calls them in LSN order. Callbacks must be short; they run on that thread. One heap
-    /// allocation per call (the boxed callback).
+    /// background committer thread (started by the first call) runs one group-commit flush
+    /// for all pending callbacks and calls them in LSN order. Callbacks must be short and must
+    /// not panic; they run on that thread. One heap allocation per call (the boxed callback).
+    ///
+    /// Works under every [`SyncPolicy`]: under `Always` or `Interval` the committer's flush is
+    /// usually already done by someone else and costs nothing.
+    ///
+    /// Outcomes: `Ok(d)` (with `d >= lsn`) once durable; `Err(Poisoned)` to every callback not
+    /// yet durable when a sync fails, and to those registered later; at `close`, which syncs
+    /// first, `Ok` to every callback that sync covered and `Err(Closed)` to the rest (an LSN
+    /// never appended). A callback that holds an `Arc<Wal>` keeps the WAL open while it is
+    /// pending; if it drops the last one, the WAL closes on the committer thread.
+    ///
+    /// An LSN names a position in the log: if [`Wal::truncate_back`] discards the record at
+    /// `lsn` before it is durable, the callback is answered once the record appended at that
+    /// position after the cut is durable (as a Raft log position is).
     pub fn on_durable<F>(&self, lsn: Lsn, done: F)
     where
         F: FnOnce(Result<Lsn>) + Send + 'static,
     {
-        let _ = (lsn, done);
-        unimplemented!("issue 7: on_durable")
-    }
-}
-
-/// A tail-following reader from [`Wal::follow`]: it yields records in LSN order and, at the end
-/// of the published log, waits for appends (woken by them, without polling).
-#[derive(Debug)]
-pub struct Follower {
-    _private: (),
-}
-
-impl Follower {
-    /// The next record: waits up to `timeout` for one to be appended. `Ok(None)` on timeout.
-    ///
-    /// # Errors
-    /// [`Error::Closed`] once the WAL is closed and every published record was read;
-    /// [`Error::Truncated`] if the reader's position was removed by a truncation.
-    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Record>> {
-        let _ = timeout;
-        unimplemented!("issue 7: Follower::next_timeout")
-    }
-
-    /// The next record if one is published now, without waiting.
-    ///
-    /// # Errors
-    /// As [`Follower::next_timeout`].
-    pub fn try_next(&mut self) -> Result<Option<Record>> {
-        unimplemented!("issue 7: Follower::try_next")
-    }
-
-    /// The LSN of the record the next call returns.
-    #[must_use]
-    pub fn position(&self) -> Lsn {
-        unimplemented!("issue 7: Follower::position")
+        Shared::register_durable(&self.shared, lsn, Box::new(done));
     }
 }

@@ -64,3 +64,43 @@ fn durable_appends_allocate_nothing_in_steady_state() {
         "allocations on the durable path: {info:?}"
     );
 }
+
+#[test]
+fn appends_allocate_nothing_while_a_follower_waits_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(
+        dir.path(),
+        Options::default()
+            .with_segment_size(8 << 20)
+            .with_sync(SyncPolicy::Manual),
+    )
+    .unwrap();
+    let wal = std::sync::Arc::new(wal);
+    wal.append(b"warm").unwrap();
+    // The follower reads every record as it comes, waiting at the end in between: appends
+    // find it waiting (and wake it) much of the time.
+    let follower = {
+        let mut f = wal.follow(1);
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while n < 5001 {
+                if f.next_timeout(std::time::Duration::from_secs(20))
+                    .unwrap()
+                    .is_some()
+                {
+                    n += 1;
+                }
+            }
+        })
+    };
+    let info = allocation_counter::measure(|| {
+        for _ in 0..5000 {
+            wal.append(b"followed record").unwrap();
+        }
+    });
+    follower.join().unwrap();
+    assert_eq!(
+        info.count_total, 0,
+        "allocations on the append path with a follower: {info:?}"
+    );
+}

@@ -17,6 +17,56 @@ use crate::storage::{Region, Storage};
 
 const PAGE: u64 = 4096;
 
+/// The sparse record index keeps one entry per `2^INDEX_MIN_SHIFT` records or more.
+const INDEX_MIN_SHIFT: u32 = 5;
+/// At most this many entries (8 bytes each: 512 KiB) per segment; larger segments use a
+/// coarser stride instead of more memory.
+const INDEX_MAX_ENTRIES: usize = 1 << 16;
+
+/// The sparse per-segment record index (see [`Segment::records_from`]).
+///
+/// Entry `k` holds the byte offset of the frame of record `first_lsn + k·2^shift`, or 0 while
+/// that record is not written. Its size is fixed when the segment is mapped (on the rotation
+/// worker, or at open), from the most records the segment could hold (one 16-byte frame each):
+/// `entries = max_records / 2^shift + 1`, with the smallest `shift ≥ 5` that keeps `entries ≤
+/// 65 536`. The appender only stores into it (no allocation on the append path): a Relaxed
+/// store before the frame's Release publish, so a reader that loaded the published end with
+/// Acquire sees every entry of the records before that end.
+struct RecordIndex {
+    shift: u32,
+    entries: Box<[AtomicU64]>,
+}
+
+impl RecordIndex {
+    fn for_limit(limit: usize) -> Self {
+        let max_records = limit.saturating_sub(DATA_OFFSET) / FRAME_HEADER_LEN + 1;
+        let mut shift = INDEX_MIN_SHIFT;
+        while (max_records >> shift) + 1 > INDEX_MAX_ENTRIES {
+            shift += 1;
+        }
+        let n = (max_records >> shift) + 1;
+        Self {
+            shift,
+            entries: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Notes that record `lsn` (of a segment starting at `first`) has its frame at `offset`.
+    /// Called by the single writer (appender or recovery scan) before it publishes the frame.
+    #[inline]
+    fn note(&self, first: u64, lsn: u64, offset: usize) {
+        let rel = lsn.wrapping_sub(first);
+        if rel & ((1 << self.shift) - 1) == 0 {
+            if let Some(e) = usize::try_from(rel >> self.shift)
+                .ok()
+                .and_then(|k| self.entries.get(k))
+            {
+                e.store(offset as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// A handle to one mapped segment file. Cloning is cheap; the mapping lives until the last
 /// handle (including every [`Record`] read from it) is dropped.
 #[derive(Clone)]
@@ -54,6 +104,8 @@ struct Inner {
     discarded_from: AtomicU64,
     /// Loom's view of the frame bytes (nothing outside the crate's unit tests).
     witness: ByteWitness,
+    /// Where every `2^shift`-th record's frame starts.
+    index: RecordIndex,
 }
 
 impl fmt::Debug for Segment {
@@ -92,6 +144,8 @@ pub struct SegmentAppender {
     offset: usize,
     next_lsn: u64,
     limit: usize,
+    /// The segment's first LSN, which the record index counts from.
+    first_lsn: u64,
 }
 
 // SAFETY: `base` points into the segment's mapping, which `seg` keeps alive; the appender is the
@@ -344,6 +398,7 @@ impl Segment {
                 sync_failed: AtomicBool::new(false),
                 discarded_from: AtomicU64::new(u64::MAX),
                 witness: ByteWitness::new(),
+                index: RecordIndex::for_limit(limit),
             }),
         }
     }
@@ -650,6 +705,11 @@ impl Segment {
                 .sync(0, end.max(DATA_OFFSET))
                 .map_err(|e| Error::io("sync", &pre, e))?;
             let seg = Segment::from_parts(fin.clone(), header, region, limit);
+            // The kept frames sit at the same offsets: their index entries carry over (a
+            // replacement starting at another LSN keeps no frame, so there is nothing to take).
+            if first_lsn == self.first_lsn() {
+                seg.adopt_index(self, next_lsn);
+            }
             seg.inner.witness.wrote(DATA_OFFSET, end - DATA_OFFSET);
             seg.inner.synced.store(end, Ordering::Release);
             Ok(seg)
@@ -771,6 +831,9 @@ impl Segment {
                 let partial = crc32c::crc32c_append(crc32c::crc32c(&h[0..8]), payload);
                 if seal_crc(partial, salt, lsn) != stored {
                     break Stop::Invalid(CorruptionKind::ChecksumMismatch);
+                }
+                if !inner.appender_taken.load(Ordering::Acquire) {
+                    inner.index.note(first, lsn, off);
                 }
                 lsn += 1;
             } else {
@@ -895,12 +958,34 @@ impl Segment {
             offset: end,
             next_lsn,
             limit: inner.limit,
+            first_lsn,
         })
     }
 
     /// Records of this segment from `from_lsn` on, as published when the iterator was made.
+    ///
+    /// The start is found with the segment's sparse record index: the iterator begins at the
+    /// indexed record at or before `from_lsn` and reads at most `2^shift − 1` frames (plus
+    /// commit markers between them) before it reaches `from_lsn`; see
+    /// [`Segment::index_stride`] and [`Records::frames_read`].
     #[must_use]
     pub fn records_from(&self, from_lsn: u64) -> Records {
+        let end = self.published_end();
+        let (offset, lsn) = self.index_start(from_lsn, end);
+        Records {
+            seg: self.clone(),
+            offset,
+            end,
+            lsn,
+            from_lsn,
+            frames_read: 0,
+        }
+    }
+
+    /// As [`Segment::records_from`], but without the index: reads every frame from the start
+    /// of the segment. The reference the index is checked and benchmarked against.
+    #[must_use]
+    pub fn records_from_start(&self, from_lsn: u64) -> Records {
         let end = self.published_end();
         Records {
             seg: self.clone(),
@@ -908,7 +993,85 @@ impl Segment {
             end,
             lsn: self.first_lsn(),
             from_lsn,
+            frames_read: 0,
         }
+    }
+
+    /// Records between two index entries: a lookup reads at most this many frames minus one
+    /// (commit markers aside) after the indexed one.
+    #[must_use]
+    pub fn index_stride(&self) -> u64 {
+        1 << self.inner.index.shift
+    }
+
+    /// Forgets the record index entries of records `lsn..` (see
+    /// [`SegmentAppender::forget_index_from`]): lookups of those records then start from an
+    /// earlier entry. Only the code that moves the segment's end back calls this.
+    pub fn forget_index_from(&self, lsn: u64) {
+        let index = &self.inner.index;
+        let first = self.first_lsn();
+        let rel = lsn.saturating_sub(first);
+        let k = usize::try_from(rel.div_ceil(1 << index.shift)).unwrap_or(usize::MAX);
+        for e in index.entries.iter().skip(k) {
+            e.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Copies `from`'s record index entries of the records before `next_lsn` into this
+    /// segment's index, for a segment whose frames before `next_lsn` are a byte copy of
+    /// `from`'s at the same offsets, with the same first LSN and capacity (a file that replaces
+    /// `from` with its records cut at `next_lsn`). Call it before the copy is published.
+    /// Without it lookups stay correct (an unwritten entry makes them start earlier), only
+    /// slower.
+    #[allow(dead_code)] // for the replacement file of `truncate_back` (issue 7, other branch)
+    pub(crate) fn adopt_index(&self, from: &Segment, next_lsn: u64) {
+        let (to, src) = (&self.inner.index, &from.inner.index);
+        let first = from.first_lsn();
+        if to.shift != src.shift || first == 0 {
+            return;
+        }
+        for (k, (t, f)) in to.entries.iter().zip(src.entries.iter()).enumerate() {
+            if first + ((k as u64) << src.shift) >= next_lsn {
+                break;
+            }
+            t.store(f.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
+    /// Bytes the record index takes (fixed when the segment is mapped).
+    #[must_use]
+    pub fn index_bytes(&self) -> usize {
+        self.inner.index.entries.len() * std::mem::size_of::<u64>()
+    }
+
+    /// The frame offset and LSN of the indexed record at or before `lsn` that lies below the
+    /// published end `end`; the start of the segment if there is none.
+    fn index_start(&self, lsn: u64, end: usize) -> (usize, u64) {
+        let inner = &*self.inner;
+        let first = self.first_lsn();
+        let from_start = (DATA_OFFSET, first);
+        if first == 0 || lsn <= first {
+            return from_start;
+        }
+        let shift = inner.index.shift;
+        let Ok(k) = usize::try_from((lsn - first) >> shift) else {
+            return from_start;
+        };
+        // Past the last entry, or an entry not written below `end` yet (then `lsn` is not
+        // published either): use the last entry that is, scanning further only in that case.
+        let mut k = k.min(inner.index.entries.len() - 1);
+        while k > 0 {
+            // Relaxed: `end` was loaded with Acquire, which orders the stores of every entry
+            // of a record before `end` (each made before the Release publish) before this.
+            let off = inner.index.entries[k].load(Ordering::Relaxed);
+            match usize::try_from(off) {
+                Ok(off) if off >= DATA_OFFSET && off < end => {
+                    return (off, first + ((k as u64) << shift))
+                }
+                _ => k -= 1,
+            }
+        }
+        from_start
     }
 }
 
@@ -920,6 +1083,40 @@ pub struct Records {
     end: usize,
     lsn: u64,
     from_lsn: u64,
+    frames_read: u64,
+}
+
+impl Records {
+    /// Frame headers read so far (records and commit markers, skipped or returned): what the
+    /// index bounds.
+    #[must_use]
+    pub fn frames_read(&self) -> u64 {
+        self.frames_read
+    }
+
+    /// The LSN of the next record this iterator reads (whether or not it is published yet).
+    #[must_use]
+    pub fn next_lsn(&self) -> u64 {
+        self.lsn.max(self.from_lsn)
+    }
+
+    /// The segment read.
+    #[must_use]
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    /// Extends the iterator to the segment's current published end, so that records published
+    /// since it was made (or last extended) are read too. Returns whether it grew.
+    pub fn extend_to_published(&mut self) -> bool {
+        let end = self.seg.published_end();
+        if end > self.end {
+            self.end = end;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Iterator for Records {
@@ -930,6 +1127,7 @@ impl Iterator for Records {
             if self.lsn == 0 || self.offset + FRAME_HEADER_LEN > self.end {
                 return None;
             }
+            self.frames_read += 1;
             self.seg.inner.witness.read(self.offset, FRAME_HEADER_LEN);
             let h = read_bytes(&*self.seg.inner.region, self.offset, FRAME_HEADER_LEN);
             let len = read_u32(h, 0) as usize;
@@ -1039,6 +1237,7 @@ impl PreparedSegment {
             offset: DATA_OFFSET,
             next_lsn: first_lsn,
             limit: inner.limit,
+            first_lsn,
             seg: self.seg,
         }
     }
@@ -1079,6 +1278,7 @@ impl Replacement {
             offset: self.end,
             next_lsn: self.next_lsn,
             limit: inner.limit,
+            first_lsn: self.first_lsn,
             seg: self.seg,
         })
     }
@@ -1134,6 +1334,7 @@ impl SegmentAppender {
         h[8..12].copy_from_slice(&crc.to_le_bytes());
         self.write(self.offset, &h);
         self.write(self.offset + FRAME_HEADER_LEN, payload);
+        self.seg.inner.index.note(self.first_lsn, lsn, self.offset);
         self.offset += flen;
         self.next_lsn += 1;
         Ok(lsn)
@@ -1158,6 +1359,14 @@ impl SegmentAppender {
         self.write(self.offset, &f);
         self.offset += MARKER_FRAME_LEN;
         Ok(())
+    }
+
+    /// Forgets the record index entries of records `lsn..` (0 = not written). Whoever moves
+    /// this appender back over published records (a truncation of the log's end) must call it
+    /// before lowering the published end, so that no reader follows an entry to an offset the
+    /// records rewritten after the cut no longer start at.
+    pub fn forget_index_from(&mut self, lsn: u64) {
+        self.seg.forget_index_from(lsn);
     }
 
     /// Makes every frame appended so far visible to readers and to sync.
