@@ -1,5 +1,6 @@
 //! Small, non-durable pieces for tests, the `cluster` example and the benchmark: a type config,
-//! an in-memory key-value state machine, and an in-memory log store to compare against.
+//! an in-memory key-value state machine, an in-memory log store to compare against, and an
+//! in-process network ([`Router`]) that delivers RPCs by calling the target's `Raft` handle.
 //!
 //! Nothing here is durable. A real application brings its own state machine (and persists it
 //! or its snapshots); only [`crate::VaultLogStore`] is meant for production.
@@ -10,10 +11,16 @@ use std::io::Cursor;
 use std::ops::RangeBounds;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
     AnyError, BasicNode, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend,
-    RaftLogId, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError,
+    Raft, RaftLogId, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError,
     StoredMembership, Vote,
 };
 use serde::{Deserialize, Serialize};
@@ -285,5 +292,105 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
         g.entries = g.entries.split_off(&(log_id.index + 1));
         g.last_purged = Some(log_id);
         Ok(())
+    }
+}
+
+/// An in-process network: the `Raft` handles of the running nodes by id. An RPC to a node that
+/// is not in the map (stopped) fails as `Unreachable`, as a dead peer would.
+#[derive(Clone, Default)]
+pub struct Router {
+    nodes: Arc<Mutex<BTreeMap<NodeId, Raft<TypeConfig>>>>,
+}
+
+impl Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<NodeId> = lock(&self.nodes).keys().copied().collect();
+        f.debug_struct("Router").field("nodes", &ids).finish()
+    }
+}
+
+impl Router {
+    /// Makes `raft` reachable as node `id`.
+    pub fn add(&self, id: NodeId, raft: Raft<TypeConfig>) {
+        lock(&self.nodes).insert(id, raft);
+    }
+
+    /// Makes node `id` unreachable; returns its handle.
+    pub fn remove(&self, id: NodeId) -> Option<Raft<TypeConfig>> {
+        lock(&self.nodes).remove(&id)
+    }
+
+    /// The handle of node `id`, if it is reachable.
+    #[must_use]
+    pub fn get(&self, id: NodeId) -> Option<Raft<TypeConfig>> {
+        lock(&self.nodes).get(&id).cloned()
+    }
+}
+
+/// A connection of [`Router`] to one target node.
+#[derive(Debug)]
+pub struct Connection {
+    router: Router,
+    target: NodeId,
+}
+
+impl Connection {
+    fn target<E: std::error::Error>(&self) -> Result<Raft<TypeConfig>, RPCError<NodeId, BasicNode, E>> {
+        self.router.get(self.target).ok_or_else(|| {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                format!("node {} is down", self.target),
+            );
+            RPCError::Unreachable(Unreachable::new(&e))
+        })
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Router {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Connection {
+        Connection {
+            router: self.clone(),
+            target,
+        }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Connection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        let raft = self.target()?;
+        raft.append_entries(rpc)
+            .await
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        let raft = self.target()?;
+        raft.install_snapshot(rpc)
+            .await
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        let raft = self.target()?;
+        raft.vote(rpc)
+            .await
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
