@@ -49,6 +49,9 @@ struct Shared {
     last_lsn: AtomicU64,
     /// Set (with `SyncState::poison`) after a failed sync.
     poisoned: AtomicBool,
+    /// Held for the whole of `truncate_front`, `truncate_back` and `reset`: one change of the
+    /// segment files at a time.
+    truncation: Mutex<()>,
     /// Stops the interval flusher.
     stop_flusher: Mutex<bool>,
     stop_flusher_cv: Condvar,
@@ -224,6 +227,7 @@ impl Wal {
             durable: AtomicU64::new(durable),
             last_lsn: AtomicU64::new(durable),
             poisoned: AtomicBool::new(false),
+            truncation: Mutex::new(()),
             stop_flusher: Mutex::new(false),
             stop_flusher_cv: Condvar::new(),
             counters: Counters::default(),
@@ -433,6 +437,7 @@ impl Wal {
     /// # Errors
     /// [`Error::Poisoned`]; I/O errors of the removal.
     pub fn truncate_front(&self, lsn: Lsn) -> Result<usize> {
+        let _one = lock(&self.shared.truncation);
         self.sync()?;
         // Only a segment whose first LSN is durable may become the first one: its activation
         // was synced with it. A segment another appender rotated into after the sync above is
@@ -464,6 +469,7 @@ impl Wal {
                 .map_err(|e| Error::io("remove", s.path(), e))?;
         }
         if !removed.is_empty() {
+            self.shared.readers_changed();
             storage
                 .sync_dir(&self.shared.dir)
                 .map_err(|e| Error::io("sync directory", &self.shared.dir, e))?;
@@ -607,7 +613,11 @@ impl Shared {
                         durable: sh.durable.load(Ordering::Acquire),
                     });
                 }
-                if sh.durable.load(Ordering::Acquire) >= target {
+                // A `truncate_back`/`reset` may have discarded records up to `target` (an
+                // append racing it): only what is left of them can be made durable. Without
+                // the clamp a flush could never cover `target` and this would loop.
+                let goal = target.min(sh.last_lsn.load(Ordering::Acquire));
+                if sh.durable.load(Ordering::Acquire) >= goal {
                     return Ok(());
                 }
                 if !st.in_progress {
@@ -692,31 +702,244 @@ fn start_flusher(shared: Arc<Shared>, every: Duration) -> Result<JoinHandle<()>>
 
 // ---- Issue 7 API (signatures fixed; bodies filled by the issue-7 branches) ----
 
+/// What [`Wal::cut`] does.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    /// `truncate_back(lsn)`.
+    Back(Lsn),
+    /// `reset(next_lsn)`.
+    Reset(Lsn),
+}
+
+/// How a cut failed: before it changed anything, or after (the WAL is poisoned).
+enum CutError {
+    Clean(Error),
+    Poison(Error),
+}
+
+impl Shared {
+    /// Wakes tail-following readers; the i7read branch fills it. Called after
+    /// `truncate_front`, `truncate_back` and `reset` changed the log.
+    #[allow(clippy::unused_self)]
+    fn readers_changed(&self) {}
+}
+
 impl Wal {
     /// Discards the records `lsn..` (a Raft follower's conflicting suffix); the next append gets
     /// `lsn`. A no-op if `lsn > last_lsn()`. If `lsn <= first_lsn()` the log becomes empty and
-    /// continues at `lsn`.
+    /// continues at `lsn` (`0` counts as `1`). Afterwards `durable_lsn()` is
+    /// `min(durable_lsn(), lsn - 1)` (or `lsn - 1` when no segment before the cut is left).
+    ///
+    /// Steps (see "Truncating the back" in docs/ARCHITECTURE.md), with appends, flushes and
+    /// other truncations held off: (1) write the segment holding `lsn` again as a `-pre` file
+    /// with its records before `lsn` (a byte copy, same salt) and `msync` it; (2) if segments
+    /// follow it, stop the rotation worker, which removes its spare; (3) remove the later
+    /// segments newest first and `fsync` the directory; (4) rename the new file over the old
+    /// one and `fsync` the directory; (5) restart the worker at the next index and continue
+    /// appending after the kept records. Cost: one new file and a copy of at most one segment.
     ///
     /// Crash semantics: once this returns, no crash brings a discarded record back and every
-    /// record before `lsn` that was durable stays intact. A crash during the call leaves either
-    /// the log before the call or a log cut at `lsn` (or somewhere past `lsn`).
+    /// record before `lsn` that was durable stays intact. A crash during the call leaves the
+    /// log as before the call (with a `-pre` file `open` deletes) after step 1; the log before
+    /// the call without some of its newest segments during step 3 (cut at a segment boundary
+    /// at or past `lsn`: none of those segments holds a record below `lsn`); the log cut at
+    /// `lsn` from the rename of step 4 on. Records below `lsn` keep their durability in
+    /// every case; those in the cut segment are durable in every case from step 1 on.
+    ///
+    /// Readers: an [`Iter`] made before the call stops before `lsn` once the call has changed
+    /// the log; a [`Record`] it returned earlier keeps its bytes (the old file stays mapped
+    /// and is never written). An `append` racing the call may get an LSN that the call then
+    /// discards (under [`SyncPolicy::Always`] it then returns once the kept records are
+    /// durable).
     ///
     /// # Errors
-    /// [`Error::Poisoned`]; I/O errors; [`Error::Closed`].
+    /// [`Error::Poisoned`] if a sync failed before, or if this call failed after it started
+    /// changing the log (reopen to recover; the directory holds one of the states above).
+    /// A failure of step 1 (for example a full disk) changes nothing and does not poison.
+    /// I/O errors; [`Error::Closed`].
     pub fn truncate_back(&self, lsn: Lsn) -> Result<()> {
-        let _ = lsn;
-        unimplemented!("issue 7: truncate_back")
+        self.cut(Cut::Back(lsn.max(1)))
     }
 
     /// Empties the log and continues it at `next_lsn` (after installing a snapshot past the end
-    /// of the log). Crash semantics as [`Wal::truncate_back`]: once it returns the old records
-    /// never come back.
+    /// of the log, or below it); `0` counts as `1`. Afterwards `first_lsn() == next_lsn`,
+    /// `last_lsn() == durable_lsn() == next_lsn - 1`.
+    ///
+    /// It works as [`Wal::truncate_back`] with the first segment replaced by an empty one
+    /// activated at `next_lsn` and every later segment removed. Crash semantics: once it
+    /// returns the old records never come back; a crash during it leaves the old log (maybe
+    /// without some of its newest segments) until the rename of the first segment, and the
+    /// empty log continuing at `next_lsn` from then on.
     ///
     /// # Errors
-    /// As [`Wal::truncate_back`].
+    /// As [`Wal::truncate_back`]; [`Error::InvalidOptions`] if `next_lsn` is 2⁶³ or more (a
+    /// segment cannot start there).
     pub fn reset(&self, next_lsn: Lsn) -> Result<()> {
-        let _ = next_lsn;
-        unimplemented!("issue 7: reset")
+        self.cut(Cut::Reset(next_lsn.max(1)))
+    }
+
+    /// `truncate_back` and `reset`: see their docs.
+    fn cut(&self, how: Cut) -> Result<()> {
+        let sh = &*self.shared;
+        if let Cut::Reset(n) = how {
+            if n > vault_segment::format::MAX_FIRST_LSN {
+                return Err(Error::InvalidOptions(format!(
+                    "reset: LSN {n} is past the largest first LSN a segment can hold"
+                )));
+            }
+        }
+        let _one = lock(&sh.truncation);
+        // Take the group-commit leader's turn: no flush is in flight while the log changes, so
+        // none can finish afterwards and raise `durable` past the new end (its `covered` was
+        // read from the old tail), and syncs wait for the cut instead of racing it.
+        {
+            let mut st = lock(&sh.sync_state);
+            loop {
+                if let Some(cause) = &st.poison {
+                    return Err(Error::Poisoned {
+                        cause: cause.clone(),
+                        durable: sh.durable.load(Ordering::Acquire),
+                    });
+                }
+                if !st.in_progress {
+                    break;
+                }
+                st = sh
+                    .sync_done
+                    .wait(st)
+                    .unwrap_or_else(crate::sync::PoisonError::into_inner);
+            }
+            st.in_progress = true;
+        }
+        let outcome = self.cut_locked(how);
+        {
+            let mut st = lock(&sh.sync_state);
+            st.in_progress = false;
+            if let Err(CutError::Poison(e)) = &outcome {
+                st.poison
+                    .get_or_insert_with(|| format!("truncation failed: {e}"));
+                sh.poisoned.store(true, Ordering::Release);
+            }
+        }
+        sh.sync_done.notify_all();
+        match outcome {
+            Ok(changed) => {
+                if changed {
+                    sh.readers_changed();
+                }
+                Ok(())
+            }
+            Err(CutError::Clean(e)) => Err(e),
+            Err(CutError::Poison(e)) => Err(Error::Poisoned {
+                cause: format!("truncation failed: {e}"),
+                durable: sh.durable.load(Ordering::Acquire),
+            }),
+        }
+    }
+
+    /// The body of [`Wal::cut`], run as the flush leader. `Ok(true)` if the log changed.
+    fn cut_locked(&self, how: Cut) -> Result<bool, CutError> {
+        let sh = &*self.shared;
+        let storage = &*sh.options.storage;
+        let dir = &sh.dir;
+        let mut w = lock(&sh.writer);
+        if sh.poisoned.load(Ordering::Acquire) {
+            return Err(CutError::Clean(self.poison_error()));
+        }
+        if w.rotator.is_none() {
+            return Err(CutError::Clean(Error::Closed));
+        }
+        let last = w.appender.next_lsn() - 1;
+        // Under the writer lock and `truncation`, nothing else changes the list.
+        let segs: Vec<Segment> = sh
+            .segments
+            .read()
+            .unwrap_or_else(crate::sync::PoisonError::into_inner)
+            .clone();
+        let log_first = segs.first().map_or(1, Segment::first_lsn);
+        // `next`: the LSN the next append gets; `k`: the segment whose file is replaced;
+        // `mark`: old handles of segments `k..` hold no record of the log from `mark` on.
+        let (next, k, mark, rep) = match how {
+            Cut::Back(lsn) if lsn > last => return Ok(false),
+            Cut::Back(lsn) if lsn > log_first => {
+                let k = segs.partition_point(|s| s.first_lsn() <= lsn) - 1;
+                (lsn, k, lsn, segs[k].prepare_cut(storage, dir, lsn))
+            }
+            Cut::Back(n) | Cut::Reset(n) => (
+                n,
+                0,
+                n.min(log_first),
+                segs[0].prepare_empty(storage, dir, n),
+            ),
+        };
+        // Nothing has changed yet: a failure here (a full disk) leaves the log as it was.
+        let rep = rep.map_err(|e| CutError::Clean(e.into()))?;
+        let later = &segs[k + 1..];
+        if !later.is_empty() {
+            // The spare (and an owed index) lie past the last segment; with the later segments
+            // gone they would sit beyond a gap of indexes, which `open` refuses. The worker
+            // removes them as it stops, before the segments below them are removed.
+            if let Some(r) = w.rotator.take() {
+                if let Err(e) = r.shutdown() {
+                    rep.abandon(storage);
+                    return Err(CutError::Poison(e.into()));
+                }
+            }
+            // Newest first: a crash keeps a prefix of the removals, always a contiguous log.
+            for s in later.iter().rev() {
+                if let Err(e) = storage.remove(s.path()) {
+                    rep.abandon(storage);
+                    return Err(CutError::Poison(Error::io("remove", s.path(), e)));
+                }
+            }
+            // Durable before the rename below: the replaced segment must never be followed by
+            // a later one on disk (its markers would attest records the cut file lacks).
+            if let Err(e) = storage.sync_dir(dir) {
+                rep.abandon(storage);
+                return Err(CutError::Poison(Error::io("sync directory", dir, e)));
+            }
+        }
+        let app = rep
+            .install(storage, dir)
+            .map_err(|e| CutError::Poison(e.into()))?;
+        if w.rotator.is_none() {
+            let rotator = Rotator::start(RotateConfig {
+                dir: dir.clone(),
+                segment_size: sh.options.segment_size,
+                first_index: segs[k].index() + 1,
+                storage: StdArc::clone(&sh.options.storage),
+            })
+            .map_err(|e| CutError::Poison(e.into()))?;
+            w.rotator = Some(rotator);
+        }
+        // Switch the in-memory log. Old handles (held by readers) stop before the cut.
+        for s in &segs[k..] {
+            s.discard_from(mark);
+        }
+        let cut_index = segs[k].index();
+        w.sealed.retain(|(s, _)| s.index() < cut_index);
+        {
+            let mut list = sh
+                .segments
+                .write()
+                .unwrap_or_else(crate::sync::PoisonError::into_inner);
+            list.truncate(k);
+            list.push(app.segment().clone());
+        }
+        w.appender = app;
+        // Every kept record of the replaced segment is durable (step 1 synced it); with no
+        // segment before it, every record of the log is. No flush is in flight (this thread
+        // holds the leader's turn), so nothing raises `durable` past the new end afterwards.
+        let durable = if k == 0 {
+            next - 1
+        } else {
+            sh.durable.load(Ordering::Acquire).min(next - 1)
+        };
+        sh.durable.store(durable, Ordering::Release);
+        // Kept markers attest only LSNs below the cut.
+        w.attested = w.attested.min(next - 1);
+        sh.last_lsn.store(next - 1, Ordering::Release);
+        Ok(true)
     }
 
     /// A reader that starts at `lsn` and, at the end of the published log, waits for new

@@ -213,7 +213,8 @@ impl Rotator {
     }
 
     /// Stops the worker: it finishes pending retirements, removes the spare segment it
-    /// prepared but never handed over (and syncs the directory), and exits.
+    /// prepared but never handed over (and syncs the directory), and exits. The file of an
+    /// index owed after a failed enlargement, if still there, is removed too.
     ///
     /// # Errors
     /// [`Error::WorkerGone`] if the worker panicked.
@@ -238,6 +239,27 @@ impl Rotator {
                         let _ = storage.sync_dir(&self.config.dir);
                     }
                 }
+            }
+        }
+        // An index owed after a failed enlargement may still have its file (the spare the
+        // enlargement started from, if the new file failed before its rename). It lies past
+        // the log's tail; remove it too, after the spare (newest first), so that a writer that
+        // restarts the worker at a lower index (after `truncate_back` removed segments) leaves
+        // no segment beyond a gap of indexes.
+        let owed = self
+            .owed
+            .lock()
+            .unwrap_or_else(StdPoisonError::into_inner)
+            .take();
+        if let Some(h) = owed {
+            let storage = &*self.config.storage;
+            let path = self.config.dir.join(vault_segment::segment_file_name(
+                h.created_nanos,
+                h.index,
+                false,
+            ));
+            if storage.remove(&path).is_ok() {
+                let _ = storage.sync_dir(&self.config.dir);
             }
         }
         match spare {

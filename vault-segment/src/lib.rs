@@ -39,7 +39,7 @@ pub use format::{
     SegmentName, DATA_OFFSET, MARKER_FRAME_LEN, MAX_PAYLOAD,
 };
 pub use segment::{
-    capacity_for, round_capacity, Beyond, NoRoom, PreparedSegment, Record, Records, Scan, Segment,
-    SegmentAppender, Stop,
+    capacity_for, round_capacity, Beyond, NoRoom, PreparedSegment, Record, Records, Replacement,
+    Scan, Segment, SegmentAppender, Stop,
 };
 pub use storage::{DirLock, FsStorage, RecordingStorage, Region, Storage, SyncEvent};

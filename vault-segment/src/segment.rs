@@ -48,6 +48,10 @@ struct Inner {
     /// Set when a sync failed: the kernel may have dropped dirty pages, so no later sync of
     /// this segment may report success (fsyncgate).
     sync_failed: AtomicBool,
+    /// Records of this handle's file from this LSN on are no longer part of the log (a
+    /// `truncate_back` or `reset` replaced or removed the file); `u64::MAX` while they are.
+    /// Only ever lowered. Readers stop here, so they never return a discarded record.
+    discarded_from: AtomicU64,
     /// Loom's view of the frame bytes (nothing outside the crate's unit tests).
     witness: ByteWitness,
 }
@@ -68,6 +72,17 @@ impl fmt::Debug for Segment {
 #[derive(Debug)]
 pub struct PreparedSegment {
     seg: Segment,
+}
+
+/// A segment's replacement file, made by [`Segment::prepare_cut`] or [`Segment::prepare_empty`]:
+/// durable (header, activation, kept frames) under its `-pre` name, not yet in the log.
+#[derive(Debug)]
+pub struct Replacement {
+    seg: Segment,
+    pre: PathBuf,
+    end: usize,
+    first_lsn: u64,
+    next_lsn: u64,
 }
 
 /// The only writer of a segment. It copies frames into the mapping and publishes them.
@@ -327,6 +342,7 @@ impl Segment {
                 appender_taken: AtomicBool::new(false),
                 sync_lock: Mutex::new(()),
                 sync_failed: AtomicBool::new(false),
+                discarded_from: AtomicU64::new(u64::MAX),
                 witness: ByteWitness::new(),
             }),
         }
@@ -505,6 +521,152 @@ impl Segment {
     #[must_use]
     pub fn sync_failed(&self) -> bool {
         self.inner.sync_failed.load(Ordering::Acquire)
+    }
+
+    /// The LSN from which this handle's records are no longer part of the log (`u64::MAX`
+    /// while they all are). Set by [`Segment::discard_from`]; readers ([`Records`]) stop there.
+    #[must_use]
+    pub fn discarded_from(&self) -> u64 {
+        self.inner.discarded_from.load(Ordering::Acquire)
+    }
+
+    /// Marks this handle's records from `lsn` on as discarded from the log (a truncation
+    /// replaced or removed its file). Readers of this handle stop before them; the bytes stay
+    /// mapped and unchanged, so a [`Record`] returned earlier still reads what it read. Only
+    /// lowers the mark.
+    pub fn discard_from(&self, lsn: u64) {
+        self.inner.discarded_from.fetch_min(lsn, Ordering::AcqRel);
+    }
+
+    /// Prepares the replacement of this segment's file that keeps only its records before
+    /// `lsn` (a `truncate_back` cut inside it): a new file with the same header (index,
+    /// creation time hence name, salt, capacity), the activation block, and a byte copy of the
+    /// frames before the cut, synced, under the `-pre` name. Nothing is renamed yet: call
+    /// [`Replacement::install`] (or [`Replacement::abandon`]).
+    ///
+    /// The salt is kept, so the copied frames and commit markers validate as they are (their
+    /// CRCs bind salt and LSN, both unchanged); the new file never holds bytes of the old one
+    /// past the cut, so reusing the salt cannot make a discarded frame validate.
+    ///
+    /// Cost: one file of this segment's capacity allocated and pre-faulted, and a copy and
+    /// `msync` of the bytes before the cut (at most one segment).
+    ///
+    /// Crash semantics: until `install` renames it, a crash leaves a `-pre` file, which `open`
+    /// deletes; this segment's file is untouched.
+    ///
+    /// # Errors
+    /// `lsn` must lie in this segment's published records (`first_lsn..=published_next_lsn`);
+    /// I/O errors (a full disk included) name the file, which is removed again.
+    pub fn prepare_cut(&self, storage: &dyn Storage, dir: &Path, lsn: u64) -> Result<Replacement> {
+        let first = self.first_lsn();
+        let next = self.published_next_lsn();
+        if first == 0 || lsn < first || lsn > next {
+            return Err(Error::io(
+                "cut",
+                &self.inner.path,
+                std::io::Error::other(format!(
+                    "LSN {lsn} is not in this segment's records {first}..{next}"
+                )),
+            ));
+        }
+        let end = if lsn == next {
+            self.published_end()
+        } else {
+            self.records_from(lsn)
+                .next()
+                .map_or(DATA_OFFSET, |r| r.offset - FRAME_HEADER_LEN)
+        };
+        self.prepare_replacement(storage, dir, end, first, lsn)
+    }
+
+    /// Prepares the replacement of this segment's file by an empty one activated at
+    /// `first_lsn` (the log emptied by `truncate_back` or `reset`): as
+    /// [`Segment::prepare_cut`], without records.
+    ///
+    /// # Errors
+    /// As [`Segment::prepare_cut`]; `first_lsn` must be a valid first LSN (1..2⁶³).
+    pub fn prepare_empty(
+        &self,
+        storage: &dyn Storage,
+        dir: &Path,
+        first_lsn: u64,
+    ) -> Result<Replacement> {
+        if !(1..=crate::format::MAX_FIRST_LSN).contains(&first_lsn) {
+            return Err(Error::io(
+                "cut",
+                &self.inner.path,
+                std::io::Error::other(format!("{first_lsn} is not a valid first LSN")),
+            ));
+        }
+        self.prepare_replacement(storage, dir, DATA_OFFSET, first_lsn, first_lsn)
+    }
+
+    fn prepare_replacement(
+        &self,
+        storage: &dyn Storage,
+        dir: &Path,
+        end: usize,
+        first_lsn: u64,
+        next_lsn: u64,
+    ) -> Result<Replacement> {
+        let header = self.inner.header;
+        let pre = dir.join(segment_file_name(header.created_nanos, header.index, true));
+        let fin = self.inner.path.clone();
+        let made = || -> Result<Segment> {
+            storage
+                .create_allocated(&pre, header.capacity)
+                .map_err(|e| Error::io("allocate", &pre, e))?;
+            let region = storage
+                .map(&pre, true)
+                .map_err(|e| Error::io("map", &pre, e))?;
+            region
+                .prefault()
+                .map_err(|e| Error::io("pre-fault", &pre, e))?;
+            let limit = usize::try_from(header.capacity)
+                .unwrap_or(usize::MAX)
+                .min(region.len());
+            if end > limit {
+                return Err(Error::io(
+                    "cut",
+                    &pre,
+                    std::io::Error::other("the new file is smaller than the frames to keep"),
+                ));
+            }
+            write_bytes(&*region, 0, &header.encode());
+            write_bytes(
+                &*region,
+                ACTIVATION_OFFSET,
+                &encode_activation(first_lsn, header.salt),
+            );
+            // Published frames of the old file: immutable, and below what any appender writes.
+            write_bytes(
+                &*region,
+                DATA_OFFSET,
+                self.published_slice(DATA_OFFSET, end - DATA_OFFSET),
+            );
+            // Header, activation and kept frames in one msync; the rest of the file is
+            // allocated zeros, as after `create`.
+            region
+                .sync(0, end.max(DATA_OFFSET))
+                .map_err(|e| Error::io("sync", &pre, e))?;
+            let seg = Segment::from_parts(fin.clone(), header, region, limit);
+            seg.inner.witness.wrote(DATA_OFFSET, end - DATA_OFFSET);
+            seg.inner.synced.store(end, Ordering::Release);
+            Ok(seg)
+        };
+        match made() {
+            Ok(seg) => Ok(Replacement {
+                seg,
+                pre,
+                end,
+                first_lsn,
+                next_lsn,
+            }),
+            Err(e) => {
+                let _ = storage.remove(&pre);
+                Err(e)
+            }
+        }
     }
 
     fn sync_range(&self, end: usize, all: bool) -> Result<()> {
@@ -781,6 +943,12 @@ impl Iterator for Records {
             self.offset = (self.offset + frame_len(len)).min(self.end);
             if kind == KIND_RECORD {
                 let lsn = self.lsn;
+                if lsn >= self.seg.discarded_from() {
+                    // Truncated away after this iterator was made: the bytes are still mapped
+                    // (the old file), but they are no longer the log's.
+                    self.end = self.offset;
+                    return None;
+                }
                 self.lsn += 1;
                 if lsn >= self.from_lsn {
                     return Some(Record {
@@ -873,6 +1041,57 @@ impl PreparedSegment {
             limit: inner.limit,
             seg: self.seg,
         }
+    }
+}
+
+impl Replacement {
+    /// The LSN the first record appended to the replacement gets.
+    #[must_use]
+    pub fn next_lsn(&self) -> u64 {
+        self.next_lsn
+    }
+
+    /// Renames the replacement over the segment's file and syncs the directory; returns its
+    /// appender, continuing after the kept frames.
+    ///
+    /// Crash semantics: `rename` replaces the name atomically, so a crash leaves the old file
+    /// or the new one under it (before the directory `fsync`, either; after it, the new one),
+    /// both valid segments; a `-pre` file left over is deleted by `open`. The old file's
+    /// mappings (other [`Segment`] handles) keep showing the old bytes.
+    ///
+    /// # Errors
+    /// The rename's error (the `-pre` file is then removed, and the old file stays in place);
+    /// the directory fsync's error (the new file is in place, its name maybe not durable).
+    pub fn install(self, storage: &dyn Storage, dir: &Path) -> Result<SegmentAppender> {
+        let fin = self.seg.inner.path.clone();
+        if let Err(e) = storage.rename(&self.pre, &fin) {
+            let _ = storage.remove(&self.pre);
+            return Err(Error::io("rename", &self.pre, e));
+        }
+        storage
+            .sync_dir(dir)
+            .map_err(|e| Error::io("sync directory", dir, e))?;
+        let inner = &*self.seg.inner;
+        inner.appender_taken.store(true, Ordering::Release);
+        inner.first_lsn.store(self.first_lsn, Ordering::Release);
+        inner
+            .published_next_lsn
+            .store(self.next_lsn, Ordering::Release);
+        inner.published.store(self.end, Ordering::Release);
+        Ok(SegmentAppender {
+            base: inner.region.as_ptr(),
+            offset: self.end,
+            next_lsn: self.next_lsn,
+            limit: inner.limit,
+            seg: self.seg,
+        })
+    }
+
+    /// Removes the `-pre` file (the truncation was given up before it was installed).
+    pub fn abandon(self, storage: &dyn Storage) {
+        let pre = self.pre.clone();
+        drop(self);
+        let _ = storage.remove(&pre);
     }
 }
 
@@ -995,8 +1214,8 @@ fn read_bytes(region: &dyn Region, offset: usize, len: usize) -> &[u8] {
 fn write_bytes(region: &dyn Region, offset: usize, bytes: &[u8]) {
     assert!(region.writable() && offset <= region.len() && bytes.len() <= region.len() - offset);
     // SAFETY: in bounds and writable (checked above). Used only while the caller holds the
-    // segment exclusively: during creation, activation or resume, before any reader can look at
-    // these bytes (the activation block and header are never part of a published range).
+    // segment exclusively: during creation, replacement (a `-pre` file nobody else maps),
+    // activation or resume, before any reader can look at these bytes (the activation block and header are never part of a published range).
     unsafe {
         std::ptr::copy_nonoverlapping(bytes.as_ptr(), region.as_ptr().add(offset), bytes.len());
     }
