@@ -39,8 +39,7 @@ async fn start_node(
     // A stopped node's WAL is released once openraft's tasks drop their handles: retry briefly.
     let mut tries = 0;
     let (mut store, report) = loop {
-        match VaultLogStore::<TypeConfig>::open(&node_dir, VaultLogStore::<TypeConfig>::options())
-        {
+        match VaultLogStore::<TypeConfig>::open(&node_dir, VaultLogStore::<TypeConfig>::options()) {
             Ok(s) => break s,
             Err(vault_raft::Error::Wal(vault_core::Error::Locked { .. })) if tries < 50 => {
                 tries += 1;
@@ -55,9 +54,7 @@ async fn start_node(
         "  node {id}: opened {} — WAL recovered {} records; last log id {}, vote {}",
         node_dir.display(),
         report.records,
-        state
-            .last_log_id
-            .map_or("none".into(), |l| l.to_string()),
+        state.last_log_id.map_or("none".into(), |l| l.to_string()),
         vote.map_or("none".into(), |v| v.to_string()),
     );
     let log = store.get_log_reader().await;
@@ -192,7 +189,10 @@ async fn main() -> Result<(), Error> {
         .wait(Some(Duration::from_secs(10)))
         .metrics(|m| m.current_leader.is_some(), "a leader")
         .await?;
-    println!("  leader: node {}", leader_of(&router, &ids).ok_or("no leader")?);
+    println!(
+        "  leader: node {}",
+        leader_of(&router, &ids).ok_or("no leader")?
+    );
 
     println!("\n3. Write {n} entries through the leader (64 client writes in flight):");
     let t = Instant::now();
@@ -206,7 +206,11 @@ async fn main() -> Result<(), Error> {
     );
 
     let leader = leader_of(&router, &ids).ok_or("no leader")?;
-    let stopped = *ids.iter().rev().find(|&&id| id != leader).expect("a follower");
+    let stopped = *ids
+        .iter()
+        .rev()
+        .find(|&&id| id != leader)
+        .expect("a follower");
     println!("\n4. Stop follower node {stopped} (shut its Raft down, drop its log store):");
     {
         let node = nodes.remove(&stopped).expect("running");
@@ -247,7 +251,9 @@ async fn main() -> Result<(), Error> {
         t.elapsed().as_secs_f64()
     );
 
-    println!("\n7. Compare the three logs (read back from each node's vault WAL) and state machines:");
+    println!(
+        "\n7. Compare the three logs (read back from each node's vault WAL) and state machines:"
+    );
     // Let the followers' last heartbeats settle, then compare.
     for node in nodes.values() {
         node.raft

@@ -19,8 +19,8 @@ use openraft::raft::{
 };
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
-    AnyError, BasicNode, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend,
-    Raft, RaftLogId, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError,
+    AnyError, BasicNode, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, Raft,
+    RaftLogId, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError,
     StoredMembership, Vote,
 };
 use serde::{Deserialize, Serialize};
@@ -335,7 +335,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    fn target<E: std::error::Error>(&self) -> Result<Raft<TypeConfig>, RPCError<NodeId, BasicNode, E>> {
+    fn target<E: std::error::Error>(
+        &self,
+    ) -> Result<Raft<TypeConfig>, RPCError<NodeId, BasicNode, E>> {
         self.router.get(self.target).ok_or_else(|| {
             let e = std::io::Error::new(
                 std::io::ErrorKind::NotConnected,
