@@ -335,16 +335,16 @@ pub struct Connection {
 }
 
 impl Connection {
-    fn target<E: std::error::Error>(
-        &self,
-    ) -> Result<Raft<TypeConfig>, RPCError<NodeId, BasicNode, E>> {
-        self.router.get(self.target).ok_or_else(|| {
-            let e = std::io::Error::new(
-                std::io::ErrorKind::NotConnected,
-                format!("node {} is down", self.target),
-            );
-            RPCError::Unreachable(Unreachable::new(&e))
-        })
+    fn target(&self) -> Option<Raft<TypeConfig>> {
+        self.router.get(self.target)
+    }
+
+    fn down<E: std::error::Error>(&self) -> RPCError<NodeId, BasicNode, E> {
+        let e = std::io::Error::new(
+            std::io::ErrorKind::NotConnected,
+            format!("node {} is down", self.target),
+        );
+        RPCError::Unreachable(Unreachable::new(&e))
     }
 }
 
@@ -365,7 +365,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        let raft = self.target()?;
+        let raft = self.target().ok_or_else(|| self.down())?;
         raft.append_entries(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -379,7 +379,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        let raft = self.target()?;
+        let raft = self.target().ok_or_else(|| self.down())?;
         raft.install_snapshot(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -390,7 +390,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: VoteRequest<NodeId>,
         _option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        let raft = self.target()?;
+        let raft = self.target().ok_or_else(|| self.down())?;
         raft.vote(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
