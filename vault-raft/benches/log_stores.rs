@@ -5,10 +5,11 @@
 //! ```text
 //! cargo bench -p vault-raft --bench log_stores --features bench-raft-log
 //! cargo bench -p vault-raft --bench log_stores --features bench-raft-log -- --quick
+//! VAULT_BENCH_DIR=/mnt/nvme cargo bench -p vault-raft --bench log_stores   # logs elsewhere
 //! ```
 //!
 //! Each store runs a 1-node and a 3-node cluster (in-process network, one store per node, each
-//! in its own directory under the system temp dir). Latency: sequential client writes, one in
+//! in its own directory under `$VAULT_BENCH_DIR` or the system temp dir). Latency: sequential client writes, one in
 //! flight. Throughput: `IN_FLIGHT` concurrent client writes. A write returns once it is
 //! committed (durable on a majority) and applied. The state machine is the in-memory KV of
 //! `vault_raft::testing` for every store. A benchmark, not a test: it asserts no time.
@@ -352,6 +353,14 @@ mod raft_log_store {
     }
 }
 
+/// A fresh directory under `$VAULT_BENCH_DIR` (as vault-bench's comparison) or the temp dir.
+fn bench_dir() -> std::io::Result<tempfile::TempDir> {
+    match std::env::var_os("VAULT_BENCH_DIR") {
+        Some(d) => tempfile::tempdir_in(d),
+        None => tempfile::tempdir(),
+    }
+}
+
 fn print_table(rows: &[Row]) {
     println!("| store | nodes | p50 latency | p99 latency | mean latency | throughput ({IN_FLIGHT} in flight) |");
     println!("|---|---:|---:|---:|---:|---:|");
@@ -398,7 +407,7 @@ fn main() -> Result<(), Error> {
                 })
                 .await?,
             );
-            let dir = tempfile::tempdir()?;
+            let dir = bench_dir()?;
             let d = dir.path().to_path_buf();
             rows.push(
                 measure("vault-raft VaultLogStore", nodes, &plan, |id| {
@@ -409,7 +418,7 @@ fn main() -> Result<(), Error> {
             drop(dir);
             #[cfg(feature = "bench-raft-log")]
             {
-                let dir = tempfile::tempdir()?;
+                let dir = bench_dir()?;
                 let d = dir.path().to_path_buf();
                 rows.push(
                     measure("raft-log 0.4", nodes, &plan, |id| {

@@ -301,3 +301,37 @@ fn a_directory_opens_in_one_store_at_a_time() {
         other => panic!("expected Locked, got {other:?}"),
     }
 }
+
+/// A crash after `purge` wrote the metadata but before it reset the WAL: the metadata says
+/// index 50 is purged while the WAL still ends at index 9. The store must read as purged up to
+/// 50 and continue at 51. (Simulated by giving a WAL the metadata file of another store.)
+#[test]
+fn a_crash_between_the_purge_metadata_and_the_wal_reset_recovers() {
+    let purged = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let mut a = open(purged.path());
+        a.blocking_append(entries(1, 0..10)).await.unwrap();
+        a.purge(log_id(2, 50)).await.unwrap();
+        let mut b = open(crashed.path());
+        b.blocking_append(entries(1, 0..10)).await.unwrap();
+    });
+    std::fs::copy(
+        purged.path().join(META_FILE),
+        crashed.path().join(META_FILE),
+    )
+    .unwrap();
+    rt().block_on(async {
+        let mut store = open(crashed.path());
+        assert_eq!(store.wal().last_lsn(), lsn_of(9), "the WAL was not reset");
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id, Some(log_id(2, 50)));
+        assert_eq!(state.last_log_id, Some(log_id(2, 50)));
+        assert!(store.try_get_log_entries(..).await.unwrap().is_empty());
+        store.blocking_append(entries(2, 51..53)).await.unwrap();
+        assert_eq!(
+            indexes(&store.try_get_log_entries(..).await.unwrap()),
+            [51, 52]
+        );
+    });
+}
