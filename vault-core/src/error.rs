@@ -149,6 +149,11 @@ impl From<RotateError> for Error {
                 path: PathBuf::new(),
                 source,
             },
+            RotateError::Remove { path, source } => Self::Io {
+                op: "remove",
+                path,
+                source,
+            },
             _ => Self::WorkerGone,
         }
     }

@@ -350,3 +350,57 @@ fn close_stops_the_interval_flusher_even_mid_flush() {
         wal.close().unwrap();
     });
 }
+
+/// Model: `truncate_back` racing an appender under `SyncPolicy::Always`, whose group-commit
+/// flush may be in flight when the cut starts. The cut waits for that flush and holds the
+/// leader's turn, so `durable_lsn` never exceeds the new end; the appender's record either
+/// preceded the cut (and was discarded: its `append` still returns, its flush target clamped
+/// to the new end rather than flushed for forever) or follows it at LSN 2; and the log a power
+/// cut leaves is exactly what the WAL showed.
+#[test]
+fn truncate_back_racing_a_group_commit_appender_never_overstates_durability() {
+    // Both outcomes must be explored (std atomics: bookkeeping outside the model).
+    static BEFORE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static AFTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = Arc::new(open(&sim, SyncPolicy::Always));
+        assert_eq!(wal.append(&record(b'a', 40)).unwrap(), 1);
+        assert_eq!(wal.append(&record(b'b', 40)).unwrap(), 2);
+        let appender = {
+            let wal = Arc::clone(&wal);
+            spawn(move || wal.append(&record(b'c', 40)).unwrap())
+        };
+        wal.truncate_back(2).unwrap();
+        assert!(wal.durable_lsn() <= wal.last_lsn(), "durable past the cut");
+        let got = appender.join().unwrap();
+        let last = wal.last_lsn();
+        assert!(wal.durable_lsn() <= last);
+        let tags: Vec<u8> = wal.iter_from(1).map(|r| tag_of(&r)).collect();
+        if got == 2 {
+            // Appended after the cut: it is the log's LSN 2, and durable (its append returned).
+            assert_eq!(tags, [b'a', b'c']);
+            assert_eq!(wal.durable_lsn(), 2);
+            AFTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            // Appended before the cut, then discarded.
+            assert_eq!(got, 3);
+            assert_eq!(tags, [b'a']);
+            BEFORE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let wal = Arc::try_unwrap(wal).unwrap();
+        let durable = wal.durable_lsn();
+        drop(wal);
+        let crashed = sim.crash(&CrashChoice::none());
+        let wal = open(&crashed, SyncPolicy::Manual);
+        let after: Vec<u8> = wal.iter_from(1).map(|r| tag_of(&r)).collect();
+        assert_eq!(after, tags, "a power cut changed the log");
+        assert!(wal.last_lsn() >= durable);
+        wal.close().unwrap();
+    });
+    let (before, after) = (
+        BEFORE.load(std::sync::atomic::Ordering::Relaxed),
+        AFTER.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    assert!(before > 0 && after > 0, "explored {before} / {after}");
+}

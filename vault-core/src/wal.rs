@@ -735,8 +735,9 @@ impl Wal {
     /// with its records before `lsn` (a byte copy, same salt) and `msync` it; (2) if segments
     /// follow it, stop the rotation worker, which removes its spare; (3) remove the later
     /// segments newest first and `fsync` the directory; (4) rename the new file over the old
-    /// one and `fsync` the directory; (5) restart the worker at the next index and continue
-    /// appending after the kept records. Cost: one new file and a copy of at most one segment.
+    /// one, switch the in-memory log to it (appends continue after the kept records) and
+    /// `fsync` the directory; (5) restart the worker at the next index. Cost: one new file and
+    /// a copy of at most one segment.
     ///
     /// Crash semantics: once this returns, no crash brings a discarded record back and every
     /// record before `lsn` that was durable stays intact. A crash during the call leaves the
@@ -822,13 +823,11 @@ impl Wal {
             }
         }
         sh.sync_done.notify_all();
+        if matches!(outcome, Ok(true) | Err(CutError::Poison(_))) {
+            sh.readers_changed();
+        }
         match outcome {
-            Ok(changed) => {
-                if changed {
-                    sh.readers_changed();
-                }
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(CutError::Clean(e)) => Err(e),
             Err(CutError::Poison(e)) => Err(Error::Poisoned {
                 cause: format!("truncation failed: {e}"),
@@ -880,7 +879,7 @@ impl Wal {
             // gone they would sit beyond a gap of indexes, which `open` refuses. The worker
             // removes them as it stops, before the segments below them are removed.
             if let Some(r) = w.rotator.take() {
-                if let Err(e) = r.shutdown() {
+                if let Err(e) = r.shutdown_removing() {
                     rep.abandon(storage);
                     return Err(CutError::Poison(e.into()));
                 }
@@ -900,19 +899,11 @@ impl Wal {
             }
         }
         let app = rep
-            .install(storage, dir)
+            .install(storage)
             .map_err(|e| CutError::Poison(e.into()))?;
-        if w.rotator.is_none() {
-            let rotator = Rotator::start(RotateConfig {
-                dir: dir.clone(),
-                segment_size: sh.options.segment_size,
-                first_index: segs[k].index() + 1,
-                storage: StdArc::clone(&sh.options.storage),
-            })
-            .map_err(|e| CutError::Poison(e.into()))?;
-            w.rotator = Some(rotator);
-        }
-        // Switch the in-memory log. Old handles (held by readers) stop before the cut.
+        // The name now holds the cut file: switch the in-memory log at once, so that even if a
+        // step below fails (and poisons) no reader is shown a discarded record. Old handles
+        // (held by readers) stop before the cut.
         for s in &segs[k..] {
             s.discard_from(mark);
         }
@@ -927,6 +918,7 @@ impl Wal {
             list.push(app.segment().clone());
         }
         w.appender = app;
+        sh.last_lsn.store(next - 1, Ordering::Release);
         // Every kept record of the replaced segment is durable (step 1 synced it); with no
         // segment before it, every record of the log is. No flush is in flight (this thread
         // holds the leader's turn), so nothing raises `durable` past the new end afterwards.
@@ -938,7 +930,19 @@ impl Wal {
         sh.durable.store(durable, Ordering::Release);
         // Kept markers attest only LSNs below the cut.
         w.attested = w.attested.min(next - 1);
-        sh.last_lsn.store(next - 1, Ordering::Release);
+        storage
+            .sync_dir(dir)
+            .map_err(|e| CutError::Poison(Error::io("sync directory", dir, e)))?;
+        if w.rotator.is_none() {
+            let rotator = Rotator::start(RotateConfig {
+                dir: dir.clone(),
+                segment_size: sh.options.segment_size,
+                first_index: cut_index + 1,
+                storage: StdArc::clone(&sh.options.storage),
+            })
+            .map_err(|e| CutError::Poison(e.into()))?;
+            w.rotator = Some(rotator);
+        }
         Ok(true)
     }
 

@@ -10,6 +10,12 @@
 //!   unused spare segment may follow the tail.
 //! - **closed**: the same records and syncs, then `close`, whose final marker attests all 400.
 //!
+//! Two more templates went through `Wal::truncate_back` (same records, same syncs):
+//! **cut-closed** was cut at 180, in its second segment (the later segments removed, that one
+//! replaced by a copy of its records before 180), then 180..=400 were appended again and the
+//! log closed; **cut-killed** was written to 520, cut at 392 inside the segment that becomes
+//! the tail, then 392..=400 were appended again (unsynced) and the process aborted.
+//!
 //! Each case copies a template, damages it, and derives the expected outcome from *what was
 //! damaged*, not from how recovery is coded: the first record (in log order) whose bytes
 //! changed is where the log must stop; if a commit marker that survived past that point attests
@@ -43,6 +49,14 @@ const SEGMENT: u64 = 16 * 1024;
 const RECORDS: u64 = 400;
 const SYNC_AFTER: [u64; 2] = [100, 250];
 const CHILD_ENV: &str = "VAULT_CORRUPTION_CHILD_DIR";
+/// Set for the child that writes the "cut-killed" template.
+const CHILD_CUT_ENV: &str = "VAULT_CORRUPTION_CHILD_CUT";
+/// Where the "cut-closed" template is cut: in an older segment, so the segments after it are
+/// removed and the records after it written again into the replaced segment and new ones.
+const CUT_OLDER: u64 = 180;
+/// Where the "cut-killed" template is cut: in the segment that becomes the tail, whose
+/// records from here on are written again (unsynced) after the cut.
+const CUT_TAIL: u64 = 392;
 
 type Files = BTreeMap<String, Vec<u8>>;
 
@@ -61,8 +75,35 @@ fn write_template_records(wal: &Wal) {
     }
 }
 
+/// Writes the same records as [`write_template_records`], but through a `truncate_back`:
+/// records up to `through` (synced after 100 and 250), cut at `cut` (which must lie in a
+/// segment that others follow), then `cut..=RECORDS` again with the same bytes.
+fn write_template_records_with_cut(wal: &Wal, through: u64, cut: u64) {
+    for lsn in 1..=through {
+        assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
+        if SYNC_AFTER.contains(&lsn) {
+            wal.sync().unwrap();
+        }
+    }
+    let tail = wal.read(through).unwrap().segment().path().to_path_buf();
+    assert_ne!(
+        wal.read(cut).unwrap().segment().path(),
+        tail,
+        "segments follow the cut"
+    );
+    wal.truncate_back(cut).unwrap();
+    for lsn in cut..=RECORDS {
+        assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
+        if SYNC_AFTER.contains(&lsn) {
+            wal.sync().unwrap();
+        }
+    }
+}
+
 /// Not a test of its own: writes the "killed" template in a child process and aborts, leaving
-/// the state a killed writer leaves (no final sync, no final marker).
+/// the state a killed writer leaves (no final sync, no final marker). With
+/// `VAULT_CORRUPTION_CHILD_CUT` set, the "cut-killed" template: records to 520, cut at
+/// [`CUT_TAIL`], 392..=400 appended again, then the abort.
 #[test]
 #[ignore = "run as a child process by the corruption matrix"]
 fn corruption_template_child() {
@@ -70,7 +111,11 @@ fn corruption_template_child() {
         return;
     };
     let (wal, _) = Wal::open(&dir, opts()).unwrap();
-    write_template_records(&wal);
+    if std::env::var_os(CHILD_CUT_ENV).is_some() {
+        write_template_records_with_cut(&wal, 520, CUT_TAIL);
+    } else {
+        write_template_records(&wal);
+    }
     // Let the worker finish preparing the spare, so the template always has one past the
     // tail (a bounded wait: without it the template is only less varied).
     let tail = wal.stats().segments as u64;
@@ -271,25 +316,45 @@ fn closed_template(base: &Path) -> Template {
     parse_template("closed", read_files(dir.path()), older)
 }
 
-fn killed_template(base: &Path) -> Template {
+/// The "closed" template's records, written through a `truncate_back` at [`CUT_OLDER`] (the
+/// segments after it removed, its own replaced), then closed.
+fn cut_closed_template(base: &Path) -> Template {
     let dir = tempfile::tempdir_in(base).unwrap();
-    let status = Command::new(std::env::current_exe().unwrap())
+    let (wal, _) = Wal::open(dir.path(), opts()).unwrap();
+    write_template_records_with_cut(&wal, RECORDS, CUT_OLDER);
+    wal.close().unwrap();
+    let t = parse_template("cut-closed", read_files(dir.path()), None);
+    // The replaced segment is the one the matrix damages as its "middle" (every block).
+    assert_eq!(t.frame_of(CUT_OLDER).0.index, t.middle().index);
+    assert_eq!(t.frame_of(CUT_OLDER - 1).0.index, t.middle().index);
+    t
+}
+
+fn killed_template(base: &Path) -> Template {
+    killed_template_of(base, "killed", false)
+}
+
+fn killed_template_of(base: &Path, name: &'static str, cut: bool) -> Template {
+    let dir = tempfile::tempdir_in(base).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child
         .args([
             "--exact",
             "corruption_template_child",
             "--ignored",
             "--nocapture",
         ])
-        .env(CHILD_ENV, dir.path())
-        .output()
-        .unwrap()
-        .status;
+        .env(CHILD_ENV, dir.path());
+    if cut {
+        child.env(CHILD_CUT_ENV, "1");
+    }
+    let status = child.output().unwrap().status;
     assert!(!status.success(), "the template writer must die by abort");
     let mut files = read_files(dir.path());
     // The worker may have been preparing a spare when the writer died: that half-made file is
     // not part of the template (the -pre cases add their own).
     files.retain(|n, _| !n.ends_with("-pre.log"));
-    parse_template("killed", files, None)
+    parse_template(name, files, None)
 }
 
 /// What recovery must do with a case.
@@ -1145,6 +1210,22 @@ fn every_damaged_log_is_cut_cleanly_or_refused_with_file_and_offset() {
     let killed = killed_template(base);
     let mut cases = build_cases(&killed, &closed);
     cases.extend(build_cases(&closed, &killed));
+    // Logs that went through `truncate_back`: damage before the cut (in the copied frames of
+    // the replaced segment, or in the segments before it) and at the replaced tail follow the
+    // same rule as in any log.
+    let cut_closed = cut_closed_template(base);
+    let cut_killed = killed_template_of(base, "cut-killed", true);
+    // Its replaced segment is the tail: copied frames before the cut, unsynced ones after.
+    assert_eq!(
+        cut_killed.frame_of(CUT_TAIL).0.index,
+        cut_killed.tail().index
+    );
+    assert_eq!(
+        cut_killed.frame_of(CUT_TAIL - 1).0.index,
+        cut_killed.tail().index
+    );
+    cases.extend(build_cases(&cut_closed, &killed));
+    cases.extend(build_cases(&cut_killed, &closed));
 
     // A watchdog for hangs: no case may take minutes.
     let current = Arc::new(Mutex::new(String::new()));

@@ -1,5 +1,5 @@
 //! A proptest state machine: random sequences of append, append_batch, sync, truncate_front,
-//! power loss (a random subset of the unsynced pages, torn at sectors, and a prefix of the
+//! truncate_back, reset, power loss (a random subset of the unsynced pages, torn at sectors, and a prefix of the
 //! unsynced directory operations) and clean reopen, on `SimStorage` with tiny segments, checked
 //! against a model of what the log must hold.
 //!
@@ -23,6 +23,11 @@ enum Op {
     Sync,
     /// `truncate_front` at this share (in eighths) of the last LSN.
     Truncate(u64),
+    /// `truncate_back` at this share (in eighths) of the last LSN, plus one (0: everything;
+    /// 8: a no-op past the end).
+    TruncateBack(u64),
+    /// `reset` to the last LSN + this − 3 (at least 1): below, at or beyond the end.
+    Reset(u64),
     /// Power loss; the seed picks which unsynced pages and directory operations survive.
     Crash(u64),
     /// Close and open again.
@@ -41,6 +46,8 @@ impl std::fmt::Debug for Op {
             }
             Op::Sync => f.write_str("Sync"),
             Op::Truncate(e) => write!(f, "Truncate({e}/8)"),
+            Op::TruncateBack(e) => write!(f, "TruncateBack({e}/8)"),
+            Op::Reset(d) => write!(f, "Reset(end{:+})", *d as i64 - 3),
             Op::Crash(seed) => write!(f, "Crash({seed})"),
             Op::Reopen => f.write_str("Reopen"),
         }
@@ -60,6 +67,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => proptest::collection::vec(bytes(), 1..8).prop_map(Op::Batch),
         4 => Just(Op::Sync),
         1 => (1u64..8).prop_map(Op::Truncate),
+        2 => (0u64..=8).prop_map(Op::TruncateBack),
+        1 => (0u64..40).prop_map(Op::Reset),
         3 => any::<u64>().prop_map(Op::Crash),
         1 => Just(Op::Reopen),
     ]
@@ -68,7 +77,9 @@ fn op() -> impl Strategy<Value = Op> {
 /// What the log must hold.
 #[derive(Debug, Default)]
 struct Model {
-    /// The bytes of every record appended, by LSN − 1 (records lost in a crash removed).
+    /// The bytes of every record appended, by LSN − 1 (records lost in a crash or discarded by
+    /// `truncate_back`/`reset` removed; LSNs a `reset` skipped hold empty placeholders, below
+    /// the log's first LSN).
     records: Vec<Vec<u8>>,
     /// Every record up to here was acknowledged durable.
     durable: u64,
@@ -167,6 +178,25 @@ fn run(sync: SyncPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
                 wal.truncate_front(t).unwrap();
                 m.durable = m.records.len() as u64;
                 prop_assert!(wal.first_lsn() <= m.truncated.max(1));
+            }
+            Op::TruncateBack(eighths) => {
+                let lsn = m.records.len() as u64 * eighths / 8 + 1;
+                wal.truncate_back(lsn).unwrap();
+                if lsn <= m.records.len() as u64 {
+                    m.records.truncate(lsn as usize - 1);
+                    m.durable = m.durable.min(lsn - 1);
+                }
+                prop_assert_eq!(wal.last_lsn(), m.records.len() as u64);
+                prop_assert!(wal.durable_lsn() <= wal.last_lsn());
+            }
+            Op::Reset(d) => {
+                let n = (m.records.len() as u64 + d).saturating_sub(3).max(1);
+                wal.reset(n).unwrap();
+                m.records.resize(n as usize - 1, Vec::new());
+                m.durable = n - 1;
+                m.truncated = m.truncated.max(n);
+                prop_assert_eq!((wal.first_lsn(), wal.last_lsn()), (n, n - 1));
+                prop_assert_eq!(wal.durable_lsn(), n - 1);
             }
             Op::Crash(seed) => {
                 let crashed = power_loss(&sim, *seed);

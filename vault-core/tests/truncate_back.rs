@@ -519,3 +519,56 @@ fn index_of(p: &Path) -> u64 {
         .unwrap()
         .index
 }
+
+#[test]
+fn a_flush_in_flight_during_a_cut_does_not_raise_durable_lsn_past_the_new_end() {
+    use vault_segment::sim::CrashPoint;
+    let sim = SimStorage::new();
+    let wal = Arc::new(open(&sim, 4096));
+    fill(&wal, 60, 0);
+    let tail = wal.read(60).unwrap().segment().path().to_path_buf();
+    let cut = 20;
+    let armed = Arc::new(AtomicBool::new(true));
+    let cutter: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>> = Arc::default();
+    {
+        let (wal, armed, cutter) = (Arc::clone(&wal), Arc::clone(&armed), Arc::clone(&cutter));
+        sim.set_hook(Some(Arc::new(move |p: &CrashPoint| {
+            if let CrashPoint::After {
+                kind: OpKind::Sync,
+                ok: true,
+                path,
+                ..
+            } = p
+            {
+                if *path == tail && armed.swap(false, SeqCst) {
+                    // The flush has synced part of the log and still holds the leader's turn;
+                    // the cut starts now, and the flush finishes after it began.
+                    let wal = Arc::clone(&wal);
+                    *cutter.lock().unwrap() =
+                        Some(std::thread::spawn(move || wal.truncate_back(cut).unwrap()));
+                    std::thread::sleep(std::time::Duration::from_millis(30));
+                }
+            }
+        })));
+    }
+    wal.sync().unwrap();
+    let handle = cutter
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the race was not staged");
+    handle.join().unwrap();
+    sim.set_hook(None);
+    assert_eq!(wal.last_lsn(), cut - 1);
+    assert_eq!(
+        wal.durable_lsn(),
+        cut - 1,
+        "durable_lsn claims discarded records"
+    );
+    // And it is true: a power loss now keeps exactly the records before the cut.
+    let crashed = sim.crash(&CrashChoice::none());
+    let wal = Arc::into_inner(wal).unwrap();
+    drop(wal);
+    let (wal, _) = Wal::open(dir(), options(&crashed, 4096, SyncPolicy::Manual)).unwrap();
+    assert_log(&wal, 1, cut - 1, |_| 0);
+}

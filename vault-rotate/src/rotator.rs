@@ -21,6 +21,15 @@ pub enum Error {
     /// The worker thread could not be started.
     #[error("cannot start the segment rotation worker: {0}")]
     Spawn(#[source] std::io::Error),
+    /// [`Rotator::shutdown_removing`] could not remove a segment past the log's tail.
+    #[error("remove {}: {source}", path.display())]
+    Remove {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// `Result` with this crate's [`Error`].
@@ -219,10 +228,21 @@ impl Rotator {
     /// # Errors
     /// [`Error::WorkerGone`] if the worker panicked.
     pub fn shutdown(mut self) -> Result<()> {
-        self.stop()
+        self.stop(false)
     }
 
-    fn stop(&mut self) -> Result<()> {
+    /// As [`Rotator::shutdown`], but a spare (or owed index's file) that could not be removed
+    /// is an error ([`Error::Remove`]). For a writer that goes on to remove segments below
+    /// them (`truncate_back`): left in place, they would lie past a gap of indexes.
+    ///
+    /// # Errors
+    /// [`Error::Remove`]; [`Error::WorkerGone`] if the worker panicked.
+    pub fn shutdown_removing(mut self) -> Result<()> {
+        self.stop(true)
+    }
+
+    fn stop(&mut self, strict: bool) -> Result<()> {
+        let mut failed: Option<Error> = None;
         // Disconnecting the request channel wakes the worker wherever it waits. The slot's
         // receiver stays alive until the worker has exited, so a spare the worker was still
         // preparing lands in the slot and is removed below with any other; the worker's own
@@ -235,8 +255,13 @@ impl Rotator {
                     let path = p.segment().path().to_path_buf();
                     drop(p);
                     let storage = &*self.config.storage;
-                    if storage.remove(&path).is_ok() {
-                        let _ = storage.sync_dir(&self.config.dir);
+                    match storage.remove(&path) {
+                        Ok(()) => {
+                            let _ = storage.sync_dir(&self.config.dir);
+                        }
+                        Err(source) => {
+                            failed.get_or_insert(Error::Remove { path, source });
+                        }
                     }
                 }
             }
@@ -258,12 +283,19 @@ impl Rotator {
                 h.index,
                 false,
             ));
-            if storage.remove(&path).is_ok() {
-                let _ = storage.sync_dir(&self.config.dir);
+            match storage.remove(&path) {
+                Ok(()) => {
+                    let _ = storage.sync_dir(&self.config.dir);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    failed.get_or_insert(Error::Remove { path, source });
+                }
             }
         }
-        match spare {
-            Some(Err(_)) => Err(Error::WorkerGone),
+        match (spare, failed) {
+            (Some(Err(_)), _) => Err(Error::WorkerGone),
+            (_, Some(e)) if strict => Err(e),
             _ => Ok(()),
         }
     }
@@ -271,7 +303,7 @@ impl Rotator {
 
 impl Drop for Rotator {
     fn drop(&mut self) {
-        let _ = self.stop();
+        let _ = self.stop(false);
     }
 }
 

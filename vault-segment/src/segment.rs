@@ -542,7 +542,7 @@ impl Segment {
     /// `lsn` (a `truncate_back` cut inside it): a new file with the same header (index,
     /// creation time hence name, salt, capacity), the activation block, and a byte copy of the
     /// frames before the cut, synced, under the `-pre` name. Nothing is renamed yet: call
-    /// [`Replacement::install`] (or [`Replacement::abandon`]).
+    /// [`Replacement::install`] and then sync the directory (or [`Replacement::abandon`]).
     ///
     /// The salt is kept, so the copied frames and commit markers validate as they are (their
     /// CRCs bind salt and LSN, both unchanged); the new file never holds bytes of the old one
@@ -1051,8 +1051,8 @@ impl Replacement {
         self.next_lsn
     }
 
-    /// Renames the replacement over the segment's file and syncs the directory; returns its
-    /// appender, continuing after the kept frames.
+    /// Renames the replacement over the segment's file; returns its appender, continuing
+    /// after the kept frames. The caller makes the rename durable with a directory `fsync`.
     ///
     /// Crash semantics: `rename` replaces the name atomically, so a crash leaves the old file
     /// or the new one under it (before the directory `fsync`, either; after it, the new one),
@@ -1060,17 +1060,13 @@ impl Replacement {
     /// mappings (other [`Segment`] handles) keep showing the old bytes.
     ///
     /// # Errors
-    /// The rename's error (the `-pre` file is then removed, and the old file stays in place);
-    /// the directory fsync's error (the new file is in place, its name maybe not durable).
-    pub fn install(self, storage: &dyn Storage, dir: &Path) -> Result<SegmentAppender> {
+    /// The rename's error; the `-pre` file is then removed and the old file stays in place.
+    pub fn install(self, storage: &dyn Storage) -> Result<SegmentAppender> {
         let fin = self.seg.inner.path.clone();
         if let Err(e) = storage.rename(&self.pre, &fin) {
             let _ = storage.remove(&self.pre);
             return Err(Error::io("rename", &self.pre, e));
         }
-        storage
-            .sync_dir(dir)
-            .map_err(|e| Error::io("sync directory", dir, e))?;
         let inner = &*self.seg.inner;
         inner.appender_taken.store(true, Ordering::Release);
         inner.first_lsn.store(self.first_lsn, Ordering::Release);

@@ -188,3 +188,67 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_replacement_keeps_the_frames_before_the_cut_and_old_readers_stop_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = fresh(dir.path(), 8192);
+    for i in 1..=10u8 {
+        let rec = vec![i; 50 + usize::from(i)];
+        app.append(&rec, partial_crc(&rec)).unwrap();
+        if i == 4 {
+            // A commit marker before the cut is kept with the records.
+            app.append_marker(3).unwrap();
+        }
+    }
+    app.publish();
+    let old = app.segment().clone();
+    let mut early = old.records_from(1);
+    assert_eq!(early.next().unwrap().lsn(), 1);
+    let held = old.records_from(8).next().unwrap();
+
+    let rep = old.prepare_cut(&FsStorage, dir.path(), 7).unwrap();
+    assert_eq!(rep.next_lsn(), 7);
+    // Not installed yet: a -pre file beside the untouched segment.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    let mut new_app = rep.install(&FsStorage).unwrap();
+    old.discard_from(7);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "-pre renamed"
+    );
+    assert_eq!(old.discarded_from(), 7);
+    // The old handle: readers stop at the cut; a record read before keeps its bytes.
+    let rest: Vec<u64> = early.map(|r| r.lsn()).collect();
+    assert_eq!(rest, [2, 3, 4, 5, 6]);
+    assert_eq!(held.data(), &[8u8; 58][..]);
+    // The new file continues at 7; on disk it is the old prefix plus what comes after.
+    assert_eq!(new_app.next_lsn(), 7);
+    let rec = b"seven again";
+    assert_eq!(new_app.append(rec, partial_crc(rec)).unwrap(), 7);
+    new_app.publish();
+    new_app.segment().sync_to(new_app.offset()).unwrap();
+    let path = new_app.segment().path().to_path_buf();
+    assert_eq!(path, old.path());
+    drop(new_app);
+    let seg = reopen(&path);
+    let scan = seg.scan();
+    assert_eq!(scan.activation, Activation::Valid(1));
+    assert_eq!((scan.next_lsn, scan.stop, scan.attested), (8, Stop::End, 3));
+    let got: Vec<Vec<u8>> = seg.records_from(1).map(|r| r.data().to_vec()).collect();
+    assert_eq!(got.len(), 7);
+    for (i, data) in got.iter().take(6).enumerate() {
+        let n = i as u8 + 1;
+        assert_eq!(data, &vec![n; 50 + usize::from(n)]);
+    }
+    assert_eq!(got[6], rec);
+    assert_eq!(seg.header().salt, old.header().salt, "same salt");
+
+    // An empty replacement activated elsewhere; LSNs outside the segment are refused.
+    assert!(seg.prepare_cut(&FsStorage, dir.path(), 9).is_err());
+    let empty = old.prepare_empty(&FsStorage, dir.path(), 500).unwrap();
+    let app = empty.install(&FsStorage).unwrap();
+    assert_eq!((app.next_lsn(), app.segment().first_lsn()), (500, 500));
+    assert!(app.segment().records_from(1).next().is_none());
+}

@@ -1,7 +1,9 @@
 //! `cargo xtask powerloss [--states N] [--first-seed S]`: the power-loss model, long.
 //!
 //! Runs `vault-core/tests/power_loss.rs` in release with `VAULT_POWERLOSS_STATES=N` (default
-//! 100,000 random crash states, on top of the fixed exhaustive workloads), streams its output,
+//! 100,000 random crash states, on top of the fixed exhaustive workloads; the `truncate_back`
+//! and `reset` crash cases also sample N / 250 choices per crash state that has too many to
+//! enumerate), streams its output,
 //! and prints the total number of crash states checked. `--first-seed S` starts the random
 //! workloads at seed `S` (`VAULT_POWERLOSS_FIRST_SEED`), so repeated runs explore new ones. It
 //! prints the total number of crash states checked, summed from the lines the tests print
@@ -115,6 +117,8 @@ mod tests {
     fn the_state_count_is_read_from_the_tests_summary_lines() {
         let line = "power_loss random (seeds 1000..1005): checked 3857 states (3330 with ...)";
         assert_eq!(checked_states(line), Some(3857));
+        let cut = "power_loss truncate_back: checked 2806 states (2363 with sector-atomic ...)";
+        assert_eq!(checked_states(cut), Some(2806));
         assert_eq!(checked_states("test foo ... ok"), None);
     }
 
