@@ -63,9 +63,10 @@ where
 {
     let config = Arc::new(
         Config {
-            heartbeat_interval: 100,
-            election_timeout_min: 400,
-            election_timeout_max: 800,
+            // Generous timeouts: a loaded 2-core machine must not trigger elections mid-run.
+            heartbeat_interval: 200,
+            election_timeout_min: 2000,
+            election_timeout_max: 4000,
             snapshot_policy: SnapshotPolicy::Never,
             ..Config::default()
         }
@@ -97,6 +98,23 @@ where
     Ok((router, rafts))
 }
 
+/// One client write through the current leader; if leadership moved (it should not with these
+/// timeouts, but a loaded machine may stall a heartbeat), waits for the new leader and retries.
+async fn write(rafts: &[Raft<TypeConfig>], req: Request) -> Result<(), Error> {
+    for _ in 0..100 {
+        let leader = rafts[0].metrics().borrow().current_leader;
+        if let Some(l) = leader {
+            match rafts[(l - 1) as usize].client_write(req.clone()).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.forward_to_leader::<BasicNode>().is_some() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err("no leader accepted the write".into())
+}
+
 async fn measure<LS, F, Fut>(
     store: &'static str,
     nodes: usize,
@@ -109,15 +127,15 @@ where
     Fut: Future<Output = Result<LS, Error>>,
 {
     let (_router, rafts) = start_cluster(nodes, &open).await?;
-    let leader = rafts[0].clone();
+    let leader = rafts.clone();
     // Warm up (first segment, caches).
     for i in 0..100 {
-        leader.client_write(request(i)).await?;
+        write(&leader, request(i)).await?;
     }
     let mut lat = Vec::with_capacity(plan.latency_writes as usize);
     for i in 0..plan.latency_writes {
         let t = Instant::now();
-        leader.client_write(request(i)).await?;
+        write(&leader, request(i)).await?;
         lat.push(t.elapsed());
     }
     lat.sort();
@@ -129,9 +147,9 @@ where
     let mut next = 0;
     while next < plan.throughput_writes || !tasks.is_empty() {
         while next < plan.throughput_writes && tasks.len() < IN_FLIGHT {
-            let raft = leader.clone();
+            let rafts = leader.clone();
             let i = next;
-            tasks.spawn(async move { raft.client_write(request(i)).await.map(drop) });
+            tasks.spawn(async move { write(&rafts, request(i)).await });
             next += 1;
         }
         if let Some(r) = tasks.join_next().await {
