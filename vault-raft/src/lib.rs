@@ -40,11 +40,13 @@
 //! **Entries** are serialised with [MessagePack](https://msgpack.org) via `rmp-serde`
 //! (`to_vec`, structs as arrays). Why: it is a published, language-neutral format with a
 //! maintained Rust implementation whose MSRV (1.85) fits the workspace; it is compact (an
-//! openraft blank entry is about 10 bytes); and being self-describing it decodes types that
-//! postcard or bincode cannot (e.g. `#[serde(untagged)]` enums in an application's `C::D`).
-//! (postcard 1.2 needs Rust 1.88; bincode 1.x is no longer maintained; JSON is two to three
-//! times larger.) Fields marked `#[serde(skip_serializing_if)]` are not supported in the
-//! positional encoding.
+//! openraft blank entry is 12 bytes, where JSON spells out every field name in about 75); and
+//! being self-describing it decodes types that postcard or bincode cannot (e.g.
+//! `#[serde(untagged)]` enums in an application's `C::D`). (postcard 1.2 needs Rust 1.88;
+//! bincode 1.x is no longer maintained.) Fields marked `#[serde(skip_serializing_if)]` are not
+//! supported in the positional encoding. Changing the entry type incompatibly makes old
+//! records fail to decode ([`Error::DecodeEntry`]), never decode as something else silently
+//! unless the shapes happen to match.
 //!
 //! # Crash semantics, operation by operation
 //!
