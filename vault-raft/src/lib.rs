@@ -44,9 +44,8 @@
 //! being self-describing it decodes types that postcard or bincode cannot (e.g.
 //! `#[serde(untagged)]` enums in an application's `C::D`). (postcard 1.2 needs Rust 1.88;
 //! bincode 1.x is no longer maintained.) Fields marked `#[serde(skip_serializing_if)]` are not
-//! supported in the positional encoding. Changing the entry type incompatibly makes old
-//! records fail to decode ([`Error::DecodeEntry`]), never decode as something else silently
-//! unless the shapes happen to match.
+//! supported in the positional encoding. Records written with an incompatible entry type fail
+//! to decode with [`Error::DecodeEntry`]; the format carries no schema version of its own.
 //!
 //! # Crash semantics, operation by operation
 //!
