@@ -69,6 +69,12 @@ enum Step {
     Sync,
     /// `truncate_front` at this share (in quarters) of the last LSN.
     Truncate(u64),
+    /// `truncate_back` at this share (in quarters) of the last LSN, plus one. The records
+    /// appended after it at the same LSNs have the same bytes (a function of the LSN): the
+    /// dedicated cut test below tells generations apart.
+    TruncateBack(u64),
+    /// `reset` to the last LSN + 1 + this.
+    Reset(u64),
     /// Close and open again (no crash).
     Reopen,
 }
@@ -94,12 +100,14 @@ impl Workload {
         let segment_size = [4096, 4096, 8192, 16384][rng.below(4) as usize];
         let n = 6 + rng.below(10);
         let steps = (0..n)
-            .map(|_| match rng.below(12) {
+            .map(|_| match rng.below(14) {
                 0..=1 => Step::Append(1 + rng.below(6)),
                 2..=3 => Step::Append(1 + rng.below(40)),
                 4..=5 => Step::Batch(2 + rng.below(30)),
                 6..=8 => Step::Sync,
                 9..=10 => Step::Truncate(1 + rng.below(3)),
+                12 => Step::TruncateBack(rng.below(4)),
+                13 => Step::Reset(rng.below(3)),
                 _ => Step::Reopen,
             })
             .collect();
@@ -195,6 +203,27 @@ fn run(w: &Workload) -> Recorded {
                 r.set(|e| e.truncated = e.truncated.max(t));
                 wal.truncate_front(t).unwrap();
                 r.set(|e| e.acked = e.acked.max(last));
+            }
+            Step::TruncateBack(q) => {
+                let cut = last * q / 4 + 1;
+                if cut <= last {
+                    // From the call on, only the records before the cut must survive.
+                    r.set(|e| e.acked = e.acked.min(cut - 1));
+                    last = cut - 1;
+                }
+                wal.truncate_back(cut).unwrap();
+                assert_eq!(wal.last_lsn(), last, "{}", ctx("truncate_back"));
+            }
+            Step::Reset(k) => {
+                let n = last + 1 + k;
+                r.set(|e| {
+                    e.acked = 0;
+                    e.truncated = e.truncated.max(n);
+                    e.appended = e.appended.max(n - 1);
+                });
+                wal.reset(n).unwrap();
+                last = n - 1;
+                assert_eq!(wal.first_lsn(), n, "{}", ctx("reset"));
             }
             Step::Reopen => {
                 wal.close().unwrap();
