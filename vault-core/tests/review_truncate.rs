@@ -1,0 +1,63 @@
+//! Review of issue 7 (truncate_back / reset): cases found in review.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::record;
+use vault_core::{Error, Options, SyncPolicy, Wal};
+use vault_segment::sim::{CrashChoice, FaultError, OpKind, SimStorage};
+use vault_segment::Storage;
+
+fn dir() -> PathBuf {
+    PathBuf::from("/wal")
+}
+
+fn options(sim: &SimStorage) -> Options {
+    Options::default()
+        .with_segment_size(4096)
+        .with_sync(SyncPolicy::Manual)
+        .with_storage(Arc::new(sim.clone()) as Arc<dyn Storage>)
+}
+
+/// A cut of the first segment raises `durable` to the cut (its kept records were synced in
+/// the `-pre` copy), but that copy only holds the log once its rename is durable. If the
+/// directory `fsync` after the rename fails (or while it has not returned yet: the fast path
+/// of `sync`/`wait_durable` and the committer read `durable` without the leader's turn),
+/// `durable_lsn()` must not claim records that a power cut now loses.
+#[test]
+fn durable_lsn_is_not_raised_before_the_cut_segments_rename_is_durable() {
+    let sim = SimStorage::new();
+    let (wal, _) = Wal::open(dir(), options(&sim)).unwrap();
+    for lsn in 1..=5 {
+        assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
+    }
+    assert_eq!(wal.durable_lsn(), 0, "Manual: nothing synced yet");
+    // Let the worker finish its spare, so that the next directory fsync is the cut's.
+    while wal.stats().segments_prepared < wal.stats().segments as u64 + 1 {
+        std::thread::yield_now();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    // Segment 1 is the only (and tail) segment: the cut's first directory fsync is the one
+    // after the rename.
+    sim.fail_nth(
+        OpKind::SyncDir,
+        sim.calls(OpKind::SyncDir) + 1,
+        FaultError::Io,
+    );
+    let r = wal.truncate_back(4);
+    assert!(matches!(r, Err(Error::Poisoned { .. })), "{r:?}");
+    let claimed = wal.durable_lsn();
+
+    // Power fails now: only what is durable survives.
+    let crashed = sim.crash(&CrashChoice::none());
+    drop(wal);
+    let (reopened, _) = Wal::open(dir(), options(&crashed)).unwrap();
+    let kept = reopened.last_lsn();
+    assert!(
+        claimed <= kept,
+        "durable_lsn() said {claimed} after the failed cut, but a power cut keeps only up \
+         to {kept}"
+    );
+}
