@@ -954,20 +954,22 @@ impl Wal {
         }
         w.appender = app;
         sh.last_lsn.store(next - 1, Ordering::Release);
-        // Every kept record of the replaced segment is durable (step 1 synced it); with no
-        // segment before it, every record of the log is. No flush is in flight (this thread
-        // holds the leader's turn), so nothing raises `durable` past the new end afterwards.
-        let durable = if k == 0 {
-            next - 1
-        } else {
-            sh.durable.load(Ordering::Acquire).min(next - 1)
-        };
-        sh.durable.store(durable, Ordering::Release);
+        // Lower `durable` to the new end now; raise it only once the rename is durable (until
+        // then a crash may bring back the old file, whose kept records need not be durable).
+        // No flush is in flight (this thread holds the leader's turn), so nothing raises
+        // `durable` past the new end afterwards.
+        let old_durable = sh.durable.load(Ordering::Acquire).min(next - 1);
+        sh.durable.store(old_durable, Ordering::Release);
         // Kept markers attest only LSNs below the cut.
         w.attested = w.attested.min(next - 1);
         storage
             .sync_dir(dir)
             .map_err(|e| CutError::Poison(Error::io("sync directory", dir, e)))?;
+        // Every kept record of the replaced segment is durable (step 1 synced it, and its
+        // name is durable now); with no segment before it, every record of the log is.
+        if k == 0 {
+            sh.durable.store(next - 1, Ordering::Release);
+        }
         if w.rotator.is_none() {
             let rotator = Rotator::start(RotateConfig {
                 dir: dir.clone(),
