@@ -528,3 +528,37 @@ fn wait_durable_with_a_timeout_returns_once_the_committer_made_it_durable() {
         waiter.join().unwrap();
     });
 }
+
+/// Review (issue 7): a follower that returned records a `truncate_back` then discards must get
+/// `Error::Truncated`, never go on with a record appended after the cut as if the discarded
+/// ones were still the log. Here it has returned LSNs 1..=3 (next = 4) when, on another thread,
+/// `truncate_back(2)` discards 2 and 3 and three appends bring the log to LSN 4 again; its one
+/// `try_next` racing all that may return `Ok(None)` or `Truncated`, never the new LSN 4.
+#[test]
+fn a_follower_racing_a_cut_and_appends_never_continues_past_a_discarded_record() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = Arc::new(open(&sim, SyncPolicy::Manual));
+        for tag in [b'a', b'b', b'c'] {
+            wal.append(&record(tag, 40)).unwrap();
+        }
+        let mut follower = wal.follow(1);
+        for lsn in 1..=3 {
+            assert_eq!(follower.try_next().unwrap().unwrap().lsn(), lsn);
+        }
+        let reader = spawn(move || {
+            follower
+                .try_next()
+                .map(|r| r.map(|r| (r.lsn(), tag_of(&r))))
+        });
+        wal.truncate_back(2).unwrap();
+        for tag in [b'x', b'y', b'z'] {
+            wal.append(&record(tag, 40)).unwrap();
+        }
+        let got = reader.join().unwrap();
+        assert!(
+            !matches!(got, Ok(Some(_))),
+            "the follower returned the discarded LSNs 2 and 3, then {got:?} after the cut"
+        );
+    });
+}
