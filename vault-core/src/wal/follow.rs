@@ -335,6 +335,16 @@ impl Follower {
                 // us (a truncation in progress). The next call rechecks.
                 return Ok(None);
             }
+            // The `last_lsn` just loaded may come from appends after a cut that began after
+            // this call loaded `changes` above: recheck the position before looking it up, or
+            // a record appended after the cut would follow discarded ones already returned.
+            let changes = sh.tail.changes.load(Ordering::Acquire);
+            if changes != self.seen_changes {
+                if let Some(e) = sh.position_lost(self.next, &mut self.cut_epoch) {
+                    return Err(e);
+                }
+                self.seen_changes = changes;
+            }
             // `next` is published (its segment was in the list before `last_lsn` said so).
             looked_up = true;
             let seg = {
