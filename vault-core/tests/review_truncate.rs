@@ -61,3 +61,31 @@ fn durable_lsn_is_not_raised_before_the_cut_segments_rename_is_durable() {
          to {kept}"
     );
 }
+
+/// `truncate_back` (like `reset`) may move the log's end below its first LSN, so LSNs get
+/// reused. An iterator made before the cut must stop before the cut's LSN; here it still holds
+/// a segment `truncate_front` removed earlier (a removed segment keeps its mapping for the
+/// readers that hold it), and that handle is not marked by the cut, which marks only the
+/// segments still in the list. The iterator then yields the old bytes of LSNs the cut reuses.
+#[test]
+fn an_iterator_made_before_a_cut_below_first_lsn_yields_no_record_at_or_past_the_cut() {
+    let sim = SimStorage::new();
+    let (wal, _) = Wal::open(dir(), options(&sim)).unwrap();
+    for lsn in 1..=60 {
+        assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
+    }
+    wal.sync().unwrap();
+    let mut it = wal.iter_from(1);
+    assert_eq!(it.next().unwrap().lsn(), 1);
+    assert!(wal.truncate_front(40).unwrap() > 0);
+    assert!(wal.first_lsn() > 5, "segment 1 was removed");
+    wal.truncate_back(5).unwrap();
+    assert_eq!(wal.last_lsn(), 4);
+    assert_eq!(wal.append(b"new five").unwrap(), 5);
+    let late: Vec<u64> = it.map(|r| r.lsn()).filter(|&l| l >= 5).collect();
+    assert!(
+        late.is_empty(),
+        "after truncate_back(5) returned, an iterator made before it yielded the old \
+         records {late:?} (LSN 5 now holds other bytes)"
+    );
+}
