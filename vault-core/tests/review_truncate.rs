@@ -89,3 +89,56 @@ fn an_iterator_made_before_a_cut_below_first_lsn_yields_no_record_at_or_past_the
          records {late:?} (LSN 5 now holds other bytes)"
     );
 }
+
+/// A follower that returned records a cut then discards gets `Truncated`; one positioned exactly
+/// at the cut goes on with the records appended after it.
+#[test]
+fn followers_after_truncate_back_are_truncated_or_continue_at_the_cut() {
+    let sim = SimStorage::new();
+    let (wal, _) = Wal::open(dir(), options(&sim)).unwrap();
+    for lsn in 1..=40 {
+        wal.append(&record(lsn)).unwrap();
+    }
+    let mut past = wal.follow(1);
+    for lsn in 1..=30 {
+        assert_eq!(past.try_next().unwrap().unwrap().lsn(), lsn);
+    }
+    let mut at = wal.follow(1);
+    for lsn in 1..=19 {
+        assert_eq!(at.try_next().unwrap().unwrap().lsn(), lsn);
+    }
+    wal.truncate_back(20).unwrap();
+    for _ in 0..15 {
+        wal.append(b"after the cut").unwrap();
+    }
+    assert!(
+        matches!(past.try_next(), Err(Error::Truncated { .. })),
+        "returned 20..=30, which the cut discarded"
+    );
+    for lsn in 20..=34 {
+        let r = at.try_next().unwrap().unwrap();
+        assert_eq!((r.lsn(), r.data()), (lsn, &b"after the cut"[..]));
+    }
+    assert!(at.try_next().unwrap().is_none());
+}
+
+/// A follower waiting past the end of the log at the very LSN a `reset` continues at has
+/// returned nothing the reset discarded: it must go on with the records appended at that LSN
+/// ("a follower positioned exactly at a cut goes on"), not fail with `Truncated`.
+#[test]
+fn a_follower_waiting_at_the_lsn_a_reset_continues_at_gets_the_new_records() {
+    let sim = SimStorage::new();
+    let (wal, _) = Wal::open(dir(), options(&sim)).unwrap();
+    for lsn in 1..=50 {
+        wal.append(&record(lsn)).unwrap();
+    }
+    let mut f = wal.follow(100);
+    assert!(f.try_next().unwrap().is_none(), "LSN 100 not appended yet");
+    wal.reset(100).unwrap();
+    assert_eq!(wal.append(b"hundred").unwrap(), 100);
+    let got = f.try_next();
+    assert!(
+        matches!(&got, Ok(Some(r)) if r.lsn() == 100 && r.data() == b"hundred"),
+        "a follower at 100 returned nothing reset(100) discarded, yet: {got:?}"
+    );
+}
