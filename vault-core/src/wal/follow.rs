@@ -185,12 +185,14 @@ impl Shared {
 
     /// The one check of "is a reader at `next` still in the log": `Some(Truncated)` if
     /// `truncate_front` removed `next` (it is before the first LSN) or if a cut of the log's
-    /// end since the reader's `cut_epoch` discarded a record it already read (the cut's first
-    /// discarded LSN is below `next`). On `None`, `cut_epoch` advances to now.
+    /// end since the reader's `cut_epoch` discarded a record it already read (it read
+    /// `start..next`, not empty, and the cut's first discarded LSN is below `next`; a cut
+    /// leaves every LSN from its first discarded one to the old end, so that range holds
+    /// `next - 1`). On `None`, `cut_epoch` advances to now.
     ///
     /// State read: the first segment's first LSN (`segments`), `last_lsn`, and the
     /// [`CutLog`] (`note_cut`).
-    fn position_lost(&self, next: Lsn, cut_epoch: &mut u64) -> Option<Error> {
+    fn position_lost(&self, start: Lsn, next: Lsn, cut_epoch: &mut u64) -> Option<Error> {
         let first = {
             let segs = self
                 .segments
@@ -209,7 +211,7 @@ impl Shared {
         }
         let cuts = lock(&self.tail.cuts);
         match cuts.lowest_since(*cut_epoch) {
-            Some(cut) if cut < next => Some(truncated),
+            Some(cut) if cut < next && start < next => Some(truncated),
             _ => {
                 *cut_epoch = cuts.epoch;
                 None
@@ -235,6 +237,8 @@ pub struct Follower {
     shared: Option<Arc<Shared>>,
     /// The LSN of the record the next call returns.
     next: Lsn,
+    /// The LSN it started at: it has returned `start..next`.
+    start: Lsn,
     /// The segment being read, from `next` on, up to the published end last seen.
     current: Option<Records>,
     /// `Tail::changes` when the position was last checked.
@@ -249,10 +253,11 @@ impl Follower {
         let mut cut_epoch = shared.tail.cut_epoch();
         // A follower starting before the first LSN fails at its first read, as one overtaken
         // by `truncate_front` would.
-        let lost = shared.position_lost(next, &mut cut_epoch).is_some();
+        let lost = shared.position_lost(next, next, &mut cut_epoch).is_some();
         Self {
             shared: Some(shared),
             next,
+            start: next,
             current: None,
             seen_changes: if lost {
                 seen_changes.wrapping_sub(1)
@@ -301,7 +306,7 @@ impl Follower {
         };
         let changes = sh.tail.changes.load(Ordering::Acquire);
         if changes != self.seen_changes {
-            if let Some(e) = sh.position_lost(self.next, &mut self.cut_epoch) {
+            if let Some(e) = sh.position_lost(self.start, self.next, &mut self.cut_epoch) {
                 return Err(e);
             }
             self.seen_changes = changes;
@@ -340,7 +345,7 @@ impl Follower {
             // a record appended after the cut would follow discarded ones already returned.
             let changes = sh.tail.changes.load(Ordering::Acquire);
             if changes != self.seen_changes {
-                if let Some(e) = sh.position_lost(self.next, &mut self.cut_epoch) {
+                if let Some(e) = sh.position_lost(self.start, self.next, &mut self.cut_epoch) {
                     return Err(e);
                 }
                 self.seen_changes = changes;
@@ -361,7 +366,7 @@ impl Follower {
             if seg.first_lsn() > self.next {
                 let mut epoch = self.cut_epoch;
                 return Err(sh
-                    .position_lost(self.next, &mut epoch)
+                    .position_lost(self.start, self.next, &mut epoch)
                     .unwrap_or(Error::Truncated {
                         lsn: self.next,
                         first_lsn: seg.first_lsn(),
