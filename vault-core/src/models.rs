@@ -562,3 +562,57 @@ fn a_follower_racing_a_cut_and_appends_never_continues_past_a_discarded_record()
         );
     });
 }
+
+/// Review (issue 7): a follower positioned exactly at a cut (it returned LSN 1, next = 2) races
+/// `truncate_back(2)` and the appends after it. It may return the new LSN 2, or nothing yet;
+/// if it returns the old record 2 (read just before the cut hid it), its next call must report
+/// `Truncated`, never go on with the new LSN 3.
+#[test]
+fn a_follower_at_the_cut_never_mixes_a_discarded_record_with_new_ones() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = Arc::new(open(&sim, SyncPolicy::Manual));
+        for tag in [b'a', b'b', b'c'] {
+            wal.append(&record(tag, 40)).unwrap();
+        }
+        let mut follower = wal.follow(1);
+        assert_eq!(follower.try_next().unwrap().unwrap().lsn(), 1);
+        let reader = spawn(move || {
+            let first = follower
+                .try_next()
+                .map(|r| r.map(|r| (r.lsn(), tag_of(&r))));
+            (follower, first)
+        });
+        wal.truncate_back(2).unwrap();
+        for tag in [b'x', b'y'] {
+            wal.append(&record(tag, 40)).unwrap();
+        }
+        let (mut follower, first) = reader.join().unwrap();
+        let second = follower
+            .try_next()
+            .map(|r| r.map(|r| (r.lsn(), tag_of(&r))));
+        match first {
+            Ok(Some((2, b'b'))) => assert!(
+                matches!(second, Err(crate::Error::Truncated { .. })),
+                "returned the discarded LSN 2, then {second:?}"
+            ),
+            // (`Truncated` is allowed here: a follower that cannot tell whether the cut came
+            // before or after its read reports it, conservatively.)
+            Ok(Some((2, b'x'))) => assert!(
+                matches!(
+                    second,
+                    Ok(Some((3, b'y'))) | Err(crate::Error::Truncated { .. })
+                ),
+                "{second:?}"
+            ),
+            Ok(None) => assert!(
+                matches!(
+                    second,
+                    Ok(Some((2, b'x'))) | Err(crate::Error::Truncated { .. })
+                ),
+                "{second:?}"
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}
