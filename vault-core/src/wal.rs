@@ -937,11 +937,13 @@ impl Wal {
         // The name now holds the cut file: switch the in-memory log at once, so that even if a
         // step below fails (and poisons) no reader is shown a discarded record. Old handles
         // (held by readers) stop before the cut.
-        // Followers that read past `mark` learn of it (before `last_lsn` is lowered).
-        sh.note_cut(mark);
+        // Followers that read past `mark` learn of it (before `last_lsn` is lowered), and only
+        // once the old handles stop before it: a follower at `mark` that saw the cut (and so
+        // will not be told of it again) must not then read the old record `mark`.
         for s in &segs[k..] {
             s.discard_from(mark);
         }
+        sh.note_cut(mark);
         let cut_index = segs[k].index();
         w.sealed.retain(|(s, _)| s.index() < cut_index);
         {
