@@ -1,0 +1,77 @@
+//! Review of issue 7 (durability API): lost wake-ups of `wait_durable` with a timeout.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::record;
+use vault_core::{Options, SyncPolicy, Wal};
+use vault_segment::sim::SimStorage;
+use vault_segment::Storage;
+
+fn open() -> Arc<Wal> {
+    let sim = SimStorage::new();
+    let opts = Options::default()
+        .with_segment_size(4096)
+        .with_sync(SyncPolicy::Manual)
+        .with_storage(Arc::new(sim) as Arc<dyn Storage>);
+    Arc::new(Wal::open(PathBuf::from("/wal"), opts).unwrap().0)
+}
+
+/// The committer waits for an append (on `Tail`) while its only callback wants an LSN not
+/// appended yet. A `wait_durable(lsn, timeout)` for an appended LSN records its wish and
+/// notifies the committer's condition variable, where the committer is not waiting: nothing
+/// wakes it, so no flush runs and the caller times out although one flush would do.
+#[test]
+fn wait_durable_with_a_timeout_wakes_a_committer_waiting_for_an_append() {
+    let wal = open();
+    wal.append(&record(1)).unwrap();
+    // A callback for an LSN far ahead: the committer waits on `Tail` for its append.
+    wal.on_durable(100, |_| {});
+    thread::sleep(Duration::from_millis(100));
+    wal.append(&record(2)).unwrap();
+    thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    let got = wal.wait_durable(2, Some(Duration::from_secs(2))).unwrap();
+    assert!(
+        got,
+        "LSN 2 is appended; wait_durable(2, 2 s) timed out after {:?} (durable_lsn {})",
+        t.elapsed(),
+        wal.durable_lsn()
+    );
+}
+
+/// A `wait_durable(lsn, timeout)` caller sleeps on the committer's condition variable; when
+/// another thread's flush makes `lsn` durable while the committer is busy running a callback,
+/// the committer later finds nothing to do and goes back to sleep without waking the caller,
+/// which then sleeps until its timeout although `lsn` was durable long before.
+#[test]
+fn wait_durable_with_a_timeout_returns_soon_after_another_flush_covers_it() {
+    let wal = open();
+    wal.append(&record(1)).unwrap();
+    // Keep the committer busy in a callback for a while.
+    wal.on_durable(1, |_| thread::sleep(Duration::from_millis(600)));
+    thread::sleep(Duration::from_millis(100));
+    wal.append(&record(2)).unwrap();
+    let syncer = {
+        let wal = Arc::clone(&wal);
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(200));
+            wal.sync().unwrap();
+            Instant::now()
+        })
+    };
+    let t = Instant::now();
+    assert!(wal.wait_durable(2, Some(Duration::from_secs(5))).unwrap());
+    let returned = Instant::now();
+    let synced = syncer.join().unwrap();
+    let late = returned.saturating_duration_since(synced);
+    assert!(
+        late < Duration::from_secs(2),
+        "wait_durable returned {late:?} after the sync that made LSN 2 durable (waited {:?})",
+        returned - t
+    );
+}
