@@ -150,7 +150,12 @@ impl Shared {
             if st.want < lsn {
                 st.want = lsn;
                 st.requests += 1;
+                drop(st);
                 this.commit.cv.notify_all();
+                // The committer may be waiting for an append rather than on its condition
+                // variable (as in `register_durable`); `Tail` before `commit.state`.
+                this.tail.appended();
+                st = lock(&this.commit.state);
             }
             loop {
                 if this.durable.load(Ordering::Acquire) >= lsn {
@@ -217,6 +222,11 @@ impl Shared {
                 let target = highest.max(st.want);
                 if st.stop || target > durable || st.pending.iter().any(|p| p.lsn <= durable) {
                     break (target, st.stop, st.requests);
+                }
+                if st.want != 0 {
+                    // A `wait_durable` caller's LSN may have been made durable by another
+                    // thread's flush after it looked: nothing else would wake it.
+                    self.commit.cv.notify_all();
                 }
                 st = self
                     .commit
