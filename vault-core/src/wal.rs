@@ -778,7 +778,8 @@ impl Wal {
     /// the call without some of its newest segments during step 3 (cut at a segment boundary
     /// at or past `lsn`: none of those segments holds a record below `lsn`); the log cut at
     /// `lsn` from the rename of step 4 on. Records below `lsn` keep their durability in
-    /// every case; those in the cut segment are durable in every case from step 1 on.
+    /// every case; those in the cut segment are durable from the directory `fsync` of step 4 on
+    /// (before it a crash may bring back the old file, where they need not be synced).
     ///
     /// Readers: an [`Iter`] made before the call stops before `lsn` once the call has changed
     /// the log; a [`Record`] it returned earlier keeps its bytes (the old file stays mapped
