@@ -7,6 +7,7 @@ use vault_segment::{FsStorage, Record, Records, Segment};
 
 use crate::error::{Error, Result};
 use crate::recovery::{analyse, Analysis, TornTail};
+use crate::wal::CutWatch;
 
 /// Iterator over records in LSN order, across segments. It sees the records published when it
 /// reaches each segment, and never a record still being written.
@@ -18,6 +19,8 @@ pub struct Iter {
     from: u64,
     /// Frame headers read by the segments finished so far.
     frames_read: u64,
+    /// For an iterator over a live `Wal`: the cuts of the log's end since it was made.
+    cuts: Option<CutWatch>,
 }
 
 impl Iter {
@@ -32,7 +35,16 @@ impl Iter {
             current: None,
             from,
             frames_read: 0,
+            cuts: None,
         }
+    }
+
+    /// Makes the iterator stop before any record a later `truncate_back`/`reset` discarded,
+    /// also in segment handles that `truncate_front` already dropped from the log (which the
+    /// cut cannot mark). `watch` must be taken after `segments` was read from the log.
+    pub(crate) fn watching(mut self, watch: CutWatch) -> Self {
+        self.cuts = Some(watch);
+        self
     }
 
     /// Frame headers read so far (records returned or skipped, commit markers): with the
@@ -49,6 +61,12 @@ impl Iterator for Iter {
     fn next(&mut self) -> Option<Record> {
         loop {
             if let Some(r) = self.current.as_mut().and_then(Iterator::next) {
+                // Checked after the record's bytes were read: a cut noted by now is seen.
+                if self.cuts.as_mut().is_some_and(|c| !c.allows(r.lsn())) {
+                    self.segments.clear();
+                    self.current = None;
+                    return None;
+                }
                 return Some(r);
             }
             let seg = self.segments.get(self.pos)?;

@@ -20,6 +20,7 @@ use crate::sync::{
     lock, Arc, AtomicBool, AtomicU64, Condvar, JoinHandle, Mutex, Ordering, RotateConfig, Rotator,
     RwLock, StdArc, ThreadBuilder,
 };
+pub(crate) use follow::CutWatch;
 pub use follow::Follower;
 
 /// A log sequence number: records are numbered 1, 2, 3, … in append order, without gaps.
@@ -381,7 +382,10 @@ impl Wal {
         let from = segs
             .partition_point(|s| s.first_lsn() <= lsn)
             .saturating_sub(1);
-        Iter::new(segs[from..].to_vec(), lsn)
+        let segs = segs[from..].to_vec();
+        // After the list was read (see `Iter::watching`).
+        let watch = CutWatch::new(&self.shared);
+        Iter::new(segs, lsn).watching(watch)
     }
 
     /// The record with LSN `lsn`, if it is in the log.

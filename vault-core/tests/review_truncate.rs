@@ -68,7 +68,6 @@ fn durable_lsn_is_not_raised_before_the_cut_segments_rename_is_durable() {
 /// readers that hold it), and that handle is not marked by the cut, which marks only the
 /// segments still in the list. The iterator then yields the old bytes of LSNs the cut reuses.
 #[test]
-#[ignore = "review finding, not fixed: the cut cannot reach handles truncate_front removed"]
 fn an_iterator_made_before_a_cut_below_first_lsn_yields_no_record_at_or_past_the_cut() {
     let sim = SimStorage::new();
     let (wal, _) = Wal::open(dir(), options(&sim)).unwrap();

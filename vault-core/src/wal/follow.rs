@@ -84,6 +84,49 @@ impl CutLog {
     }
 }
 
+/// What an [`Iter`](crate::Iter) over a live `Wal` checks before it returns a record: the
+/// cuts of the log's end since the iterator read the segment list. A cut marks the segment
+/// handles in the list (`discard_from`), but not those `truncate_front` dropped earlier, which
+/// an older iterator may still hold; this catches those. Cost per record: one atomic load.
+#[derive(Debug)]
+pub(crate) struct CutWatch {
+    shared: Arc<Shared>,
+    /// The cut epoch and change count when last checked.
+    epoch: u64,
+    changes: u64,
+    /// Records from here on were discarded by a cut since the iterator was made.
+    limit: Lsn,
+}
+
+impl CutWatch {
+    /// Call after reading the segment list: a cut notes itself before it switches the list,
+    /// so one that the list already shows is in the epoch read here (and not counted again).
+    pub(super) fn new(shared: &Arc<Shared>) -> Self {
+        let changes = shared.tail.changes.load(Ordering::Acquire);
+        let epoch = lock(&shared.tail.cuts).epoch;
+        Self {
+            shared: Arc::clone(shared),
+            epoch,
+            changes,
+            limit: Lsn::MAX,
+        }
+    }
+
+    /// Whether the record `lsn`, read from a handle of the log as it was, is still the log's.
+    pub(crate) fn allows(&mut self, lsn: Lsn) -> bool {
+        let changes = self.shared.tail.changes.load(Ordering::Acquire);
+        if changes != self.changes {
+            self.changes = changes;
+            let cuts = lock(&self.shared.tail.cuts);
+            if let Some(cut) = cuts.lowest_since(self.epoch) {
+                self.limit = self.limit.min(cut);
+            }
+            self.epoch = cuts.epoch;
+        }
+        lsn < self.limit
+    }
+}
+
 impl Tail {
     pub(crate) fn new() -> Self {
         Self {
