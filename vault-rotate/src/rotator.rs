@@ -265,15 +265,26 @@ impl Rotator {
         drop(self.requests.take());
         let spare = self.worker.take().map(|w| w.join());
         if let Some(ready) = self.ready.take() {
+            let mut spares = Vec::new();
             while let Ok(made) = ready.try_recv() {
                 if let Ok(p) = made {
-                    let path = p.segment().path().to_path_buf();
-                    drop(p);
-                    let storage = &*self.config.storage;
-                    if storage.remove(&path).is_ok() {
-                        let _ = storage.sync_dir(&self.config.dir);
-                    }
+                    spares.push(p.segment().path().to_path_buf());
                 }
+            }
+            // Newest first, stopping at the first failure: the spares have consecutive
+            // indexes after the log's tail, and removing an older one while a newer one stays
+            // would leave a gap that the next open refuses as a missing segment. (A prefix of
+            // the removals is what a power cut before the directory fsync keeps.)
+            let storage = &*self.config.storage;
+            let mut removed = false;
+            for path in spares.iter().rev() {
+                if storage.remove(path).is_err() {
+                    break;
+                }
+                removed = true;
+            }
+            if removed {
+                let _ = storage.sync_dir(&self.config.dir);
             }
         }
         match spare {
