@@ -83,7 +83,9 @@ const MAX_FLUSHES: usize = 2;
 
 #[derive(Debug)]
 struct SyncState {
-    /// Flushes running now (at most [`MAX_FLUSHES`]).
+    /// Flushes started and not yet applied to `durable` (at most [`MAX_FLUSHES`]): running,
+    /// or finished and parked in `finished` behind an older one. Counting the parked ones
+    /// bounds `finished`: at most `MAX_FLUSHES − 1` wait behind the oldest, which is running.
     in_flight: usize,
     /// The highest LSN a started flush covers (`durable` gets there once it and every flush
     /// before it succeeded).
@@ -659,10 +661,12 @@ impl Shared {
             scratch.clear();
             let mut st = lock(&sh.sync_state);
             st.scratch.push(scratch);
-            st.in_flight -= 1;
             match flushed {
                 Ok((ticket, covered)) => {
-                    if let Some(free) = st.finished.iter_mut().find(|f| f.is_none()) {
+                    // Never full: see `SyncState::in_flight`.
+                    let free = st.finished.iter_mut().find(|f| f.is_none());
+                    debug_assert!(free.is_some(), "more finished flushes than slots");
+                    if let Some(free) = free {
                         *free = Some((ticket, covered));
                     }
                     // Apply every finished flush whose older ones are all applied.
@@ -676,9 +680,12 @@ impl Shared {
                             sh.counters.flushes.fetch_add(1, Ordering::Relaxed);
                         }
                         st.oldest += 1;
+                        st.in_flight -= 1;
                     }
                 }
                 Err((_, e)) => {
+                    // Its ticket is never applied, so neither is any younger one, and
+                    // `in_flight` keeps counting it: no flush starts after a failure.
                     st.poison.get_or_insert_with(|| e.to_string());
                     sh.poisoned.store(true, Ordering::Release);
                 }
