@@ -75,46 +75,12 @@ struct Writer {
     appends: u64,
 }
 
-/// Flushes that may run at once. A second flush starts while the first is in flight and
-/// covers only what was published after the first collected its ranges; on this VM two
-/// overlapping `msync`s of disjoint ranges gave 1.4-2× the syncs per second of one at a time
-/// (ext4 without a journal: each `fdatasync` is its own device flush, and they overlap).
-const MAX_FLUSHES: usize = 2;
-
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct SyncState {
-    /// Flushes started and not yet applied to `durable` (at most [`MAX_FLUSHES`]): running,
-    /// or finished and parked in `finished` behind an older one. Counting the parked ones
-    /// bounds `finished`: at most `MAX_FLUSHES − 1` wait behind the oldest, which is running.
-    in_flight: usize,
-    /// The highest LSN a started flush covers (`durable` gets there once it and every flush
-    /// before it succeeded).
-    claimed: Lsn,
-    /// Flushes are numbered in the order they collect their ranges (under the append lock);
-    /// `durable` advances in that order only.
-    next_ticket: u64,
-    /// The oldest flush not yet applied to `durable`.
-    oldest: u64,
-    /// Flushes that succeeded while an older one was still in flight: `(ticket, covered)`.
-    finished: [Option<(u64, Lsn)>; MAX_FLUSHES],
-    /// One reusable list per flush in flight, so that group commit allocates nothing in
-    /// steady state.
-    scratch: Vec<Vec<(Segment, usize)>>,
+    in_progress: bool,
+    /// Reused by each flush so that group commit allocates nothing in steady state.
+    scratch: Vec<(Segment, usize)>,
     poison: Option<String>,
-}
-
-impl Default for SyncState {
-    fn default() -> Self {
-        Self {
-            in_flight: 0,
-            claimed: 0,
-            next_ticket: 0,
-            oldest: 0,
-            finished: [None; MAX_FLUSHES],
-            scratch: (0..MAX_FLUSHES).map(|_| Vec::with_capacity(8)).collect(),
-            poison: None,
-        }
-    }
 }
 
 /// Counters of a [`Wal`].
@@ -250,7 +216,10 @@ impl Wal {
                 appends: 0,
             }),
             segments: RwLock::new(segments),
-            sync_state: Mutex::new(SyncState::default()),
+            sync_state: Mutex::new(SyncState {
+                scratch: Vec::with_capacity(8),
+                ..SyncState::default()
+            }),
             sync_done: Condvar::new(),
             durable: AtomicU64::new(durable),
             last_lsn: AtomicU64::new(durable),
@@ -621,12 +590,9 @@ impl Wal {
 }
 
 impl Shared {
-    /// Group commit: returns once every record up to `target` is durable. A caller whose
-    /// records a running flush covers waits for it; otherwise, with fewer than
-    /// [`MAX_FLUSHES`] running, it flushes everything published so far itself, overlapping
-    /// the flush in flight (which covers only older data). `durable` advances in the order the
-    /// flushes collected their ranges, never past a flush that has not finished, and a failed
-    /// flush poisons the WAL: no later flush's success is applied after it.
+    /// Group commit: returns once every record up to `target` is durable. One caller at a
+    /// time flushes everything published so far; the others wait for it and return if it
+    /// covered them, or take the next turn.
     fn sync_through(&self, target: Lsn) -> Result<()> {
         let sh = self;
         loop {
@@ -644,9 +610,7 @@ impl Shared {
                 if sh.durable.load(Ordering::Acquire) >= target {
                     return Ok(());
                 }
-                // A running flush covers `target`: its end (or a failure) wakes us.
-                let covered = st.claimed >= target && st.in_flight > 0;
-                if !covered && st.in_flight < MAX_FLUSHES {
+                if !st.in_progress {
                     break;
                 }
                 st = sh
@@ -654,38 +618,20 @@ impl Shared {
                     .wait(st)
                     .unwrap_or_else(crate::sync::PoisonError::into_inner);
             }
-            st.in_flight += 1;
-            let mut scratch = st.scratch.pop().unwrap_or_default();
+            st.in_progress = true;
+            let mut scratch = std::mem::take(&mut st.scratch);
             drop(st);
             let flushed = self.flush(&mut scratch);
             scratch.clear();
             let mut st = lock(&sh.sync_state);
-            st.scratch.push(scratch);
+            st.scratch = scratch;
+            st.in_progress = false;
             match flushed {
-                Ok((ticket, covered)) => {
-                    // Never full: see `SyncState::in_flight`.
-                    let free = st.finished.iter_mut().find(|f| f.is_none());
-                    debug_assert!(free.is_some(), "more finished flushes than slots");
-                    if let Some(free) = free {
-                        *free = Some((ticket, covered));
-                    }
-                    // Apply every finished flush whose older ones are all applied.
-                    while let Some(i) = st
-                        .finished
-                        .iter()
-                        .position(|f| f.is_some_and(|(t, _)| t == st.oldest))
-                    {
-                        if let Some((_, covered)) = st.finished[i].take() {
-                            sh.durable.fetch_max(covered, Ordering::AcqRel);
-                            sh.counters.flushes.fetch_add(1, Ordering::Relaxed);
-                        }
-                        st.oldest += 1;
-                        st.in_flight -= 1;
-                    }
+                Ok(covered) => {
+                    sh.durable.fetch_max(covered, Ordering::AcqRel);
+                    sh.counters.flushes.fetch_add(1, Ordering::Relaxed);
                 }
-                Err((_, e)) => {
-                    // Its ticket is never applied, so neither is any younger one, and
-                    // `in_flight` keeps counting it: no flush starts after a failure.
+                Err(e) => {
                     st.poison.get_or_insert_with(|| e.to_string());
                     sh.poisoned.store(true, Ordering::Release);
                 }
@@ -695,30 +641,19 @@ impl Shared {
         }
     }
 
-    /// Syncs every segment filled since the last flush started and the tail up to its
-    /// published end; returns the flush's ticket (its place in the order flushes collected
-    /// their ranges) and the LSN it covers.
-    fn flush(
-        &self,
-        scratch: &mut Vec<(Segment, usize)>,
-    ) -> std::result::Result<(u64, Lsn), (u64, Error)> {
-        let (ticket, covered) = {
+    /// Syncs every segment filled since the last flush and the tail up to its published end;
+    /// returns the LSN this covers.
+    fn flush(&self, scratch: &mut Vec<(Segment, usize)>) -> Result<Lsn> {
+        let covered = {
             let mut w = lock(&self.writer);
             scratch.append(&mut w.sealed);
             scratch.push((w.appender.segment().clone(), w.appender.offset()));
-            let covered = w.appender.next_lsn() - 1;
-            // Numbered under the append lock, so tickets follow the order of the ranges: a
-            // later ticket never holds a sealed segment an earlier one needs.
-            let mut st = lock(&self.sync_state);
-            let ticket = st.next_ticket;
-            st.next_ticket += 1;
-            st.claimed = st.claimed.max(covered);
-            (ticket, covered)
+            w.appender.next_lsn() - 1
         };
         for (seg, end) in scratch.iter() {
-            seg.sync_to(*end).map_err(|e| (ticket, Error::from(e)))?;
+            seg.sync_to(*end)?;
         }
-        Ok((ticket, covered))
+        Ok(covered)
     }
 }
 

@@ -1,9 +1,9 @@
 //! Group commit under load on the real file system: many appenders under
-//! `SyncPolicy::Always`, so that flushes overlap (two in flight) and finish out of order many
-//! times. Every append must return with its record durable, and the run must end: a flush
-//! whose success is never applied to `durable_lsn` leaves every later appender starting
-//! flushes that are never applied either, spinning forever (the bug this test was written
-//! for: a fourth flush finishing behind a slow first one was dropped).
+//! `SyncPolicy::Always`, sharing flushes. Every append must return with its record durable, and
+//! the run must end: a flush whose success is never applied to `durable_lsn` leaves every later
+//! appender waiting or flushing forever. (Written for a pipelined group commit, since reverted,
+//! that dropped the result of a flush finishing behind a slow older one; it hung about one round
+//! in three of these.)
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use vault_core::{Options, SyncPolicy, Wal};
 
-/// Several rounds: the bug needed a slow first flush while three younger ones finished, which
-/// one round of this size hit about one time in three.
+/// Several rounds: a race between flushes needs the disk's latency to line up, which one round
+/// of this size did about one time in three.
 #[test]
 fn eight_durable_appenders_finish_and_everything_they_got_is_durable() {
     for _ in 0..6 {

@@ -1,8 +1,6 @@
 //! One segment: a mapped file of frames, its single appender, its readers and its recovery scan.
 
-use crate::sync::{
-    Arc, AtomicBool, AtomicU64, AtomicUsize, ByteWitness, Condvar, Mutex, MutexGuard, Ordering,
-};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, ByteWitness, Mutex, Ordering};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -45,35 +43,13 @@ struct Inner {
     appender_taken: AtomicBool,
     /// End of the bytes [`Segment::resume`] zeroed past the valid chain (0 if none).
     zeroed_end: AtomicUsize,
-    /// The `msync`s of this segment in flight (see [`SyncTrack`]); a failure is seen by every
-    /// later sync.
-    sync_lock: Mutex<SyncTrack>,
-    /// Signalled when an `msync` of this segment returns.
-    sync_done: Condvar,
+    /// Serialises syncs of this segment so that a failure is seen by every later sync.
+    sync_lock: Mutex<()>,
     /// Set when a sync failed: the kernel may have dropped dirty pages, so no later sync of
     /// this segment may report success (fsyncgate).
     sync_failed: AtomicBool,
     /// Loom's view of the frame bytes (nothing outside the crate's unit tests).
     witness: ByteWitness,
-}
-
-/// At most this many `msync`s of one segment run at once; more callers wait for a slot.
-const MAX_SYNCS: usize = 4;
-
-/// The `msync`s of one segment in flight. Each claims the range from the end of the previous
-/// claim to its own end, so the ranges are disjoint and in order and their `msync`s may run at
-/// the same time (on this VM two overlapping `msync`s of disjoint ranges gave 1.4-2× the
-/// syncs per second of one at a time). `synced` advances only over a prefix of ranges whose
-/// `msync` returned, so it never claims bytes before an unfinished range.
-#[derive(Debug, Default)]
-struct SyncTrack {
-    /// End of the last claimed range; meaningful only while a range is in flight.
-    claimed: usize,
-    /// Ranges in flight, oldest first: `(end, msync returned Ok)`. A ring of `len` entries
-    /// from `head`; fixed size, so syncing allocates nothing.
-    ring: [(usize, bool); MAX_SYNCS],
-    head: usize,
-    len: usize,
 }
 
 impl fmt::Debug for Segment {
@@ -349,8 +325,7 @@ impl Segment {
                 synced: AtomicUsize::new(0),
                 zeroed_end: AtomicUsize::new(0),
                 appender_taken: AtomicBool::new(false),
-                sync_lock: Mutex::new(SyncTrack::default()),
-                sync_done: Condvar::new(),
+                sync_lock: Mutex::new(()),
                 sync_failed: AtomicBool::new(false),
                 witness: ByteWitness::new(),
             }),
@@ -532,109 +507,44 @@ impl Segment {
         self.inner.sync_failed.load(Ordering::Acquire)
     }
 
-    fn sync_failed_error(&self) -> Error {
-        Error::io(
-            "sync",
-            &self.inner.path,
-            std::io::Error::other("an earlier sync of this segment failed; its data may be lost"),
-        )
-    }
-
-    fn wait_sync<'a>(&self, track: MutexGuard<'a, SyncTrack>) -> MutexGuard<'a, SyncTrack> {
-        self.inner
-            .sync_done
-            .wait(track)
-            .unwrap_or_else(crate::sync::PoisonError::into_inner)
-    }
-
     fn sync_range(&self, end: usize, all: bool) -> Result<()> {
         let inner = &*self.inner;
-        let mut track = inner
+        let _serial = inner
             .sync_lock
             .lock()
             .unwrap_or_else(crate::sync::PoisonError::into_inner);
-        if all {
-            // At open only, with no other sync of the segment: one `msync` from offset 0,
-            // under the lock, after any in flight.
-            while track.len > 0 {
-                track = self.wait_sync(track);
-            }
-            if inner.sync_failed.load(Ordering::Acquire) {
-                return Err(self.sync_failed_error());
-            }
-            if end == 0 {
-                return Ok(());
-            }
-            if let Err(e) = inner.region.sync(0, end) {
-                inner.sync_failed.store(true, Ordering::Release);
-                drop(track);
-                inner.sync_done.notify_all();
-                return Err(Error::io("sync", &inner.path, e));
-            }
-            // Everything is on disk now, but what counts for later syncs is the published end:
-            // bytes the appender writes past it must be synced again.
-            let published = inner.published.load(Ordering::Acquire);
-            inner.synced.store(published, Ordering::Release);
+        if inner.sync_failed.load(Ordering::Acquire) {
+            return Err(Error::io(
+                "sync",
+                &inner.path,
+                std::io::Error::other(
+                    "an earlier sync of this segment failed; its data may be lost",
+                ),
+            ));
+        }
+        let from = if all {
+            0
+        } else {
+            inner.synced.load(Ordering::Acquire)
+        };
+        if end <= from {
             return Ok(());
         }
-        // Claim the range from the last claim (or what is synced) to `end`, unless a sync in
-        // flight already claimed past `end`: then wait for it.
-        let from = loop {
-            if inner.sync_failed.load(Ordering::Acquire) {
-                return Err(self.sync_failed_error());
-            }
-            let synced = inner.synced.load(Ordering::Acquire);
-            if end <= synced {
-                return Ok(());
-            }
-            // With nothing in flight `synced` is the whole truth (activation and resume reset it
-            // to 0 while no sync runs, and an old claim must not hide that).
-            let from = if track.len == 0 {
-                synced
-            } else {
-                track.claimed.max(synced)
-            };
-            if end > from && track.len < MAX_SYNCS {
-                break from;
-            }
-            track = self.wait_sync(track);
-        };
-        let slot = (track.head + track.len) % MAX_SYNCS;
-        track.ring[slot] = (end, false);
-        track.len += 1;
-        track.claimed = end;
-        drop(track);
         let from_page = from - from % (PAGE as usize);
-        let synced = inner.region.sync(from_page, end - from_page);
-        let mut track = inner
-            .sync_lock
-            .lock()
-            .unwrap_or_else(crate::sync::PoisonError::into_inner);
-        if let Err(e) = synced {
+        if let Err(e) = inner.region.sync(from_page, end - from_page) {
             inner.sync_failed.store(true, Ordering::Release);
-            drop(track);
-            inner.sync_done.notify_all();
             return Err(Error::io("sync", &inner.path, e));
         }
-        track.ring[slot].1 = true;
-        // `synced` moves over the finished prefix of the ranges, oldest first.
-        while track.len > 0 && track.ring[track.head].1 {
-            let done = track.ring[track.head].0;
-            inner.synced.fetch_max(done, Ordering::AcqRel);
-            track.head = (track.head + 1) % MAX_SYNCS;
-            track.len -= 1;
+        if all {
+            // Everything is on disk now, but what counts for later syncs is the published end:
+            // bytes the appender writes past it must be synced again.
+            inner
+                .synced
+                .store(inner.published.load(Ordering::Acquire), Ordering::Release);
+        } else {
+            inner.synced.fetch_max(end, Ordering::AcqRel);
         }
-        inner.sync_done.notify_all();
-        // An older range may still be in flight: this one counts only once it is done too.
-        loop {
-            if inner.sync_failed.load(Ordering::Acquire) {
-                return Err(self.sync_failed_error());
-            }
-            if inner.synced.load(Ordering::Acquire) >= end {
-                return Ok(());
-            }
-            track = self.wait_sync(track);
-        }
+        Ok(())
     }
 
     fn published_slice(&self, offset: usize, len: usize) -> &[u8] {

@@ -23,12 +23,12 @@ pub(crate) use std::sync::PoisonError;
 #[cfg(not(test))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(test))]
-pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+pub(crate) use std::sync::{Arc, Mutex};
 
 #[cfg(test)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 #[cfg(test)]
-pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+pub(crate) use loom::sync::{Arc, Mutex};
 
 #[cfg(test)]
 pub(crate) use self::loom_shim::{model, spawn, ByteWitness};
