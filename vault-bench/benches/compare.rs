@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo xtask bench [--quick]      # builds with --features peers and updates docs/PERFORMANCE.md
-//! cargo bench -p vault-bench --features peers --bench compare -- [--quick] [--only NAME] [--out FILE]
+//! cargo bench -p vault-bench --features peers --bench compare -- [--quick] [--only NAME,NAME] [--out FILE]
 //! ```
 //!
 //! Without `--out` the report goes to standard output. Progress goes to standard error.

@@ -64,13 +64,14 @@ impl Vault {
     }
 }
 
-/// Waits until the rotation worker holds the next segment ready, as in a log that has been
-/// running for a while.
-fn settle(wal: &Wal) -> Result<()> {
+/// Waits until the rotation worker holds every spare segment ready (`spares` of them), as in a
+/// log that has been running for a while below its preparation rate.
+fn settle(wal: &Wal, spares: u64) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let s = wal.stats();
-        if s.segments_prepared > s.rotations + 1 {
+        // The first segment of a new log came from the worker too.
+        if s.segments_prepared >= s.rotations + 1 + spares {
             // The worker sends the spare and then parks on its request channel (whose first
             // wait registers a waker, an allocation of its own): let it get there first, so
             // a run's allocation count holds only what its appends cause.
@@ -102,8 +103,9 @@ impl System for Vault {
         if self.big_segments && workload.segment_size.is_none() {
             options = options.with_segment_size(512 << 20);
         }
+        let spares = vault_rotate::default_spares(options.segment_size) as u64;
         let (wal, _) = Wal::open(dir, options)?;
-        settle(&wal)?;
+        settle(&wal, spares)?;
         let s = wal.stats();
         Ok(Box::new(VaultSubject {
             wal,

@@ -22,8 +22,18 @@ pub struct Config {
     pub root: PathBuf,
     /// The command line to print in the report.
     pub command: String,
-    /// Only systems whose name contains this (all if `None`).
+    /// Only systems whose name contains one of these comma-separated parts (all if `None`).
     pub only: Option<String>,
+}
+
+impl Config {
+    /// Whether the system `name` is part of this run (see [`Config::only`]).
+    #[must_use]
+    pub fn wants(&self, name: &str) -> bool {
+        self.only
+            .as_deref()
+            .is_none_or(|o| o.split(',').any(|part| name.contains(part)))
+    }
 }
 
 /// Every system of the comparison, vault first, then the baselines, then the peers that were
@@ -160,7 +170,7 @@ pub fn run(config: &Config, alloc: &'static CountingAlloc) -> Result<String> {
     let chosen: Vec<&dyn System> = all
         .iter()
         .map(AsRef::as_ref)
-        .filter(|s| config.only.as_deref().is_none_or(|o| s.name().contains(o)))
+        .filter(|s| config.wants(s.name()))
         .collect();
     std::fs::create_dir_all(&config.root)?;
     let probe_dir = fresh_dir(&config.root)?;
@@ -235,7 +245,7 @@ pub fn run(config: &Config, alloc: &'static CountingAlloc) -> Result<String> {
         }
     }
     let vault = Vault::default();
-    if config.only.as_deref().is_none_or(|o| "vault".contains(o)) {
+    if config.wants("vault") {
         for sync in [SyncMode::Never, SyncMode::Every(EVERY)] {
             let section = if sync == SyncMode::Never {
                 Section::Unsynced

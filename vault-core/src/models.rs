@@ -176,6 +176,47 @@ fn group_commit_never_reports_a_record_durable_before_its_sync() {
     });
 }
 
+/// Model (3) with a failing `msync` while flushes overlap: the first sync of a flush fails (the
+/// run's fifth: the first segment's preparation, `open`'s sync and the two spares' come
+/// first), while the other appender may already have a second flush in flight. Whatever each appender
+/// gets, `Ok(lsn)` means its record is in the durable image, and after the failure the WAL is
+/// poisoned: `durable_lsn` never covers a record no successful sync wrote, even if a younger
+/// flush succeeded while the failed one was in flight.
+#[test]
+fn a_failed_flush_poisons_and_nothing_past_it_is_acknowledged() {
+    use vault_segment::sim::{FaultError, OpKind};
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = Arc::new(open(&sim, SyncPolicy::Always));
+        // The worker's two spares (the models' cap) have made their syncs.
+        while wal.stats().segments_prepared < 3 {
+            loom::thread::yield_now();
+        }
+        sim.fail_nth(OpKind::Sync, 5, FaultError::Io);
+        let appenders = [b'x', b'y'].map(|tag| {
+            let wal = Arc::clone(&wal);
+            let sim = sim.clone();
+            spawn(move || {
+                let got = wal.append(&record(tag, 40));
+                let durable = wal.durable_lsn();
+                if let Ok(lsn) = got {
+                    assert!(durable >= lsn, "append {lsn} returned at durable {durable}");
+                }
+                assert_durable_through(&wal, &sim, durable);
+                got.is_ok()
+            })
+        });
+        let ok = appenders.map(|a| a.join().unwrap());
+        let durable = wal.durable_lsn();
+        assert_durable_through(&wal, &sim, durable);
+        if ok.iter().all(|&o| o) {
+            assert_eq!(durable, 2);
+        } else {
+            assert!(wal.sync().is_err(), "a failed flush did not poison the WAL");
+        }
+    });
+}
+
 /// Model (3) across a rotation: the flush that covers a record in the new segment must also
 /// cover the end of the sealed one (which the worker may be retiring at the same moment).
 /// Two appenders under `SyncPolicy::Always`, one of whose records opens segment 2: whenever

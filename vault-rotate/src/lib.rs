@@ -3,11 +3,11 @@
 //!
 //! Preparing a segment (create as `-pre`, allocate for real, pre-fault, write and sync the
 //! header, rename, fsync the directory; see [`vault_segment::Segment::create`]) costs
-//! milliseconds. The worker does it ahead of time and leaves the prepared segment in a
-//! one-slot channel: when the writer rotates, [`Rotator::next_segment`] takes it without
-//! waiting and asks for a refill, and the worker prepares the next one at once, before it
-//! retires the full segment (its final `msync`), so at most one spare exists and it is ready as
-//! early as possible.
+//! milliseconds. The worker does it ahead of time and keeps up to a few prepared segments
+//! (consecutive indexes) in a bounded channel ([`default_spares`]: 128 MiB of them, one to
+//! four): when the writer rotates, [`Rotator::next_segment`] takes the oldest without waiting
+//! and asks for a refill, and the worker prepares the next one at once, before it retires full
+//! segments (their final `msync`), so the spares are ready as early as possible.
 //!
 //! This crate decides *when* and *which*; the file work itself is `vault-segment`'s, and what a
 //! rotation means for LSNs and durability is `vault-core`'s.
@@ -36,7 +36,7 @@
 mod rotator;
 mod sync;
 
-pub use rotator::{Error, Result, RotateConfig, RotateStats, Rotator};
+pub use rotator::{default_spares, Error, Result, RotateConfig, RotateStats, Rotator, SPARE_BYTES};
 
 #[cfg(test)]
 mod models;

@@ -123,3 +123,25 @@ fn a_failed_preparation_is_reported_and_the_same_index_is_retried() {
         assert_eq!(files(&sim), (vec![1], false));
     });
 }
+
+/// Several spares in flight (two under the models) with the second preparation failing: the
+/// writer still gets index 1 and then 2 (the failure, stale or fresh, is retried under the same
+/// index), never 3 with 2 missing, and shutdown leaves exactly the segments handed over.
+#[test]
+fn with_two_spares_a_failed_preparation_keeps_the_indexes_consecutive() {
+    model(|| {
+        let sim = SimStorage::new();
+        sim.fail_nth(OpKind::Allocate, 2, FaultError::NoSpace);
+        let rotator = start(&sim);
+        let take = || match rotator.next_segment() {
+            Ok(seg) => seg,
+            Err(Error::Segment(_)) => rotator.next_segment().unwrap(),
+            Err(other) => panic!("expected the preparation's error or a retry, got {other:?}"),
+        };
+        let first = take();
+        let second = take();
+        assert_eq!((first.index(), second.index()), (1, 2));
+        rotator.shutdown().unwrap();
+        assert_eq!(files(&sim), (vec![1, 2], false));
+    });
+}

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::sync::{bounded, unbounded, Arc, AtomicU64, JoinHandle, Ordering, Receiver, Sender};
-use super::sync::{StdArc, StdMutex, StdPoisonError, ThreadBuilder, TryRecvError};
+use super::sync::{StdArc, StdMutex, StdPoisonError, ThreadBuilder, TryRecvError, MAX_SPARES};
 use vault_segment::{PreparedSegment, Segment, SegmentHeader, Storage};
 
 /// Errors of the rotation worker.
@@ -46,6 +46,29 @@ pub struct RotateConfig {
     pub first_index: u64,
     /// The file-system seam.
     pub storage: StdArc<dyn Storage>,
+}
+
+/// Bytes of prepared segments the worker keeps ready by default (see [`default_spares`]).
+///
+/// Preparing a 64 MiB segment (allocate, pre-fault every page, header sync, rename, directory
+/// fsync) took 17-21 ms on the development VM with its memory warm and 54-73 ms when the
+/// balloon had handed the memory back to the host (`vault-segment/examples/prep_probe.rs`),
+/// i.e. 0.9-3.7 GB/s, while an unsynced writer fills segments at up to ~6 GB/s (256 B records)
+/// or ~5 GB/s (64 KiB). One spare therefore leaves the writer waiting whenever a burst spans
+/// more than one segment; 128 MiB of spares absorb a burst of that size (~20-40 ms of writing
+/// at full speed) at the cost of that much disk and page cache. Writing faster than the
+/// preparation rate for longer than that still waits: no number of spares changes a rate.
+pub const SPARE_BYTES: u64 = 128 << 20;
+
+/// The number of spares [`Rotator::start`] keeps ready for segments of `segment_size` bytes:
+/// enough to hold [`SPARE_BYTES`], at least one, and at most four (more files would only add
+/// per-file costs for small segments). Models (`cfg(test)`) cap it at two to stay small.
+#[must_use]
+pub fn default_spares(segment_size: u64) -> usize {
+    let n = SPARE_BYTES.div_ceil(segment_size.max(1));
+    usize::try_from(n)
+        .unwrap_or(usize::MAX)
+        .clamp(1, MAX_SPARES)
 }
 
 /// Counters of the worker and of the writer's hand-offs.
@@ -95,14 +118,27 @@ pub struct Rotator {
 }
 
 impl Rotator {
-    /// Starts the worker, which immediately prepares segment `first_index`.
+    /// Starts the worker with [`default_spares`] spares; it immediately prepares segment
+    /// `first_index` and the ones after it.
     ///
     /// # Errors
     /// [`Error::Spawn`] if the thread cannot start.
     pub fn start(config: RotateConfig) -> Result<Self> {
-        // One slot: the worker leaves one prepared segment there and refills it when the
-        // writer takes it, so at most one spare exists.
-        let (ready_tx, ready_rx) = bounded(1);
+        let spares = default_spares(config.segment_size);
+        Self::start_with_spares(config, spares)
+    }
+
+    /// Starts the worker keeping up to `spares` (at least 1) prepared segments ready, with
+    /// consecutive indexes from `first_index` on. It prepares them one after the other, first
+    /// whenever the writer has taken one, and does retirements only while every slot is full.
+    ///
+    /// # Errors
+    /// [`Error::Spawn`] if the thread cannot start.
+    pub fn start_with_spares(config: RotateConfig, spares: usize) -> Result<Self> {
+        let spares = spares.max(1);
+        // `spares` slots: the worker keeps them filled and refills one each time the writer
+        // takes one, so at most `spares` prepared segments exist.
+        let (ready_tx, ready_rx) = bounded(spares);
         let (req_tx, req_rx) = unbounded();
         let counters = Arc::new(Counters::default());
         let worker = {
@@ -110,7 +146,7 @@ impl Rotator {
             let counters = Arc::clone(&counters);
             ThreadBuilder::new()
                 .name("vault-rotate".into())
-                .spawn(move || run(&config, &ready_tx, &req_rx, &counters))
+                .spawn(move || run(&config, spares, &ready_tx, &req_rx, &counters))
                 .map_err(Error::Spawn)?
         };
         Ok(Self {
@@ -250,20 +286,27 @@ impl Rotator {
         drop(self.requests.take());
         let spare = self.worker.take().map(|w| w.join());
         if let Some(ready) = self.ready.take() {
+            let mut spares = Vec::new();
             while let Ok(made) = ready.try_recv() {
                 if let Ok(p) = made {
-                    let path = p.segment().path().to_path_buf();
-                    drop(p);
-                    let storage = &*self.config.storage;
-                    match storage.remove(&path) {
-                        Ok(()) => {
-                            let _ = storage.sync_dir(&self.config.dir);
-                        }
-                        Err(source) => {
-                            failed.get_or_insert(Error::Remove { path, source });
-                        }
-                    }
+                    spares.push(p.segment().path().to_path_buf());
                 }
+            }
+            // Newest first, stopping at the first failure: the spares have consecutive
+            // indexes after the log's tail, and removing an older one while a newer one stays
+            // would leave a gap that the next open refuses as a missing segment. (A prefix of
+            // the removals is what a power cut before the directory fsync keeps.)
+            let storage = &*self.config.storage;
+            let mut removed = false;
+            for path in spares.into_iter().rev() {
+                if let Err(source) = storage.remove(&path) {
+                    failed.get_or_insert(Error::Remove { path, source });
+                    break;
+                }
+                removed = true;
+            }
+            if removed {
+                let _ = storage.sync_dir(&self.config.dir);
             }
         }
         // An index owed after a failed enlargement may still have its file (the spare the
@@ -276,7 +319,8 @@ impl Rotator {
             .lock()
             .unwrap_or_else(StdPoisonError::into_inner)
             .take();
-        if let Some(h) = owed {
+        // Not after a failed removal of a spare: that spare would then sit beyond a gap.
+        if let Some(h) = owed.filter(|_| failed.is_none()) {
             let storage = &*self.config.storage;
             let path = self.config.dir.join(vault_segment::segment_file_name(
                 h.created_nanos,
@@ -309,60 +353,85 @@ impl Drop for Rotator {
 
 fn run(
     config: &RotateConfig,
+    spares: usize,
     ready: &Sender<Result<PreparedSegment>>,
     requests: &Receiver<Request>,
     counters: &Counters,
 ) {
     let storage = &*config.storage;
     let mut index = config.first_index;
+    // Prepared segments (or failures) sent and not yet taken: the writer sends one `Refill`
+    // for every item it takes from the slot, so this never exceeds `spares` and a send below
+    // never blocks.
+    let mut in_slot = 0usize;
+    // The last preparation failed: try again only when the writer has taken that failure
+    // (its `Refill`), so the slot never holds a stale failure behind a newer one.
+    let mut failed = false;
     let mut retire_later = Vec::new();
     loop {
-        // Invariant: the writer took the previous spare (or there was none yet), so the slot is
-        // free and the send below does not block.
-        let made = Segment::create(storage, &config.dir, index, config.segment_size);
-        if made.is_ok() {
-            index += 1;
-            counters.prepared.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Err(back) = ready.send(made.map_err(Error::from)) {
-            // Shut down: remove the spare so the directory holds only segments of the log.
-            if let Ok(spare) = back.into_inner() {
-                let path = spare.segment().path().to_path_buf();
-                drop(spare);
-                if storage.remove(&path).is_ok() {
-                    let _ = storage.sync_dir(&config.dir);
-                }
-            }
-            break;
-        }
-        // The spare is ready; now the full segments handed over meanwhile.
-        for req in retire_later.drain(..) {
-            retire(req, counters);
-        }
-        // Sleep until the writer takes the spare (Refill) or hands over a full segment.
-        let mut refill = false;
-        while !refill {
-            match requests.recv() {
-                Ok(Request::Refill) => refill = true,
-                Ok(req) => retire(req, counters),
-                Err(_) => {
+        // Everything already asked for, without waiting.
+        loop {
+            match requests.try_recv() {
+                Ok(req) => note(req, &mut in_slot, &mut failed, &mut retire_later),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
                     for req in retire_later.drain(..) {
                         retire(req, counters);
                     }
                     return;
                 }
             }
-            // Retirements that arrived with the refill wait until the next spare is ready.
-            while let Ok(req) = requests.try_recv() {
-                match req {
-                    Request::Refill => refill = true,
-                    other => retire_later.push(other),
-                }
+        }
+        if in_slot < spares && !failed {
+            // A free slot: preparing comes first, retirements (background write-back of
+            // full segments, which a sync of the WAL also covers) wait until the slots are
+            // full.
+            let made = Segment::create(storage, &config.dir, index, config.segment_size);
+            if made.is_ok() {
+                index += 1;
+                counters.prepared.fetch_add(1, Ordering::Relaxed);
+            } else {
+                failed = true;
             }
+            if let Err(back) = ready.send(made.map_err(Error::from)) {
+                // Shut down: remove the spare so the directory holds only segments of the log.
+                if let Ok(spare) = back.into_inner() {
+                    let path = spare.segment().path().to_path_buf();
+                    drop(spare);
+                    if storage.remove(&path).is_ok() {
+                        let _ = storage.sync_dir(&config.dir);
+                    }
+                }
+                break;
+            }
+            in_slot += 1;
+            continue;
+        }
+        // Every slot is full: one retirement, then look at the requests again.
+        if !retire_later.is_empty() {
+            retire(retire_later.remove(0), counters);
+            continue;
+        }
+        // Nothing to do: sleep until the writer takes a spare or hands over a full segment.
+        match requests.recv() {
+            Ok(req) => note(req, &mut in_slot, &mut failed, &mut retire_later),
+            Err(_) => break,
         }
     }
     for req in retire_later.drain(..).chain(requests.iter()) {
         retire(req, counters);
+    }
+}
+
+/// Books one request: a `Refill` frees a slot (and allows a retry after a failure), a
+/// retirement waits in `later`.
+fn note(req: Request, in_slot: &mut usize, failed: &mut bool, later: &mut Vec<Request>) {
+    match req {
+        Request::Refill => {
+            *in_slot = in_slot.saturating_sub(1);
+            *failed = false;
+        }
+        other => later.push(other),
     }
 }
 

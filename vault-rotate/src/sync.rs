@@ -18,6 +18,13 @@ pub(crate) use std::sync::Arc as StdArc;
 /// still owes); it is no synchronisation point the models need to explore.
 pub(crate) use std::sync::{Mutex as StdMutex, PoisonError as StdPoisonError};
 
+/// The most spares `default_spares` keeps: four in normal builds; two under the models, which
+/// still explore several spares in flight but stay small.
+#[cfg(not(test))]
+pub(crate) const MAX_SPARES: usize = 4;
+#[cfg(test)]
+pub(crate) const MAX_SPARES: usize = 2;
+
 #[cfg(not(test))]
 pub(crate) use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
 #[cfg(not(test))]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vault_rotate::{RotateConfig, Rotator};
+use vault_rotate::{default_spares, RotateConfig, Rotator};
 use vault_segment::{partial_crc, FsStorage};
 
 fn start(dir: &std::path::Path, first_index: u64) -> Rotator {
@@ -52,14 +52,48 @@ fn prepared_segments_are_handed_off_in_index_order_without_waiting() {
 }
 
 #[test]
-fn only_one_spare_is_prepared_ahead() {
+fn with_one_spare_only_one_is_prepared_ahead() {
     let dir = tempfile::tempdir().unwrap();
-    let r = start(dir.path(), 1);
+    let r = Rotator::start_with_spares(
+        RotateConfig {
+            dir: dir.path().to_path_buf(),
+            segment_size: 64 * 1024,
+            first_index: 1,
+            storage: Arc::new(FsStorage),
+        },
+        1,
+    )
+    .unwrap();
     wait_prepared(&r, 1);
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(r.stats().prepared, 1);
     assert_eq!(names(dir.path()).len(), 1);
     r.shutdown().unwrap();
+}
+
+#[test]
+fn the_default_keeps_spare_bytes_ready_and_hands_them_all_off_without_waiting() {
+    assert_eq!(default_spares(64 << 20), 2);
+    assert_eq!(default_spares(512 << 20), 1);
+    assert_eq!(default_spares(64 * 1024), 4);
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path(), 1);
+    wait_prepared(&r, 4);
+    std::thread::sleep(Duration::from_millis(50));
+    // Four slots, all full: the worker stops there.
+    assert_eq!(r.stats().prepared, 4);
+    assert_eq!(names(dir.path()).len(), 4);
+    // A burst of four rotations finds all four ready, in index order.
+    for expect in 1..=4 {
+        assert_eq!(r.next_segment().unwrap().index(), expect);
+    }
+    assert_eq!(r.stats().waits, 0, "{:?}", r.stats());
+    // Every take asked for a refill: four more come, 5 to 8.
+    wait_prepared(&r, 8);
+    assert_eq!(r.next_segment().unwrap().index(), 5);
+    r.shutdown().unwrap();
+    // The unused spares (6 to 8, and 9 if it was made before the shutdown) are gone.
+    assert_eq!(names(dir.path()).len(), 5, "{:?}", names(dir.path()));
 }
 
 #[test]
