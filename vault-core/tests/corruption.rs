@@ -427,6 +427,10 @@ impl Template {
     fn spare(&self) -> Option<&Seg> {
         self.segs.iter().find(|s| s.first.is_none())
     }
+    /// Every prepared, unactivated segment past the tail (the worker keeps several).
+    fn spares(&self) -> impl Iterator<Item = &Seg> {
+        self.segs.iter().filter(|s| s.first.is_none())
+    }
     fn frame_of(&self, lsn: u64) -> (&Seg, Frame) {
         for s in &self.segs {
             if let Some(f) = s.records().find(|f| f.lsn == lsn) {
@@ -1110,11 +1114,11 @@ fn build_cases(t: &Template, other: &Template) -> Vec<Case> {
         }
         v
     };
-    // Stale segments take the place right after the tail (any spare is removed first).
+    // Stale segments take the place right after the tail (the spares are removed first).
     let stale_name = extra(tail.index + 1, false);
     let without_spare = || {
         let mut files = t.files.clone();
-        if let Some(sp) = t.spare() {
+        for sp in t.spares() {
             files.remove(&sp.name);
         }
         files
