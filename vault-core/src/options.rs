@@ -34,6 +34,10 @@ pub struct Options {
     pub max_record_size: usize,
     /// The file-system seam (default the real file system).
     pub storage: Arc<dyn Storage>,
+    /// Prepared segments the rotation worker keeps ready ahead of the writer; 0 (the default)
+    /// means automatic: enough for 128 MiB, between one and four (see [`Options::spares`]).
+    /// More absorb longer bursts of unsynced appends that outrun preparation.
+    pub spare_segments: usize,
 }
 
 impl fmt::Debug for Options {
@@ -43,6 +47,7 @@ impl fmt::Debug for Options {
             .field("sync", &self.sync)
             .field("max_record_size", &self.max_record_size)
             .field("storage", &self.storage)
+            .field("spare_segments", &self.spare_segments)
             .finish()
     }
 }
@@ -54,6 +59,7 @@ impl Default for Options {
             sync: SyncPolicy::Always,
             max_record_size: 64 << 20,
             storage: Arc::new(FsStorage),
+            spare_segments: 0,
         }
     }
 }
@@ -87,7 +93,29 @@ impl Options {
         self
     }
 
+    /// Sets how many prepared segments the worker keeps ready (0: automatic).
+    #[must_use]
+    pub fn with_spare_segments(mut self, n: usize) -> Self {
+        self.spare_segments = n;
+        self
+    }
+
+    /// The number of spare segments the worker keeps ready with these options.
+    #[must_use]
+    pub fn spares(&self) -> usize {
+        match self.spare_segments {
+            0 => crate::sync::default_spares(self.segment_size),
+            n => n,
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.spare_segments > 64 {
+            return Err(Error::InvalidOptions(format!(
+                "spare_segments {} is more than 64: each spare is a whole segment file on disk",
+                self.spare_segments
+            )));
+        }
         if self.segment_size < 4096 || self.segment_size > (1 << 40) {
             return Err(Error::InvalidOptions(format!(
                 "segment_size {} is outside 4 KiB..=1 TiB",

@@ -28,10 +28,10 @@ pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 #[cfg(not(test))]
 pub(crate) use std::thread::{current as current_thread, Builder as ThreadBuilder, JoinHandle};
 #[cfg(not(test))]
-pub(crate) use vault_rotate::{Error as RotateError, RotateConfig, Rotator};
+pub(crate) use vault_rotate::{default_spares, Error as RotateError, RotateConfig, Rotator};
 
 #[cfg(test)]
-pub(crate) use crate::loom_rotate::{Error as RotateError, RotateConfig, Rotator};
+pub(crate) use crate::loom_rotate::{default_spares, Error as RotateError, RotateConfig, Rotator};
 #[cfg(test)]
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 #[cfg(test)]

@@ -191,12 +191,15 @@ impl Wal {
                 .map_err(|e| Error::io("sync directory", &dir, e))?;
         }
         let next_index = a.kept.last().map_or(1, |s| s.segment.index() + 1);
-        let rotator = Rotator::start(RotateConfig {
-            dir: dir.clone(),
-            segment_size: options.segment_size,
-            first_index: next_index,
-            storage: StdArc::clone(&storage),
-        })?;
+        let rotator = Rotator::start_with_spares(
+            RotateConfig {
+                dir: dir.clone(),
+                segment_size: options.segment_size,
+                first_index: next_index,
+                storage: StdArc::clone(&storage),
+            },
+            options.spares(),
+        )?;
         let mut segments: Vec<Segment> = a.kept.iter().map(|s| s.segment.clone()).collect();
         let appender = if let Some(tail) = a.kept.last() {
             let first = match tail.segment.first_lsn() {
@@ -978,12 +981,15 @@ impl Wal {
             sh.durable.store(next - 1, Ordering::Release);
         }
         if w.rotator.is_none() {
-            let rotator = Rotator::start(RotateConfig {
-                dir: dir.clone(),
-                segment_size: sh.options.segment_size,
-                first_index: cut_index + 1,
-                storage: StdArc::clone(&sh.options.storage),
-            })
+            let rotator = Rotator::start_with_spares(
+                RotateConfig {
+                    dir: dir.clone(),
+                    segment_size: sh.options.segment_size,
+                    first_index: cut_index + 1,
+                    storage: StdArc::clone(&sh.options.storage),
+                },
+                sh.options.spares(),
+            )
             .map_err(|e| CutError::Poison(e.into()))?;
             w.rotator = Some(rotator);
         }

@@ -423,7 +423,9 @@ fn cut_with_fault(
         }
     }
     // Let the worker finish its spare, so that the calls counted are the cut's.
-    while wal.stats().segments_prepared < wal.stats().segments as u64 + 1 {
+    // (The worker keeps several spares: wait for all of them.)
+    let spares = options(&sim, SyncPolicy::Manual).spares() as u64;
+    while wal.stats().segments_prepared < wal.stats().segments as u64 + spares {
         std::thread::yield_now();
     }
     std::thread::sleep(std::time::Duration::from_millis(5));

@@ -35,7 +35,9 @@ fn durable_lsn_is_not_raised_before_the_cut_segments_rename_is_durable() {
     }
     assert_eq!(wal.durable_lsn(), 0, "Manual: nothing synced yet");
     // Let the worker finish its spare, so that the next directory fsync is the cut's.
-    while wal.stats().segments_prepared < wal.stats().segments as u64 + 1 {
+    // (The worker keeps several spares: wait for all of them.)
+    let spares = options(&sim).spares() as u64;
+    while wal.stats().segments_prepared < wal.stats().segments as u64 + spares {
         std::thread::yield_now();
     }
     std::thread::sleep(std::time::Duration::from_millis(5));
