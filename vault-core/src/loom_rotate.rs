@@ -9,4 +9,4 @@ pub(crate) mod sync;
 #[path = "../../vault-rotate/src/rotator.rs"]
 mod rotator;
 
-pub(crate) use rotator::{Error, RotateConfig, Rotator};
+pub(crate) use rotator::{default_spares, Error, RotateConfig, Rotator};
