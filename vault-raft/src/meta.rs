@@ -11,12 +11,12 @@
 //! | 12..16 | CRC32C of the body, `u32` |
 //! | 16..16+n | body: [`Metadata`] as MessagePack (rmp-serde, positional) |
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use openraft::{LogId, NodeId, Vote};
 use serde::{Deserialize, Serialize};
+use vault_core::Storage;
 
 use crate::error::{Error, Result};
 
@@ -53,9 +53,9 @@ impl<NID: NodeId> Default for Metadata<NID> {
 impl<NID: NodeId> Metadata<NID> {
     /// Reads the metadata file of `dir`; a missing file is the empty metadata (nothing was
     /// ever saved: the first write is a rename, so a crash cannot leave a half file).
-    pub(crate) fn load(dir: &Path) -> Result<Self> {
+    pub(crate) fn load(storage: &dyn Storage, dir: &Path) -> Result<Self> {
         let path = dir.join(META_FILE);
-        let bytes = match fs::read(&path) {
+        let bytes = match storage.read_file(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(Error::io("read metadata file", path, e)),
@@ -91,13 +91,14 @@ impl<NID: NodeId> Metadata<NID> {
         rmp_serde::from_slice(body).map_err(|e| corrupt(format!("body does not decode: {e}")))
     }
 
-    /// Replaces the metadata file of `dir` with `self`.
+    /// Replaces the metadata file of `dir` with `self`, through `storage` (the WAL's, so a
+    /// simulated power loss covers this file too).
     ///
     /// Crash semantics: writes `raft-meta.tmp`, fsyncs it, renames it over `raft-meta` and
     /// fsyncs the directory. A crash before the rename leaves the old file (the temporary one is
     /// ignored and replaced by the next write); after the rename is durable, the new one.
     /// Never a mix: `rename` replaces the name atomically.
-    pub(crate) fn store(&self, dir: &Path) -> Result<()> {
+    pub(crate) fn store(&self, storage: &dyn Storage, dir: &Path) -> Result<()> {
         let body = rmp_serde::to_vec(self).map_err(|source| Error::Encode {
             what: "metadata",
             source,
@@ -115,24 +116,22 @@ impl<NID: NodeId> Metadata<NID> {
 
         let tmp = dir.join(META_TMP);
         let path = dir.join(META_FILE);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| Error::io("create", &tmp, e))?;
-        f.write_all(&bytes)
+        storage
+            .write_file(&tmp, &bytes)
             .map_err(|e| Error::io("write", &tmp, e))?;
-        f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
-        drop(f);
-        fs::rename(&tmp, &path).map_err(|e| Error::io("rename metadata file to", &path, e))?;
-        sync_dir(dir)
+        storage
+            .sync_file(&tmp)
+            .map_err(|e| Error::io("fsync", &tmp, e))?;
+        storage
+            .rename(&tmp, &path)
+            .map_err(|e| Error::io("rename metadata file to", &path, e))?;
+        sync_dir(storage, dir)
     }
 }
 
 /// fsyncs a directory, so that a rename or a new entry in it survives power loss.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+pub(crate) fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    storage
+        .sync_dir(dir)
         .map_err(|e| Error::io("fsync directory", PathBuf::from(dir), e))
 }

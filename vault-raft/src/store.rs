@@ -15,7 +15,7 @@ use openraft::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use vault_core::{Lsn, Options, RecoveryReport, Wal};
+use vault_core::{Lsn, Options, RecoveryReport, Storage, Wal};
 
 use crate::error::{Error, Result};
 use crate::meta::{sync_dir, Metadata};
@@ -33,6 +33,8 @@ pub const fn lsn_of(index: u64) -> Lsn {
 struct Shared<NID: NodeId> {
     wal: Wal,
     dir: PathBuf,
+    /// The WAL's storage (`Options::storage`); the metadata file goes through it too.
+    storage: Arc<dyn Storage>,
     /// LSN of the last purged entry (0: none). Records at or below it may still be in the WAL
     /// (`truncate_front` removes whole segments only); readers skip them.
     purged_lsn: AtomicU64,
@@ -50,7 +52,7 @@ impl<NID: NodeId> Shared<NID> {
     /// ahead of the log on disk (openraft asks that log and vote I/O be serialised).
     fn write_meta(&self, meta: &mut Metadata<NID>, next: Metadata<NID>) -> Result<()> {
         self.wal.sync()?;
-        next.store(&self.dir)?;
+        next.store(self.storage.as_ref(), &self.dir)?;
         *meta = next;
         Ok(())
     }
@@ -163,21 +165,26 @@ impl<C: RaftTypeConfig> VaultLogStore<C> {
     /// directory; [`Error::CorruptMetadata`].
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<(Self, RecoveryReport)> {
         let dir = dir.as_ref().to_path_buf();
-        let existed = dir.exists();
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        // Every file operation, the metadata file's included, goes through the WAL's storage.
+        let storage = Arc::clone(&options.storage);
+        let existed = storage.list(&dir).is_ok();
+        storage
+            .create_dir_all(&dir)
+            .map_err(|e| Error::io("create directory", &dir, e))?;
         if !existed {
             // The metadata file is renamed into `dir`: make `dir` itself durable first.
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent)?;
+                sync_dir(storage.as_ref(), parent)?;
             }
         }
         // The WAL's directory lock also guards the metadata file: only one store per `dir`.
         let (wal, report) = Wal::open(dir.join(WAL_DIR), options)?;
-        let meta = Metadata::<C::NodeId>::load(&dir)?;
+        let meta = Metadata::<C::NodeId>::load(storage.as_ref(), &dir)?;
         let purged_lsn = meta.last_purged.as_ref().map_or(0, |l| lsn_of(l.index));
         let shared = Arc::new(Shared {
             wal,
             dir,
+            storage,
             purged_lsn: AtomicU64::new(purged_lsn),
             meta: Mutex::new(meta),
         });

@@ -44,6 +44,14 @@
 //! - Directory operations become durable only with `sync_dir` of their directory, in the
 //!   order they were made: a crash keeps a prefix of those not yet synced.
 //! - fsyncgate, as above; and an unlinked file stays readable through an existing region.
+//! - Whole-file writes ([`Storage::write_file`], for small files such as a metadata file that is
+//!   replaced by rename): the new bytes and the new length are live at once and durable only
+//!   after [`Storage::sync_file`] of that file (a failed one is fsyncgate: marked clean, never
+//!   written). Until then the rewritten pages are dirty pages like a mapping's, so a crash keeps
+//!   any subset of them, torn, zeroed or garbage; the new length reaches the disk with any of
+//!   them (pages past the durable length read as zeros if not kept). A file `write_file`
+//!   creates is a pending directory operation, as with `create_allocated`: after a crash it is
+//!   absent, or present with whatever of its bytes survived (possibly none: an empty file).
 //!
 //! Unmapping: [`SimStorage::live_regions`] counts the regions still mapped, and with
 //! [`SimStorage::poison_unmapped`] on, when the last region of a file that no longer has a name
@@ -65,6 +73,10 @@
 //! - Directories are created durable at once and never removed; there is one lock flag per
 //!   directory, held by the [`DirLock`] and released when it drops.
 //! - Renames across directories are refused.
+//! - A rewrite reaching the disk as a truncation with none of its new bytes (a shorter file of
+//!   old bytes, the ext4 zero-length-file case for an existing file): the length goes with the
+//!   pages. A file being rewritten must not be mapped, and a file is mapped only if its length
+//!   is synced (both refused with `Unsupported`).
 //!
 //! Stores into the live bytes are plain memory writes the simulator cannot see; it learns what
 //! changed by comparing live bytes with the durable image, at a sync, a snapshot or a crash.
@@ -136,6 +148,12 @@ pub enum OpKind {
     Remove,
     /// [`Storage::sync_dir`] (directory `fsync`).
     SyncDir,
+    /// [`Storage::write_file`].
+    WriteFile,
+    /// [`Storage::read_file`].
+    ReadFile,
+    /// [`Storage::sync_file`] (file `fsync`).
+    SyncFile,
 }
 
 /// The error an injected fault returns.
@@ -403,6 +421,8 @@ impl fmt::Display for CrashPoint {
 #[derive(Debug, Clone)]
 struct FileImage {
     durable: Arc<Vec<u8>>,
+    /// The live length (differs from the durable one after an unsynced `write_file`).
+    live_len: usize,
     /// Dirty pages and their live bytes when the snapshot was taken.
     dirty: Vec<(usize, Arc<[u8]>)>,
 }
@@ -479,6 +499,7 @@ impl Snapshot {
         for (id, img) in &self.files {
             id.hash(&mut h);
             img.durable.hash(&mut h);
+            img.live_len.hash(&mut h);
             for (n, live) in &img.dirty {
                 n.hash(&mut h);
                 live.hash(&mut h);
@@ -510,6 +531,14 @@ impl Snapshot {
                 continue;
             };
             let mut bytes: Vec<u8> = img.durable.as_ref().clone();
+            // An unsynced length change (`write_file`) rides with the file's dirty pages: it
+            // reaches the disk when any of them does.
+            let kept = |(p, _): &&(DirtyPage, PageFate)| {
+                p.file == id && img.dirty.iter().any(|(n, _)| *n == p.page)
+            };
+            if choice.pages.iter().any(|c| kept(&c)) {
+                bytes.resize(img.live_len, 0);
+            }
             for (p, fate) in choice.pages.iter().filter(|(p, _)| p.file == id) {
                 let Some((_, live)) = img.dirty.iter().find(|(n, _)| *n == p.page) else {
                     continue;
@@ -631,20 +660,38 @@ impl FileState {
         }
     }
 
+    /// A file whose live bytes are `live` and durable bytes `durable` (a `write_file` not yet
+    /// synced).
+    fn written(live: Vec<u8>, durable: Arc<Vec<u8>>) -> Self {
+        Self {
+            live: Arc::new(LiveBuf::new(live)),
+            durable,
+            clean: None,
+        }
+    }
+
     fn clean(&self) -> &[u8] {
         self.clean.as_deref().unwrap_or(&self.durable)
     }
 
-    /// Dirty pages (live differs from clean) with their live bytes.
+    /// Dirty pages (live differs from clean) with their live bytes. A page past the clean
+    /// length is dirty. If only the length differs (a shorter rewrite of the same prefix), the
+    /// last live page is reported dirty, to carry the length change (see `Snapshot::crash`).
     fn dirty_pages(&self) -> Vec<(usize, Arc<[u8]>)> {
         let live = self.live.to_vec();
         let clean = self.clean();
-        live.chunks(PAGE_SIZE)
-            .zip(clean.chunks(PAGE_SIZE))
+        let mut dirty: Vec<(usize, Arc<[u8]>)> = live
+            .chunks(PAGE_SIZE)
             .enumerate()
-            .filter(|(_, (l, c))| l != c)
-            .map(|(n, (l, _))| (n, Arc::from(l)))
-            .collect()
+            .filter(|&(n, l)| clean.get(n * PAGE_SIZE..n * PAGE_SIZE + l.len()) != Some(l))
+            .map(|(n, l)| (n, Arc::from(l)))
+            .collect();
+        if dirty.is_empty() && live.len() != clean.len() {
+            let n = live.len().saturating_sub(1) / PAGE_SIZE;
+            let start = (n * PAGE_SIZE).min(live.len());
+            dirty.push((n, Arc::from(&live[start..])));
+        }
+        dirty
     }
 }
 
@@ -690,6 +737,7 @@ impl State {
                     id,
                     FileImage {
                         durable: Arc::clone(&f.durable),
+                        live_len: f.live.len,
                         dirty: f.dirty_pages(),
                     },
                 ))
@@ -1059,9 +1107,17 @@ impl Storage for SimStorage {
                 return Err(e);
             }
             let id = st.file(path)?;
-            let live = Arc::clone(&st.files[&id].live);
+            let f = &st.files[&id];
+            let live = Arc::clone(&f.live);
             if live.len == 0 {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "empty file"));
+            }
+            if live.len != f.clean().len() {
+                // Region syncs write pages in place; a mapped file's length must be durable.
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "SimStorage maps only files whose length is synced",
+                ));
             }
             *st.regions.entry(id).or_insert(0) += 1;
             Ok((id, live))
@@ -1127,6 +1183,72 @@ impl Storage for SimStorage {
                 }
             }
             Ok(())
+        })
+    }
+
+    fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.shared.op(OpKind::WriteFile, path, |st, fault| {
+            st.parent_exists(path)?;
+            // A failed write leaves the file created and truncated (O_CREAT|O_TRUNC worked).
+            let live = if fault.is_some() {
+                Vec::new()
+            } else {
+                bytes.to_vec()
+            };
+            if let Some(&id) = st.live_names.get(path) {
+                if st.regions.contains_key(&id) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "SimStorage rewrites only files that are not mapped",
+                    ));
+                }
+                let old = &st.files[&id];
+                // The kernel still believes the clean bytes are on disk (fsyncgate included).
+                let clean = old.clean.clone();
+                let mut f = FileState::written(live, Arc::clone(&old.durable));
+                f.clean = clean;
+                st.files.insert(id, f);
+            } else {
+                let id = st.next_file;
+                st.next_file += 1;
+                st.files
+                    .insert(id, FileState::written(live, Arc::new(Vec::new())));
+                st.live_names.insert(path.to_path_buf(), id);
+                st.names_seen.insert(id, path.to_path_buf());
+                st.pending.push(DirOp::Create {
+                    path: path.to_path_buf(),
+                    file: id,
+                });
+            }
+            fault.map_or(Ok(()), Err)
+        })
+    }
+
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.shared.op(OpKind::ReadFile, path, |st, fault| {
+            if let Some(e) = fault {
+                return Err(e);
+            }
+            let id = st.file(path)?;
+            Ok(st.files[&id].live.to_vec())
+        })
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        self.shared.op(OpKind::SyncFile, path, |st, fault| {
+            let id = st.file(path)?;
+            let Some(f) = st.files.get_mut(&id) else {
+                return Err(io::Error::from(io::ErrorKind::NotFound));
+            };
+            let live = f.live.to_vec();
+            if fault.is_some() {
+                // fsyncgate: the kernel marks the bytes clean; they never reach the disk.
+                f.clean = Some(live);
+            } else {
+                f.durable = Arc::new(live);
+                f.clean = None;
+            }
+            fault.map_or(Ok(()), Err)
         })
     }
 }

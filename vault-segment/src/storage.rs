@@ -99,6 +99,44 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Creates `path` if missing, or truncates it, and writes `bytes` as its whole content: for
+    /// small files that are never mapped (a metadata file replaced by rename).
+    ///
+    /// Crash semantics: nothing is durable on return. The bytes and the length are durable
+    /// after `sync_file(path)`; the file's name, if it was created, after `sync_dir` of its
+    /// directory. Until then a crash may leave any mix of old and new bytes (so write a
+    /// temporary name, `sync_file` it, then `rename` it over and `sync_dir`). A failed call
+    /// may leave the file created and empty. The file must not be mapped.
+    ///
+    /// The default refuses (`Unsupported`), for storages that only serve segments.
+    fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let _ = bytes;
+        Err(unsupported("write_file", path))
+    }
+
+    /// The whole content of `path` as the process sees it (written bytes, synced or not).
+    ///
+    /// The default refuses (`Unsupported`), for storages that only serve segments.
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        Err(unsupported("read_file", path))
+    }
+
+    /// Makes the content and length of `path` durable (`fsync`); not its name (that is
+    /// `sync_dir`'s). An error means the written bytes may be lost: the caller must not retry
+    /// and treat a later success as covering them (fsyncgate).
+    ///
+    /// The default refuses (`Unsupported`), for storages that only serve segments.
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        Err(unsupported("sync_file", path))
+    }
+}
+
+fn unsupported(op: &str, path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("this storage has no {op} ({})", path.display()),
+    )
 }
 
 /// The real file system.
@@ -221,6 +259,19 @@ impl Storage for FsStorage {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
+
+    fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        std::fs::write(path, bytes)
+    }
+
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        // fsync covers the inode's dirty pages whichever descriptor wrote them.
+        File::open(path)?.sync_all()
+    }
 }
 
 /// A held `flock`, released explicitly when dropped. Closing the descriptor is not enough: a
@@ -267,6 +318,11 @@ pub enum SyncEvent {
         /// The directory.
         dir: PathBuf,
     },
+    /// `sync_file` of `path` returned `Ok`.
+    File {
+        /// The file.
+        path: PathBuf,
+    },
 }
 
 /// A [`Storage`] that forwards to another and records every successful sync, so tests can
@@ -305,7 +361,7 @@ impl<S: Storage> RecordingStorage<S> {
                 offset: o,
                 len,
             } => p == path && *o <= offset && offset < o + len,
-            SyncEvent::Dir { .. } => false,
+            SyncEvent::Dir { .. } | SyncEvent::File { .. } => false,
         })
     }
 }
@@ -381,6 +437,22 @@ impl<S: Storage> Storage for RecordingStorage<S> {
             .unwrap_or_else(PoisonError::into_inner)
             .push(SyncEvent::Dir {
                 dir: dir.to_path_buf(),
+            });
+        Ok(())
+    }
+    fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.inner.write_file(path, bytes)
+    }
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.inner.read_file(path)
+    }
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        self.inner.sync_file(path)?;
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(SyncEvent::File {
+                path: path.to_path_buf(),
             });
         Ok(())
     }
