@@ -87,6 +87,11 @@
 //! The metadata file's format is in the `meta` module: magic `VRMD`, a version, the body
 //! length and its CRC32C (little-endian `u32`s), then the body as MessagePack. Writing it:
 //! `raft-meta.tmp` is written and fsynced, renamed over `raft-meta`, and the directory fsynced.
+//! All of it goes through the WAL's storage (`Options::storage`: `write_file`, `sync_file`,
+//! `rename`, `sync_dir`, `read_file`), like the WAL's own files, so a storage that simulates
+//! power loss (`vault_segment::sim::SimStorage`) covers the metadata file too
+//! (`tests/meta_power_loss.rs`). A custom storage must implement those whole-file operations
+//! (their default refuses with `Unsupported`).
 //!
 //! # Errors
 //!

@@ -47,9 +47,9 @@ fn entry(index: u64) -> Entry<TypeConfig> {
     }
 }
 
-fn options(sim: &SimStorage) -> Options {
+fn options(sim: &SimStorage, segment_size: u64) -> Options {
     Store::options()
-        .with_segment_size(4096)
+        .with_segment_size(segment_size)
         .with_storage(Arc::new(sim.clone()) as Arc<dyn Storage>)
 }
 
@@ -86,20 +86,27 @@ fn workload() -> Vec<Step> {
     ]
 }
 
+/// Every vote and purge point the workload asked for.
+#[derive(Default)]
+struct Saved {
+    votes: Vec<Vote<NodeId>>,
+    purges: Vec<u64>,
+}
+
 /// Runs the workload, recording a snapshot around every storage operation.
-fn record() -> (Vec<Snapshot>, Vec<Acked>, Vec<Vote<NodeId>>) {
+fn record(segment_size: u64) -> (Vec<Snapshot>, Vec<Acked>, Saved) {
     let sim = SimStorage::new();
     let mut history = vec![Acked::default()];
-    let mut votes = Vec::new();
+    let mut saved = Saved::default();
     sim.set_mark(0);
     sim.record_snapshots(true);
     rt().block_on(async {
-        let (mut store, _) = Store::open(DIR, options(&sim)).unwrap();
+        let (mut store, _) = Store::open(DIR, options(&sim, segment_size)).unwrap();
         let mut cur = Acked::default();
         for step in workload() {
             match step {
                 Step::Vote(v) => {
-                    votes.push(v);
+                    saved.votes.push(v);
                     store.save_vote(&v).await.unwrap();
                     cur.vote = Some(v);
                 }
@@ -109,6 +116,7 @@ fn record() -> (Vec<Snapshot>, Vec<Acked>, Vec<Vote<NodeId>>) {
                     cur.flushed = Some(last);
                 }
                 Step::Purge(i) => {
+                    saved.purges.push(i);
                     store.purge(log_id(1, i)).await.unwrap();
                     cur.purged = Some(i);
                 }
@@ -119,12 +127,13 @@ fn record() -> (Vec<Snapshot>, Vec<Acked>, Vec<Vote<NodeId>>) {
         drop(store);
     });
     sim.record_snapshots(false);
-    (sim.take_snapshots(), history, votes)
+    (sim.take_snapshots(), history, saved)
 }
 
 /// The crash choices checked for one snapshot: for every prefix of the pending directory
 /// operations, no dirty page, every dirty page, each dirty page alone (whole, torn after one
-/// sector; a metadata file's page also zeroed or garbage), and every dirty page but one.
+/// sector; a metadata file's page also zeroed or garbage), each pair of dirty pages (one whole,
+/// one torn after three sectors), and every dirty page but one.
 fn choices(snap: &Snapshot) -> Vec<CrashChoice> {
     let dirty = snap.dirty_pages();
     let mut out = Vec::new();
@@ -159,6 +168,12 @@ fn choices(snap: &Snapshot) -> Vec<CrashChoice> {
                     dir_ops,
                 });
             }
+            for &q in &dirty[i + 1..] {
+                out.push(CrashChoice {
+                    pages: vec![(p, PageFate::Whole), (q, PageFate::torn_after(3))],
+                    dir_ops,
+                });
+            }
             if dirty.len() > 2 {
                 let mut but_one = CrashChoice::all(snap);
                 but_one.dir_ops = dir_ops;
@@ -171,9 +186,10 @@ fn choices(snap: &Snapshot) -> Vec<CrashChoice> {
 }
 
 /// Reopens the store on `crashed` and checks it against what was acknowledged.
-fn check(crashed: &SimStorage, acked: &Acked, votes: &[Vote<NodeId>], what: &str) {
+fn check(crashed: &SimStorage, segment_size: u64, acked: &Acked, saved: &Saved, what: &str) {
+    let votes = &saved.votes;
     rt().block_on(async {
-        let (mut store, _) = Store::open(Path::new(DIR), options(crashed))
+        let (mut store, _) = Store::open(Path::new(DIR), options(crashed, segment_size))
             .unwrap_or_else(|e| panic!("{what}: the store does not reopen: {e}"));
         let vote = store.read_vote().await.unwrap();
         if let Some(a) = acked.vote {
@@ -185,6 +201,9 @@ fn check(crashed: &SimStorage, acked: &Acked, votes: &[Vote<NodeId>], what: &str
         }
         let state = store.get_log_state().await.unwrap();
         let purged = state.last_purged_log_id.map(|l| l.index);
+        if let Some(p) = purged {
+            assert!(saved.purges.contains(&p), "{what}: purge {p} never asked");
+        }
         assert!(
             purged >= acked.purged,
             "{what}: last purged {purged:?} is behind the acknowledged {:?}",
@@ -219,32 +238,41 @@ fn check(crashed: &SimStorage, acked: &Acked, votes: &[Vote<NodeId>], what: &str
 #[test]
 fn the_metadata_file_and_the_log_survive_power_loss_at_every_operation() {
     let started = Instant::now();
-    let (snapshots, history, votes) = record();
-    assert!(
-        snapshots.len() > 100,
-        "too few operations recorded: {}",
-        snapshots.len()
-    );
-    let mut seen = HashSet::new();
-    let (mut states, mut meta_states) = (0usize, 0usize);
-    for snap in &snapshots {
-        if !seen.insert((snap.fingerprint(), snap.mark)) {
-            continue;
-        }
-        let acked = &history[usize::try_from(snap.mark).unwrap()];
-        let meta_pending = snap
-            .pending_dir_ops()
-            .iter()
-            .any(|op| op.to_string().contains("raft-meta"));
-        for choice in choices(snap) {
-            let crashed = snap.crash(&choice);
-            let what = format!("crash {} with {choice}", snap.point);
-            check(&crashed, acked, &votes, &what);
-            states += 1;
-            if meta_pending {
-                meta_states += 1;
+    let (mut recorded, mut distinct, mut states, mut meta_states) = (0, 0, 0usize, 0usize);
+    // Two segment sizes (purges then drop different segments), and the background worker's
+    // spare segments interleave differently from run to run.
+    for segment_size in [4096, 4096, 8192] {
+        let (snapshots, history, saved) = record(segment_size);
+        assert!(
+            snapshots.len() > 100,
+            "too few operations recorded: {}",
+            snapshots.len()
+        );
+        recorded += snapshots.len();
+        let mut seen = HashSet::new();
+        for snap in &snapshots {
+            if !seen.insert((snap.fingerprint(), snap.mark)) {
+                continue;
+            }
+            let acked = &history[usize::try_from(snap.mark).unwrap()];
+            let meta_pending = snap
+                .pending_dir_ops()
+                .iter()
+                .any(|op| op.to_string().contains("raft-meta"));
+            for choice in choices(snap) {
+                let crashed = snap.crash(&choice);
+                let what = format!(
+                    "{segment_size}-byte segments: crash {} with {choice}",
+                    snap.point
+                );
+                check(&crashed, segment_size, acked, &saved, &what);
+                states += 1;
+                if meta_pending {
+                    meta_states += 1;
+                }
             }
         }
+        distinct += seen.len();
     }
     // The metadata file's own write sequence must have been crossed by crash points.
     assert!(
@@ -254,8 +282,8 @@ fn the_metadata_file_and_the_log_survive_power_loss_at_every_operation() {
     println!(
         "{} snapshots ({} distinct), {states} crash states checked \
          ({meta_states} with a raft-meta operation pending), {:.1} s",
-        snapshots.len(),
-        seen.len(),
+        recorded,
+        distinct,
         started.elapsed().as_secs_f64()
     );
 }

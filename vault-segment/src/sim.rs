@@ -26,9 +26,10 @@
 //! operation changes nothing, with two exceptions that mirror Linux:
 //!
 //! - a failed `create_allocated` leaves the file created but empty (the `O_CREAT` succeeded,
-//!   the `fallocate` did not);
-//! - a failed [`Region::sync`] marks the dirty pages of its range **clean without making them
-//!   durable** (fsyncgate: the kernel drops the error and the pages). They stay visible in the
+//!   the `fallocate` did not), and so does a failed `write_file` (`O_CREAT|O_TRUNC` succeeded,
+//!   the write did not);
+//! - a failed [`Region::sync`] (or [`Storage::sync_file`]) marks the dirty pages of its range
+//!   (the file) **clean without making them durable** (fsyncgate: the kernel drops the error and the pages). They stay visible in the
 //!   live bytes, are never written back by a later sync, and a crash loses them.
 //!
 //! # What the model captures, and what it does not
@@ -1244,11 +1245,30 @@ impl Storage for SimStorage {
             if fault.is_some() {
                 // fsyncgate: the kernel marks the bytes clean; they never reach the disk.
                 f.clean = Some(live);
-            } else {
-                f.durable = Arc::new(live);
-                f.clean = None;
+                return fault.map_or(Ok(()), Err);
             }
-            fault.map_or(Ok(()), Err)
+            // Writes what the kernel believes is dirty: the length if it changed, and the
+            // pages that differ from the clean bytes (not those a failed sync marked clean).
+            let clean = f.clean();
+            let mut durable = f.durable.as_ref().clone();
+            if live.len() != clean.len() {
+                durable.resize(live.len(), 0);
+            }
+            for (n, l) in live.chunks(PAGE_SIZE).enumerate() {
+                let start = n * PAGE_SIZE;
+                let end = start + l.len();
+                if clean.get(start..end) != Some(l) {
+                    if durable.len() < end {
+                        durable.resize(end, 0);
+                    }
+                    durable[start..end].copy_from_slice(l);
+                }
+            }
+            f.durable = Arc::new(durable);
+            if f.clean.is_some() {
+                f.clean = Some(live);
+            }
+            Ok(())
         })
     }
 }

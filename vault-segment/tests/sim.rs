@@ -340,3 +340,121 @@ fn the_hook_runs_after_every_operation_and_may_call_the_storage() {
     // The hook's directory fsync made the creation durable.
     assert_eq!(sim.crash(&CrashChoice::none()).live_names(&dir()).len(), 1);
 }
+
+/// `write_file` + `sync_file` + `rename` + `sync_dir`: each step's crash outcome.
+#[test]
+fn whole_file_writes_are_durable_only_after_sync_file_and_names_after_sync_dir() {
+    let sim = storage();
+    let tmp = dir().join("meta.tmp");
+    let path = dir().join("meta");
+    let old: Vec<u8> = (0..5000u32).map(|i| (i % 13) as u8 + 1).collect();
+    sim.write_file(&path, &old).unwrap();
+    assert_eq!(sim.read_file(&path).unwrap(), old);
+    // Created, neither synced: a crash keeps no name, or the name with an empty file.
+    let snap = sim.snapshot();
+    assert_eq!(snap.pending_dir_ops().len(), 1);
+    assert!(snap.crash(&CrashChoice::none()).read_file(&path).is_err());
+    let c = CrashChoice {
+        pages: vec![],
+        dir_ops: 1,
+    };
+    assert!(snap.crash(&c).read_file(&path).unwrap().is_empty());
+    // Page 1 alone (of 2): the new length comes with it, page 0 reads as zeros.
+    let page1 = DirtyPage { file: 1, page: 1 };
+    assert_eq!(
+        snap.dirty_pages(),
+        vec![DirtyPage { file: 1, page: 0 }, page1]
+    );
+    let c = CrashChoice {
+        pages: vec![(page1, PageFate::Whole)],
+        dir_ops: 1,
+    };
+    let got = snap.crash(&c).read_file(&path).unwrap();
+    assert_eq!(got.len(), old.len());
+    assert!(got[..PAGE_SIZE].iter().all(|&b| b == 0));
+    assert_eq!(got[PAGE_SIZE..], old[PAGE_SIZE..]);
+    // Synced, name durable: survives everything.
+    sim.sync_file(&path).unwrap();
+    sim.sync_dir(&dir()).unwrap();
+    assert!(sim.snapshot().dirty_pages().is_empty());
+    assert_eq!(
+        sim.crash(&CrashChoice::none()).read_file(&path).unwrap(),
+        old
+    );
+
+    // Replace by rename: a shorter new content in a temporary name.
+    let new = b"new content".to_vec();
+    sim.write_file(&tmp, &new).unwrap();
+    let before_sync = sim.snapshot();
+    sim.sync_file(&tmp).unwrap();
+    sim.rename(&tmp, &path).unwrap();
+    let before_dir_sync = sim.snapshot();
+    // Renamed but the rename not durable: old content; the rename kept: new content (it was
+    // synced before the rename). Never a mix.
+    assert_eq!(before_dir_sync.pending_dir_ops().len(), 2);
+    for dir_ops in 0..=2 {
+        let c = CrashChoice {
+            pages: vec![],
+            dir_ops,
+        };
+        let got = before_dir_sync.crash(&c).read_file(&path).unwrap();
+        assert_eq!(&got, if dir_ops == 2 { &new } else { &old });
+    }
+    // Before the file sync the rename had not happened; the temporary file may be torn.
+    let c = CrashChoice::all(&before_sync);
+    assert_eq!(before_sync.crash(&c).read_file(&tmp).unwrap(), new);
+    assert_eq!(before_sync.crash(&c).read_file(&path).unwrap(), old);
+
+    // Rewriting in place, shorter, without a sync: the length goes with the pages.
+    sim.sync_dir(&dir()).unwrap();
+    sim.write_file(&path, b"x").unwrap();
+    let snap = sim.snapshot();
+    let dirty = snap.dirty_pages();
+    assert_eq!(dirty.len(), 1);
+    assert_eq!(
+        snap.crash(&CrashChoice::none()).read_file(&path).unwrap(),
+        new
+    );
+    assert_eq!(
+        snap.crash(&CrashChoice::all(&snap))
+            .read_file(&path)
+            .unwrap(),
+        b"x"
+    );
+}
+
+/// A failed `sync_file` is fsyncgate: the bytes are marked clean and a crash loses them; a
+/// failed `write_file` leaves the file created and empty.
+#[test]
+fn whole_file_write_faults_follow_linux() {
+    let sim = storage();
+    let path = dir().join("meta");
+    sim.fail_nth(OpKind::WriteFile, 1, FaultError::NoSpace);
+    assert!(sim.write_file(&path, b"abc").is_err());
+    assert!(sim.read_file(&path).unwrap().is_empty());
+    sim.write_file(&path, b"abc").unwrap();
+    sim.sync_dir(&dir()).unwrap();
+    sim.fail_nth(OpKind::SyncFile, 1, FaultError::Io);
+    assert!(sim.sync_file(&path).is_err());
+    assert!(sim.snapshot().dirty_pages().is_empty(), "marked clean");
+    sim.sync_file(&path).unwrap();
+    let crashed = sim.crash(&CrashChoice::none());
+    assert!(crashed.read_file(&path).unwrap().is_empty(), "fsyncgate");
+    assert_eq!(sim.read_file(&path).unwrap(), b"abc");
+}
+
+/// `FsStorage` does the same operations on a real directory.
+#[test]
+fn fs_storage_whole_file_operations() {
+    let d = tempfile::tempdir().unwrap();
+    let fs = vault_segment::FsStorage;
+    let path = d.path().join("meta");
+    fs.write_file(&path, b"hello world").unwrap();
+    fs.sync_file(&path).unwrap();
+    fs.write_file(&path, b"bye").unwrap();
+    assert_eq!(fs.read_file(&path).unwrap(), b"bye");
+    assert_eq!(
+        fs.read_file(&d.path().join("none")).unwrap_err().kind(),
+        std::io::ErrorKind::NotFound
+    );
+}
