@@ -597,7 +597,14 @@ fn follower(run: &Run, id: u32) -> vault_core::Follower {
     // `cuts_begun` after the previous call returned.
     let mut begun_after = run.cuts_begun.load(Ordering::SeqCst);
     let mut seen = 0u64;
+    let mut calls = 0u64;
     loop {
+        calls += 1;
+        if calls % 128 == 0 {
+            // Stand still between two calls now and then, so that whole cuts fall between
+            // them and the `required` check below has something to check.
+            std::thread::sleep(Duration::from_millis(15));
+        }
         let quiesced = run.quiesced.load(Ordering::SeqCst);
         let pos = f.position();
         let done_before = run.cuts_done.load(Ordering::SeqCst);
