@@ -11,9 +11,28 @@
 //!   now starts at or after it); its bytes must match its header; each appender's records must
 //!   appear in sequence order with none missing.
 //! - A **truncator** calls `truncate_front` periodically, keeping about `--keep` records.
+//! - A **cutter** (`--cut-every` ms, 0 disables it) calls `truncate_back` at a random LSN among
+//!   the last `--cut-depth` records, and `--reset-percent` of the time `reset` past the end.
+//!   Cuts are numbered and modelled (`cut_model`, `cuts_begun`, `cuts_done`): an appender may
+//!   see its LSNs go back, or return under `Always` before durable, only if a cut overlapped
+//!   its append; readers restart each appender's sequence when a cut overlapped their pass.
+//!   After each cut the cutter reads back **witnesses** (the durable LSN and one below it) and
+//!   checks before every later cut, and at the reopen, that each one still in the log and
+//!   below every cut since holds the same bytes.
+//! - **Followers** (`--followers`) use `Wal::follow` + `next_timeout`: every record must be the
+//!   next LSN and well formed. `Error::Truncated` must be explained by the model (a cut since
+//!   the follower was made, below its position, after it returned something; or a log that
+//!   now starts past it), and is required when a whole cut below its position fell between two
+//!   calls (followers stand still near the tail now and then to make that happen). They then
+//!   follow again from there. After the run they read to the end and must get `Error::Closed`.
+//! - An **on_durable** thread (`--callbacks`) registers a callback for the last LSN (and now and
+//!   then the next one) every 0.5 ms: each must be called exactly once, with `Ok(d)`, `d >= lsn`,
+//!   or `Err(Closed)` at close.
 //! - Segments are tiny (`--segment-size`), so the log rotates hundreds of times.
-//! - At the end the WAL is closed and **reopened**, and every remaining record is compared byte
-//!   by byte with what its LSN was given to; nothing may be missing or extra.
+//! - At the end the WAL is closed and **reopened**: it must equal, byte for byte, what
+//!   `iter_from(first)` showed just before close; every record must be well formed, hold a
+//!   record an append was given that LSN for, and each appender's records must be in sequence
+//!   order. Without cuts, every record given an LSN still in the log must be there.
 //!
 //! Any violation is printed (the first few in full) and makes the exit status 1.
 #![forbid(unsafe_code)]
@@ -64,7 +83,8 @@ struct Args {
     /// 0 disables the cutter.
     #[arg(long, default_value_t = 50)]
     cut_every: u64,
-    /// A cut lands at a random LSN among the last this many records.
+    /// A cut lands at a random LSN among the last this many records (one in four among ten
+    /// times as many).
     #[arg(long, default_value_t = 300)]
     cut_depth: u64,
     /// Percent of cuts that are a `reset` (past the end of the log) instead.
@@ -481,8 +501,10 @@ fn cutter(run: &Run) -> Vec<Witness> {
         let (at, model) = if reset {
             (last + 1 + (rng >> 8) % 100, 0)
         } else {
+            // One cut in four goes ten times deeper.
+            let depth = run.args.cut_depth.max(1) * if rng % 4 == 0 { 10 } else { 1 };
             let at = last
-                .saturating_sub((rng >> 8) % run.args.cut_depth.max(1))
+                .saturating_sub((rng >> 8) % depth)
                 .max(run.truncated_below.load(Ordering::Relaxed))
                 .max(1);
             (at, at)
@@ -597,13 +619,19 @@ fn follower(run: &Run, id: u32) -> vault_core::Follower {
     // `cuts_begun` after the previous call returned.
     let mut begun_after = run.cuts_begun.load(Ordering::SeqCst);
     let mut seen = 0u64;
-    let mut calls = 0u64;
+    let mut since_pause = 0u64;
     loop {
-        calls += 1;
-        if calls % 128 == 0 {
-            // Stand still between two calls now and then, so that whole cuts fall between
-            // them and the `required` check below has something to check.
-            std::thread::sleep(Duration::from_millis(15));
+        if since_pause >= 2000 && run.wal.last_lsn() < f.position() + 64 {
+            // Near the tail: stand still until a whole cut has happened between two calls, so
+            // that the `required` check below has something to check.
+            since_pause = 0;
+            let deadline = Instant::now() + Duration::from_millis(300);
+            while run.cuts_done.load(Ordering::SeqCst) <= begun_after
+                && Instant::now() < deadline
+                && !run.stop.load(Ordering::Relaxed)
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         let quiesced = run.quiesced.load(Ordering::SeqCst);
         let pos = f.position();
@@ -651,6 +679,7 @@ fn follower(run: &Run, id: u32) -> vault_core::Follower {
                         .report(|| format!("follower {id}: LSN {lsn}: {e}")),
                 }
                 seen += 1;
+                since_pause += 1;
             }
             Ok(None) if quiesced && !required => break,
             Ok(None) => {
