@@ -87,8 +87,9 @@ struct Args {
     /// times as many).
     #[arg(long, default_value_t = 300)]
     cut_depth: u64,
-    /// Percent of cuts that are a `reset` (past the end of the log) instead.
-    #[arg(long, default_value_t = 5)]
+    /// Percent of cuts that are a `reset` (past the end of the log) instead. Kept low: a reset
+    /// empties the log, which would leave `truncate_front` nothing to remove.
+    #[arg(long, default_value_t = 1)]
     reset_percent: u64,
     /// Tail-following readers (`Wal::follow` + `next_timeout`).
     #[arg(long, default_value_t = 2)]
@@ -621,7 +622,7 @@ fn follower(run: &Run, id: u32) -> vault_core::Follower {
     let mut seen = 0u64;
     let mut since_pause = 0u64;
     loop {
-        if since_pause >= 2000 && run.wal.last_lsn() < f.position() + 64 {
+        if run.cuts_on() && since_pause >= 2000 && run.wal.last_lsn() < f.position() + 64 {
             // Near the tail: stand still until a whole cut has happened between two calls, so
             // that the `required` check below has something to check.
             since_pause = 0;
