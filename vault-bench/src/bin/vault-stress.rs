@@ -515,6 +515,14 @@ fn cutter(run: &Run) -> Vec<Witness> {
             m.push(model);
             m.len() as u64
         };
+        // The records on either side of the cut, as they are before it (only this thread
+        // changes a published record, so they are stable until the call).
+        let read = |lsn: u64| run.wal.read(lsn).map(|r| r.data().to_vec());
+        let (below, above) = if reset {
+            (None, None)
+        } else {
+            (read(at - 1), read(at))
+        };
         run.cuts_begun.store(k, Ordering::SeqCst);
         let r = if reset {
             run.wal.reset(at)
@@ -543,6 +551,32 @@ fn cutter(run: &Run) -> Vec<Witness> {
             }
             witnesses.clear();
         } else {
+            // The record before the cut stays (unless `truncate_front` removed it since); the
+            // one at the cut is gone (a record appended there since is another record, with
+            // another header).
+            if let Some(old) = &below {
+                let now = read(at - 1);
+                if now.as_ref() != Some(old) && run.wal.first_lsn() < at {
+                    run.violations.report(|| {
+                        format!(
+                            "truncate_back({at}): LSN {} changed or vanished ({})",
+                            at - 1,
+                            now.as_deref()
+                                .map_or_else(|| "gone".into(), describe_record)
+                        )
+                    });
+                }
+            }
+            if let (Some(old), Some(now)) = (&above, read(at)) {
+                if *old == now {
+                    run.violations.report(|| {
+                        format!(
+                            "truncate_back({at}): the record at {at} is still there ({})",
+                            describe_record(&now)
+                        )
+                    });
+                }
+            }
             witnesses.retain(|w| w.lsn < at);
         }
         // New witnesses: the last durable record and one at random below it.
