@@ -866,11 +866,21 @@ fn describe(args: &Args) -> String {
         SyncPolicy::Manual => "manual".to_owned(),
         SyncPolicy::Interval(d) => format!("interval:{}ms", d.as_millis()),
     };
+    let cuts = if args.cut_every == 0 {
+        "no cuts".to_owned()
+    } else {
+        format!(
+            "a cut every {} ms ({}% resets)",
+            args.cut_every, args.reset_percent
+        )
+    };
     format!(
-        "{} s, {} appenders, {} readers, records {}..{} B, segments {} B, sync {sync}",
+        "{} s, {} appenders, {} readers, {} followers, records {}..{} B, segments {} B, \
+         sync {sync}, {cuts}",
         args.duration,
         args.threads,
         args.readers,
+        args.followers,
         args.record_size.0,
         args.record_size.1,
         args.segment_size
