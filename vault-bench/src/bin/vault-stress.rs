@@ -80,10 +80,11 @@ struct Args {
     #[arg(long, default_value_t = 20_000)]
     keep: u64,
     /// Milliseconds between two cuts of the log's end (`truncate_back`, rarely `reset`);
-    /// 0 disables the cutter.
-    #[arg(long, default_value_t = 50)]
+    /// 0 disables the cutter. Each discards a few hundred records on average: much more often
+    /// and the log would barely grow, leaving `truncate_front` nothing to remove.
+    #[arg(long, default_value_t = 100)]
     cut_every: u64,
-    /// A cut lands at a random LSN among the last this many records (one in four among ten
+    /// A cut lands at a random LSN among the last this many records (one in eight among ten
     /// times as many).
     #[arg(long, default_value_t = 300)]
     cut_depth: u64,
@@ -502,8 +503,8 @@ fn cutter(run: &Run) -> Vec<Witness> {
         let (at, model) = if reset {
             (last + 1 + (rng >> 8) % 100, 0)
         } else {
-            // One cut in four goes ten times deeper.
-            let depth = run.args.cut_depth.max(1) * if rng % 4 == 0 { 10 } else { 1 };
+            // One cut in eight goes ten times deeper.
+            let depth = run.args.cut_depth.max(1) * if rng % 8 == 0 { 10 } else { 1 };
             let at = last
                 .saturating_sub((rng >> 8) % depth)
                 .max(run.truncated_below.load(Ordering::Relaxed))
