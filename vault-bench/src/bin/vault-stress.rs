@@ -11,25 +11,44 @@
 //!   now starts at or after it); its bytes must match its header; each appender's records must
 //!   appear in sequence order with none missing.
 //! - A **truncator** calls `truncate_front` periodically, keeping about `--keep` records.
+//! - A **cutter** (`--cut-every` ms, 0 disables it) calls `truncate_back` at a random LSN among
+//!   the last `--cut-depth` records, and `--reset-percent` of the time `reset` past the end.
+//!   Cuts are numbered and modelled (`cut_model`, `cuts_begun`, `cuts_done`): an appender may
+//!   see its LSNs go back, or return under `Always` before durable, only if a cut overlapped
+//!   its append; readers restart each appender's sequence when a cut overlapped their pass.
+//!   After each cut the cutter reads back **witnesses** (the durable LSN and one below it) and
+//!   checks before every later cut, and at the reopen, that each one still in the log and
+//!   below every cut since holds the same bytes.
+//! - **Followers** (`--followers`) use `Wal::follow` + `next_timeout`: every record must be the
+//!   next LSN and well formed. `Error::Truncated` must be explained by the model (a cut since
+//!   the follower was made, below its position, after it returned something; or a log that
+//!   now starts past it), and is required when a whole cut below its position fell between two
+//!   calls (followers stand still near the tail now and then to make that happen). They then
+//!   follow again from there. After the run they read to the end and must get `Error::Closed`.
+//! - An **on_durable** thread (`--callbacks`) registers a callback for the last LSN (and now and
+//!   then the next one) every 0.5 ms: each must be called exactly once, with `Ok(d)`, `d >= lsn`,
+//!   or `Err(Closed)` at close.
 //! - Segments are tiny (`--segment-size`), so the log rotates hundreds of times.
-//! - At the end the WAL is closed and **reopened**, and every remaining record is compared byte
-//!   by byte with what its LSN was given to; nothing may be missing or extra.
+//! - At the end the WAL is closed and **reopened**: it must equal, byte for byte, what
+//!   `iter_from(first)` showed just before close; every record must be well formed, hold a
+//!   record an append was given that LSN for, and each appender's records must be in sequence
+//!   order. Without cuts, every record given an LSN still in the log must be there.
 //!
 //! Any violation is printed (the first few in full) and makes the exit status 1.
 #![forbid(unsafe_code)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use vault_core::{Options, Pool, PoolConfig, SyncPolicy, Wal};
+use vault_core::{Error, Options, Pool, PoolConfig, SyncPolicy, Wal};
 
 /// Stress-test a vault WAL: many appenders, tailing readers, tiny segments, periodic
 /// truncation, then a reopen that verifies every record byte by byte.
@@ -60,6 +79,25 @@ struct Args {
     /// Records `truncate_front` keeps (about: it drops whole segments only).
     #[arg(long, default_value_t = 20_000)]
     keep: u64,
+    /// Milliseconds between two cuts of the log's end (`truncate_back`, rarely `reset`);
+    /// 0 disables the cutter. Each discards a few hundred records on average: much more often
+    /// and the log would barely grow, leaving `truncate_front` nothing to remove.
+    #[arg(long, default_value_t = 100)]
+    cut_every: u64,
+    /// A cut lands at a random LSN among the last this many records (one in eight among ten
+    /// times as many).
+    #[arg(long, default_value_t = 300)]
+    cut_depth: u64,
+    /// Percent of cuts that are a `reset` (past the end of the log) instead. Kept low: a reset
+    /// empties the log, which would leave `truncate_front` nothing to remove.
+    #[arg(long, default_value_t = 1)]
+    reset_percent: u64,
+    /// Tail-following readers (`Wal::follow` + `next_timeout`).
+    #[arg(long, default_value_t = 2)]
+    followers: u32,
+    /// Register `on_durable` callbacks for appended LSNs from one thread (0: off, 1: on).
+    #[arg(long, default_value_t = 1)]
+    callbacks: u32,
     /// WAL directory (must not hold a WAL); a fresh temporary directory if not given.
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -216,6 +254,26 @@ struct Run {
     read_verified: AtomicU64,
     truncations: AtomicU64,
     segments_removed: AtomicU64,
+    /// Cuts of the log's end, numbered from 1: cut `k` is pushed to `cut_model` (as its first
+    /// discarded LSN, 0 for a `reset`), then `cuts_begun` becomes `k`, the call runs, then
+    /// `cuts_done` becomes `k`.
+    cuts_begun: AtomicU64,
+    cuts_done: AtomicU64,
+    cut_model: Mutex<Vec<u64>>,
+    resets: AtomicU64,
+    /// Records read back by the cutter (below the durable LSN) and found unchanged later.
+    witnesses_checked: AtomicU64,
+    followed: AtomicU64,
+    follow_truncated: AtomicU64,
+    follow_truncated_required: AtomicU64,
+    /// Set once every thread but the followers stopped.
+    quiesced: AtomicBool,
+}
+
+impl Run {
+    fn cuts_on(&self) -> bool {
+        self.args.cut_every > 0
+    }
 }
 
 /// What one appender did: its latencies, and the (LSN, seq) of its records that may still be
@@ -235,8 +293,12 @@ fn appender(run: &Run, id: u32, pool: &Pool) -> AppenderLog {
     let sizes = run.args.record_size;
     let always = run.args.sync == SyncPolicy::Always;
     let mut batch: Vec<Vec<u8>> = Vec::new();
+    // `cuts_done` before the previous append: its LSNs may go back only if a cut began since
+    // (one in progress then counts: it may discard what that append gets).
+    let mut prev_epoch = 0;
     while !run.stop.load(Ordering::Relaxed) {
         let seq = log.next_seq;
+        let epoch = run.cuts_done.load(Ordering::SeqCst);
         let choice = mix(seed(id, seq) ^ 0xA5A5) % 10;
         let start = Instant::now();
         let (first, n, bytes) = match choice {
@@ -284,7 +346,11 @@ fn appender(run: &Run, id: u32, pool: &Pool) -> AppenderLog {
                 break;
             }
         };
-        if always && run.wal.durable_lsn() < first + n - 1 {
+        // A cut racing the append may discard its records (and lower `durable`).
+        if always
+            && run.wal.durable_lsn() < first + n - 1
+            && run.cuts_begun.load(Ordering::SeqCst) == epoch
+        {
             run.violations.report(|| {
                 format!(
                     "appender {id}: LSN {} returned under SyncPolicy::Always before durable \
@@ -295,7 +361,7 @@ fn appender(run: &Run, id: u32, pool: &Pool) -> AppenderLog {
             });
         }
         if let Some(&(prev, _)) = log.lsns.back() {
-            if first <= prev {
+            if first <= prev && run.cuts_begun.load(Ordering::SeqCst) == prev_epoch {
                 run.violations
                     .report(|| format!("appender {id}: got LSN {first} after LSN {prev}"));
             }
@@ -304,6 +370,7 @@ fn appender(run: &Run, id: u32, pool: &Pool) -> AppenderLog {
             log.lsns.push_back((first + i, seq + i));
         }
         log.next_seq += n;
+        prev_epoch = epoch;
         run.appended.fetch_add(n, Ordering::Relaxed);
         run.bytes.fetch_add(bytes, Ordering::Relaxed);
         let gone = run.truncated_below.load(Ordering::Relaxed);
@@ -318,8 +385,15 @@ fn reader(run: &Run, id: u32) {
     let mut next = run.wal.first_lsn();
     // Per appender, the last sequence number seen; cleared when truncation skipped records.
     let mut last_seq: HashMap<u32, u64> = HashMap::new();
+    // `cuts_done` at the previous pass: if a cut began since, the records from here on may
+    // follow discarded ones, so each appender's sequence restarts.
+    let mut done_before = run.cuts_done.load(Ordering::SeqCst);
     loop {
         let stopping = run.stop.load(Ordering::Relaxed);
+        if run.cuts_begun.load(Ordering::SeqCst) != done_before {
+            last_seq.clear();
+        }
+        done_before = run.cuts_done.load(Ordering::SeqCst);
         let mut seen = 0u64;
         for rec in run.wal.iter_from(next) {
             let lsn = rec.lsn();
@@ -338,7 +412,8 @@ fn reader(run: &Run, id: u32) {
             match check_record(rec.data()) {
                 Ok((appender, seq)) => {
                     if let Some(prev) = last_seq.insert(appender, seq) {
-                        if seq != prev + 1 {
+                        // Cuts leave gaps (discarded records) in an appender's sequence.
+                        if seq != prev + 1 && !(run.cuts_on() && seq > prev) {
                             run.violations.report(|| {
                                 format!(
                                     "reader {id}: LSN {lsn} holds appender {appender} seq \
@@ -398,6 +473,387 @@ fn truncator(run: &Run) {
     }
 }
 
+/// A record the cutter read below the durable LSN: it must keep its bytes until a cut at or
+/// below its LSN (or `truncate_front` removes it).
+struct Witness {
+    lsn: u64,
+    data: Vec<u8>,
+}
+
+/// Cuts the log's end every `--cut-every` ms at a random LSN among the last `--cut-depth`
+/// records (and, `--reset-percent` of the time, resets it past its end). Before each cut it
+/// checks that the durable records it read earlier, below every cut since, are unchanged.
+/// Returns the witnesses still standing, for the reopen to check.
+fn cutter(run: &Run) -> Vec<Witness> {
+    let every = Duration::from_millis(run.args.cut_every.max(1));
+    let mut witnesses: Vec<Witness> = Vec::new();
+    let mut next = Instant::now() + every;
+    let mut rng = 0x5EED_u64;
+    while !run.stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now < next {
+            std::thread::sleep((next - now).min(Duration::from_millis(20)));
+            continue;
+        }
+        next = now + every;
+        check_witnesses(run, &mut witnesses);
+        rng = mix(rng);
+        let last = run.wal.last_lsn();
+        let reset = rng % 100 < run.args.reset_percent;
+        let (at, model) = if reset {
+            (last + 1 + (rng >> 8) % 100, 0)
+        } else {
+            // One cut in eight goes ten times deeper.
+            let depth = run.args.cut_depth.max(1) * if rng % 8 == 0 { 10 } else { 1 };
+            let at = last
+                .saturating_sub((rng >> 8) % depth)
+                .max(run.truncated_below.load(Ordering::Relaxed))
+                .max(1);
+            (at, at)
+        };
+        let k = {
+            let mut m = run.cut_model.lock().expect("not poisoned");
+            m.push(model);
+            m.len() as u64
+        };
+        // The records on either side of the cut, as they are before it (only this thread
+        // changes a published record, so they are stable until the call).
+        let read = |lsn: u64| run.wal.read(lsn).map(|r| r.data().to_vec());
+        let (below, above) = if reset {
+            (None, None)
+        } else {
+            (read(at - 1), read(at))
+        };
+        run.cuts_begun.store(k, Ordering::SeqCst);
+        let r = if reset {
+            run.wal.reset(at)
+        } else {
+            run.wal.truncate_back(at)
+        };
+        run.cuts_done.store(k, Ordering::SeqCst);
+        if let Err(e) = r {
+            run.violations.report(|| {
+                format!(
+                    "{}({at}) failed: {e}",
+                    if reset { "reset" } else { "truncate_back" }
+                )
+            });
+            run.stop.store(true, Ordering::Relaxed);
+            break;
+        }
+        if reset {
+            run.resets.fetch_add(1, Ordering::Relaxed);
+            run.truncated_below.fetch_max(at, Ordering::Relaxed);
+            let (first, last_now) = (run.wal.first_lsn(), run.wal.last_lsn());
+            if first != at || last_now + 1 < at {
+                run.violations.report(|| {
+                    format!("reset({at}): log now starts at {first}, ends at {last_now}")
+                });
+            }
+            witnesses.clear();
+        } else {
+            // The record before the cut stays (unless `truncate_front` removed it since); the
+            // one at the cut is gone (a record appended there since is another record, with
+            // another header).
+            if let Some(old) = &below {
+                let now = read(at - 1);
+                if now.as_ref() != Some(old) && run.wal.first_lsn() < at {
+                    run.violations.report(|| {
+                        format!(
+                            "truncate_back({at}): LSN {} changed or vanished ({})",
+                            at - 1,
+                            now.as_deref()
+                                .map_or_else(|| "gone".into(), describe_record)
+                        )
+                    });
+                }
+            }
+            if let (Some(old), Some(now)) = (&above, read(at)) {
+                if *old == now {
+                    run.violations.report(|| {
+                        format!(
+                            "truncate_back({at}): the record at {at} is still there ({})",
+                            describe_record(&now)
+                        )
+                    });
+                }
+            }
+            witnesses.retain(|w| w.lsn < at);
+        }
+        // New witnesses: the last durable record and one at random below it.
+        let durable = run.wal.durable_lsn();
+        let first = run.wal.first_lsn();
+        if durable >= first {
+            for lsn in [durable, first + (rng >> 16) % (durable - first + 1)] {
+                if let Some(rec) = run.wal.read(lsn) {
+                    witnesses.push(Witness {
+                        lsn,
+                        data: rec.data().to_vec(),
+                    });
+                }
+            }
+        }
+        if witnesses.len() > 256 {
+            witnesses.drain(..witnesses.len() - 256);
+        }
+    }
+    check_witnesses(run, &mut witnesses);
+    witnesses
+}
+
+/// Every witness still in the log must hold the bytes it held when read.
+fn check_witnesses(run: &Run, witnesses: &mut Vec<Witness>) {
+    witnesses.retain(|w| {
+        match run.wal.read(w.lsn) {
+            Some(rec) => {
+                if rec.data() != w.data.as_slice() {
+                    run.violations.report(|| {
+                        format!(
+                            "durable LSN {} changed without a cut at or below it: {}",
+                            w.lsn,
+                            describe_record(rec.data())
+                        )
+                    });
+                }
+                run.witnesses_checked.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            // Only `truncate_front` may remove it.
+            None => {
+                let first = run.wal.first_lsn();
+                if first <= w.lsn {
+                    run.violations.report(|| {
+                        format!("durable LSN {} vanished (the log starts at {first})", w.lsn)
+                    });
+                }
+                false
+            }
+        }
+    });
+}
+
+fn describe_record(data: &[u8]) -> String {
+    match check_record(data) {
+        Ok((a, s)) => format!("now appender {a} seq {s}"),
+        Err(e) => e,
+    }
+}
+
+/// A tail-following reader: `Wal::follow` + `next_timeout`. Every record must be the next
+/// LSN and well formed; `Error::Truncated` only when a truncation removed its position or a
+/// cut discarded a record it returned (it then follows again from there); `Error::Closed` at
+/// the end, and nothing after it.
+/// Follows until the run is quiesced (every other thread stopped) and it has caught up;
+/// returns the follower for [`drain`].
+fn follower(run: &Run, id: u32) -> vault_core::Follower {
+    let wait = Duration::from_millis(20);
+    // `cuts_done` just before the follower was made: cuts numbered above may be reported.
+    let mut made_after = run.cuts_done.load(Ordering::SeqCst);
+    let mut f = run.wal.follow(run.wal.first_lsn());
+    let mut start = f.position();
+    let mut last_seq: HashMap<u32, u64> = HashMap::new();
+    // `cuts_begun` after the previous call returned.
+    let mut begun_after = run.cuts_begun.load(Ordering::SeqCst);
+    let mut seen = 0u64;
+    let mut since_pause = 0u64;
+    loop {
+        if run.cuts_on() && since_pause >= 2000 && run.wal.last_lsn() < f.position() + 64 {
+            // Near the tail: stand still until a whole cut has happened between two calls, so
+            // that the `required` check below has something to check.
+            since_pause = 0;
+            let deadline = Instant::now() + Duration::from_millis(300);
+            while run.cuts_done.load(Ordering::SeqCst) <= begun_after
+                && Instant::now() < deadline
+                && !run.stop.load(Ordering::Relaxed)
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let quiesced = run.quiesced.load(Ordering::SeqCst);
+        let pos = f.position();
+        let done_before = run.cuts_done.load(Ordering::SeqCst);
+        // Cuts that began after the previous call and ended before this one: the position
+        // stood still, so one that discarded a returned record must be reported now.
+        let required = start < pos && {
+            let m = run.cut_model.lock().expect("not poisoned");
+            (begun_after + 1..=done_before).any(|k| m[usize::try_from(k - 1).expect("small")] < pos)
+        };
+        let r = f.next_timeout(wait);
+        begun_after = run.cuts_begun.load(Ordering::SeqCst);
+        match r {
+            Ok(Some(rec)) => {
+                if required {
+                    run.violations.report(|| {
+                        format!(
+                            "follower {id}: returned LSN {} after a cut discarded records it \
+                             had returned ({start}..{pos})",
+                            rec.lsn()
+                        )
+                    });
+                }
+                let lsn = rec.lsn();
+                if lsn != pos {
+                    run.violations
+                        .report(|| format!("follower {id}: expected LSN {pos}, got {lsn}"));
+                }
+                match check_record(rec.data()) {
+                    Ok((appender, seq)) => {
+                        if let Some(prev) = last_seq.insert(appender, seq) {
+                            let ok = seq == prev + 1 || (run.cuts_on() && seq > prev);
+                            if !ok {
+                                run.violations.report(|| {
+                                    format!(
+                                        "follower {id}: LSN {lsn} holds appender {appender} \
+                                         seq {seq}, after its seq {prev}"
+                                    )
+                                });
+                            }
+                        }
+                    }
+                    Err(e) => run
+                        .violations
+                        .report(|| format!("follower {id}: LSN {lsn}: {e}")),
+                }
+                seen += 1;
+                since_pause += 1;
+            }
+            Ok(None) if quiesced && !required => break,
+            Ok(None) => {
+                if required {
+                    run.violations.report(|| {
+                        format!(
+                            "follower {id}: no Truncated at {pos} after a cut discarded \
+                             records it had returned ({start}..{pos})"
+                        )
+                    });
+                }
+            }
+            Err(Error::Truncated {
+                lsn,
+                first_lsn,
+                next_lsn,
+            }) => {
+                run.follow_truncated.fetch_add(1, Ordering::Relaxed);
+                if required {
+                    run.follow_truncated_required
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                let justified = first_lsn > pos || {
+                    let m = run.cut_model.lock().expect("not poisoned");
+                    start < pos
+                        && m[usize::try_from(made_after).expect("small")..]
+                            .iter()
+                            .any(|&c| c < pos)
+                };
+                if lsn != pos || !justified {
+                    run.violations.report(|| {
+                        format!(
+                            "follower {id}: Truncated at {lsn} (position {pos}, returned \
+                             {start}..{pos}, log {first_lsn}..{next_lsn}) with no truncation \
+                             or cut to explain it"
+                        )
+                    });
+                }
+                made_after = run.cuts_done.load(Ordering::SeqCst);
+                let from = pos.min(run.wal.last_lsn() + 1).max(run.wal.first_lsn());
+                f = run.wal.follow(from);
+                start = f.position();
+                begun_after = run.cuts_begun.load(Ordering::SeqCst);
+                last_seq.clear();
+            }
+            Err(e) => {
+                run.violations
+                    .report(|| format!("follower {id}: unexpected error before close: {e}"));
+                break;
+            }
+        }
+    }
+    run.followed.fetch_add(seen, Ordering::Relaxed);
+    f
+}
+
+/// After the run let go of the WAL: read what is left, in order, until `Error::Closed`
+/// (which must come once `close` ran, and again on every later call). Returns violations.
+fn drain(mut f: vault_core::Follower, id: u32) -> Vec<String> {
+    let mut bad = Vec::new();
+    loop {
+        let pos = f.position();
+        match f.next_timeout(Duration::from_secs(30)) {
+            Ok(Some(rec)) => {
+                if rec.lsn() != pos {
+                    bad.push(format!(
+                        "follower {id}: expected LSN {pos}, got {}",
+                        rec.lsn()
+                    ));
+                }
+                if let Err(e) = check_record(rec.data()) {
+                    bad.push(format!("follower {id}: LSN {}: {e}", rec.lsn()));
+                }
+            }
+            Ok(None) => {
+                bad.push(format!("follower {id}: no Closed 30 s after the run ended"));
+                return bad;
+            }
+            Err(Error::Closed) => {
+                if !matches!(f.try_next(), Err(Error::Closed)) {
+                    bad.push(format!("follower {id}: a call after Closed did not fail"));
+                }
+                return bad;
+            }
+            Err(e) => {
+                bad.push(format!("follower {id}: {e} after the run ended"));
+                return bad;
+            }
+        }
+    }
+}
+
+/// What the `on_durable` thread found; shared with its callbacks (which must not hold the WAL).
+#[derive(Default)]
+struct Callbacks {
+    registered: AtomicU64,
+    ok: AtomicU64,
+    err: AtomicU64,
+    violations: Violations,
+}
+
+/// Registers `on_durable` callbacks for appended LSNs (and now and then one not appended yet)
+/// until the run stops; returns each callback's call count, checked after `close`.
+fn registrar(run: &Run, cbs: &Arc<Callbacks>) -> Vec<(u64, Arc<AtomicU8>)> {
+    let mut calls = Vec::new();
+    let mut i = 0u64;
+    while !run.stop.load(Ordering::Relaxed) {
+        i += 1;
+        let lsn = run.wal.last_lsn() + u64::from(i % 16 == 0);
+        let count = Arc::new(AtomicU8::new(0));
+        let (c, cb) = (Arc::clone(&count), Arc::clone(cbs));
+        run.wal.on_durable(lsn, move |r| {
+            if c.fetch_add(1, Ordering::SeqCst) != 0 {
+                cb.violations
+                    .report(|| format!("on_durable({lsn}): called more than once"));
+            }
+            match r {
+                Ok(d) if d >= lsn => {
+                    cb.ok.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(d) => cb
+                    .violations
+                    .report(|| format!("on_durable({lsn}): called with Ok({d}), below it")),
+                Err(Error::Closed) => {
+                    cb.err.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => cb
+                    .violations
+                    .report(|| format!("on_durable({lsn}): unexpected error {e}")),
+            }
+        });
+        cbs.registered.fetch_add(1, Ordering::Relaxed);
+        calls.push((lsn, count));
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    calls
+}
+
 fn options(args: &Args) -> Options {
     Options::default()
         .with_segment_size(args.segment_size)
@@ -411,11 +867,21 @@ fn describe(args: &Args) -> String {
         SyncPolicy::Manual => "manual".to_owned(),
         SyncPolicy::Interval(d) => format!("interval:{}ms", d.as_millis()),
     };
+    let cuts = if args.cut_every == 0 {
+        "no cuts".to_owned()
+    } else {
+        format!(
+            "a cut every {} ms ({}% resets)",
+            args.cut_every, args.reset_percent
+        )
+    };
     format!(
-        "{} s, {} appenders, {} readers, records {}..{} B, segments {} B, sync {sync}",
+        "{} s, {} appenders, {} readers, {} followers, records {}..{} B, segments {} B, \
+         sync {sync}, {cuts}",
         args.duration,
         args.threads,
         args.readers,
+        args.followers,
         args.record_size.0,
         args.record_size.1,
         args.segment_size
@@ -499,10 +965,33 @@ fn stress(args: Args) -> Result<u64, Box<dyn std::error::Error>> {
         read_verified: AtomicU64::new(0),
         truncations: AtomicU64::new(0),
         segments_removed: AtomicU64::new(0),
+        cuts_begun: AtomicU64::new(0),
+        cuts_done: AtomicU64::new(0),
+        cut_model: Mutex::new(Vec::new()),
+        resets: AtomicU64::new(0),
+        witnesses_checked: AtomicU64::new(0),
+        followed: AtomicU64::new(0),
+        follow_truncated: AtomicU64::new(0),
+        follow_truncated_required: AtomicU64::new(0),
+        quiesced: AtomicBool::new(false),
         args,
     });
+    let callbacks = Arc::new(Callbacks::default());
 
     let start = Instant::now();
+    let followers: Vec<std::thread::JoinHandle<Vec<String>>> = (0..run.args.followers)
+        .map(|id| {
+            let run = Arc::clone(&run);
+            std::thread::Builder::new()
+                .name(format!("follower-{id}"))
+                .spawn(move || {
+                    let f = follower(&run, id);
+                    // Let go of the WAL so that it can close; the follower keeps reading.
+                    drop(run);
+                    drain(f, id)
+                })
+        })
+        .collect::<Result<_, _>>()?;
     let appenders: Vec<_> = (0..run.args.threads)
         .map(|id| {
             let run = Arc::clone(&run);
@@ -526,6 +1015,26 @@ fn stress(args: Args) -> Result<u64, Box<dyn std::error::Error>> {
             .name("truncator".into())
             .spawn(move || truncator(&run))?
     });
+    let cutter = if run.cuts_on() {
+        let run = Arc::clone(&run);
+        Some(
+            std::thread::Builder::new()
+                .name("cutter".into())
+                .spawn(move || cutter(&run))?,
+        )
+    } else {
+        None
+    };
+    let registrar = if run.args.callbacks > 0 {
+        let (run, cbs) = (Arc::clone(&run), Arc::clone(&callbacks));
+        Some(
+            std::thread::Builder::new()
+                .name("on-durable".into())
+                .spawn(move || registrar(&run, &cbs))?,
+        )
+    } else {
+        None
+    };
 
     let budget = Duration::from_secs_f64(run.args.duration.max(0.0));
     let bar = progress_bar(budget.as_secs().max(1));
@@ -558,11 +1067,39 @@ fn stress(args: Args) -> Result<u64, Box<dyn std::error::Error>> {
     for h in others {
         h.join().map_err(|_| "a reader or the truncator panicked")?;
     }
+    let witnesses = match cutter {
+        Some(h) => h.join().map_err(|_| "the cutter panicked")?,
+        None => Vec::new(),
+    };
+    let calls = match registrar {
+        Some(h) => h.join().map_err(|_| "the on_durable thread panicked")?,
+        None => Vec::new(),
+    };
+    run.quiesced.store(true, Ordering::SeqCst);
+    // The followers catch up and let go of the WAL.
+    let mut run = run;
+    let run = loop {
+        match Arc::try_unwrap(run) {
+            Ok(r) => break r,
+            Err(r) => {
+                if followers.iter().all(std::thread::JoinHandle::is_finished) {
+                    return Err("a follower still holds the WAL".into());
+                }
+                run = r;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    };
     let elapsed = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
 
     let stats = run.wal.stats();
-    let run = Arc::into_inner(run).ok_or("a thread still holds the WAL")?;
+    // What the WAL shows just before close: the reopen must show exactly this.
+    let shown: Vec<(u64, Vec<u8>)> = run
+        .wal
+        .iter_from(run.wal.first_lsn())
+        .map(|r| (r.lsn(), r.data().to_vec()))
+        .collect();
     let Run {
         wal,
         args,
@@ -574,6 +1111,12 @@ fn stress(args: Args) -> Result<u64, Box<dyn std::error::Error>> {
         read_verified,
         truncations,
         segments_removed,
+        cuts_done,
+        resets,
+        witnesses_checked,
+        followed,
+        follow_truncated,
+        follow_truncated_required,
         ..
     } = run;
     let (appended, bytes, batches, must_writes) = (
@@ -588,7 +1131,41 @@ fn stress(args: Args) -> Result<u64, Box<dyn std::error::Error>> {
         segments_removed.into_inner(),
     );
     wal.close()?;
-    let verified = verify_reopen(&dir, &args, &logs, stats.last_lsn, &violations)?;
+    let mut closed = 0;
+    for h in followers {
+        let bad = h.join().map_err(|_| "a follower panicked")?;
+        if bad.is_empty() {
+            closed += 1;
+        }
+        for b in bad {
+            violations.report(|| b);
+        }
+    }
+    // `close` answered every callback; each exactly once.
+    let (mut once, mut never) = (0u64, 0u64);
+    for (lsn, count) in &calls {
+        match count.load(Ordering::SeqCst) {
+            1 => once += 1,
+            0 => {
+                never += 1;
+                violations.report(|| format!("on_durable({lsn}): never called after close"));
+            }
+            n => violations.report(|| format!("on_durable({lsn}): called {n} times")),
+        }
+    }
+    let cb_violations = callbacks.violations.total();
+    for _ in 0..cb_violations {
+        violations.report(|| "an on_durable callback violation (printed above)".into());
+    }
+    let verified = verify_reopen(
+        &dir,
+        &args,
+        &logs,
+        stats.last_lsn,
+        &shown,
+        &witnesses,
+        &violations,
+    )?;
 
     let mut latency = Histogram::<u64>::new(3).expect("valid");
     for log in &logs {
@@ -620,6 +1197,14 @@ fn stress(args: Args) -> Result<u64, Box<dyn std::error::Error>> {
     );
     println!("  flushes         {}", stats.flushes);
     println!("  truncations     {truncations} calls, {removed} segments removed");
+    let cuts = cuts_done.into_inner();
+    let resets = resets.into_inner();
+    println!(
+        "  cuts            {} truncate_back, {resets} reset; {} witness checks, {} witnesses at reopen",
+        cuts - resets,
+        witnesses_checked.into_inner(),
+        witnesses.len()
+    );
     println!(
         "  latency         max {:.3} ms, p99.9 {:.3} ms, p99 {:.3} ms, p50 {:.3} ms",
         ms(latency.max()),
@@ -628,17 +1213,35 @@ fn stress(args: Args) -> Result<u64, Box<dyn std::error::Error>> {
         ms(latency.value_at_quantile(0.5))
     );
     println!("  readers         {read_verified} records verified while tailing");
+    println!(
+        "  followers       {} records in order, {} Truncated ({} required by a cut), {closed} of {} ended with Closed",
+        followed.into_inner(),
+        follow_truncated.into_inner(),
+        follow_truncated_required.into_inner(),
+        args.followers
+    );
+    println!(
+        "  on_durable      {} registered, {} Ok, {} Err(Closed), {once} called once, {never} never",
+        callbacks.registered.load(Ordering::Relaxed),
+        callbacks.ok.load(Ordering::Relaxed),
+        callbacks.err.load(Ordering::Relaxed)
+    );
     println!("  reopen          {verified} records verified byte by byte");
     println!("  violations      {}", violations.total());
     Ok(violations.total())
 }
 
-/// Reopens the WAL and checks every record in it against what its LSN was given to.
+/// Reopens the WAL and checks it: it must show exactly what the WAL showed before close
+/// (`shown`), every record well formed and given to its LSN by an append, each appender's
+/// records in sequence order, the witnesses unchanged; without cuts, also every record still
+/// expected present.
 fn verify_reopen(
     dir: &std::path::Path,
     args: &Args,
     logs: &[AppenderLog],
     last_lsn: u64,
+    shown: &[(u64, Vec<u8>)],
+    witnesses: &[Witness],
     violations: &Violations,
 ) -> Result<u64, Box<dyn std::error::Error>> {
     let (wal, report) = Wal::open(dir, options(args))?;
@@ -648,14 +1251,41 @@ fn verify_reopen(
     if report.next_lsn != last_lsn + 1 {
         violations.report(|| {
             format!(
-                "reopen: next LSN {}, but the last append got {last_lsn}",
+                "reopen: next LSN {}, but the WAL's last LSN was {last_lsn}",
                 report.next_lsn
             )
         });
     }
     let first = report.first_lsn;
-    // (LSN, appender, seq) of every record that should still be there, in LSN order.
-    let mut expected: Vec<(u64, u32, u64)> = logs
+    // Byte for byte what the WAL showed before close.
+    let mut n = 0usize;
+    for rec in wal.iter_from(first) {
+        match shown.get(n) {
+            Some((lsn, data)) if *lsn == rec.lsn() && data.as_slice() == rec.data() => {}
+            Some((lsn, _)) => violations.report(|| {
+                format!(
+                    "reopen: record {n} is LSN {} ({}), before close it was LSN {lsn}",
+                    rec.lsn(),
+                    describe_record(rec.data())
+                )
+            }),
+            None => violations.report(|| format!("reopen: extra LSN {}", rec.lsn())),
+        }
+        n += 1;
+    }
+    if n != shown.len() {
+        violations.report(|| format!("reopen: {n} records, before close {}", shown.len()));
+    }
+    for w in witnesses.iter().filter(|w| w.lsn >= first) {
+        if wal
+            .read(w.lsn)
+            .is_none_or(|r| r.data() != w.data.as_slice())
+        {
+            violations.report(|| format!("reopen: witness LSN {} changed or missing", w.lsn));
+        }
+    }
+    // Every (LSN, appender, seq) an append returned, still in range.
+    let given: HashSet<(u64, u32, u64)> = logs
         .iter()
         .zip(0u32..)
         .flat_map(|(log, id)| {
@@ -665,40 +1295,47 @@ fn verify_reopen(
                 .map(move |&(lsn, seq)| (lsn, id, seq))
         })
         .collect();
-    expected.sort_unstable();
-    let mut want = Vec::new();
-    let mut expect = expected.iter().peekable();
+    let mut last_seq: HashMap<u32, u64> = HashMap::new();
     let mut verified = 0;
+    let mut expect_lsn = first;
     for rec in wal.iter_from(first) {
         let lsn = rec.lsn();
-        while let Some(&&(missing, id, seq)) = expect.peek() {
-            if missing >= lsn {
-                break;
-            }
-            violations
-                .report(|| format!("reopen: LSN {missing} (appender {id} seq {seq}) is missing"));
-            expect.next();
+        if lsn != expect_lsn {
+            violations.report(|| format!("reopen: LSN {lsn} follows {}", expect_lsn - 1));
         }
-        match expect.peek() {
-            Some(&&(l, id, seq)) if l == lsn => {
-                fill_record(&mut want, id, seq, record_len(id, seq, args.record_size));
-                if rec.data() != want.as_slice() {
-                    violations.report(|| match check_record(rec.data()) {
-                        Ok((a, s)) => format!(
-                            "reopen: LSN {lsn} holds appender {a} seq {s}, expected appender \
-                             {id} seq {seq}"
-                        ),
-                        Err(e) => format!("reopen: LSN {lsn}: {e}"),
+        expect_lsn = lsn + 1;
+        match check_record(rec.data()) {
+            Ok((id, seq)) => {
+                if !given.contains(&(lsn, id, seq)) {
+                    violations.report(|| {
+                        format!(
+                            "reopen: LSN {lsn} holds appender {id} seq {seq}, never given that LSN"
+                        )
                     });
                 }
-                expect.next();
+                if let Some(prev) = last_seq.insert(id, seq) {
+                    if seq <= prev {
+                        violations.report(|| {
+                            format!("reopen: LSN {lsn} holds appender {id} seq {seq} after its seq {prev}")
+                        });
+                    }
+                }
                 verified += 1;
             }
-            _ => violations.report(|| format!("reopen: LSN {lsn} was never appended")),
+            Err(e) => violations.report(|| format!("reopen: LSN {lsn}: {e}")),
         }
     }
-    for &(missing, id, seq) in expect {
-        violations.report(|| format!("reopen: LSN {missing} (appender {id} seq {seq}) is missing"));
+    if args.cut_every == 0 {
+        // Without cuts every record given an LSN in range is there.
+        let present: HashSet<(u64, u32, u64)> = wal
+            .iter_from(first)
+            .filter_map(|r| check_record(r.data()).ok().map(|(a, s)| (r.lsn(), a, s)))
+            .collect();
+        let mut missing: Vec<_> = given.difference(&present).collect();
+        missing.sort_unstable();
+        for (lsn, id, seq) in missing {
+            violations.report(|| format!("reopen: LSN {lsn} (appender {id} seq {seq}) is missing"));
+        }
     }
     if verified != report.records {
         violations.report(|| {
