@@ -26,7 +26,9 @@ pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 #[cfg(not(test))]
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 #[cfg(not(test))]
-pub(crate) use std::thread::{current as current_thread, Builder as ThreadBuilder, JoinHandle};
+pub(crate) use std::thread::{
+    current as current_thread, yield_now, Builder as ThreadBuilder, JoinHandle,
+};
 #[cfg(not(test))]
 pub(crate) use vault_rotate::{default_spares, Error as RotateError, RotateConfig, Rotator};
 
