@@ -17,8 +17,8 @@ use crate::options::{Options, SyncPolicy};
 use crate::read::Iter;
 use crate::recovery::{analyse, RecoveryReport};
 use crate::sync::{
-    lock, Arc, AtomicBool, AtomicU64, Condvar, JoinHandle, Mutex, Ordering, RotateConfig, Rotator,
-    RwLock, StdArc, ThreadBuilder,
+    lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, JoinHandle, Mutex, Ordering,
+    RotateConfig, Rotator, RwLock, StdArc, ThreadBuilder,
 };
 pub(crate) use follow::CutWatch;
 pub use follow::Follower;
@@ -48,6 +48,9 @@ struct Shared {
     /// Group commit: at most one thread flushes at a time; others wait on `sync_done`.
     sync_state: Mutex<SyncState>,
     sync_done: Condvar,
+    /// `SyncState::waiters`, mirrored (written under `sync_state`) for the gathering leader,
+    /// which reads it without the lock.
+    sync_waiters: AtomicUsize,
     /// Every record up to here is durable.
     durable: AtomicU64,
     /// The last published LSN (0 when the log is empty).
@@ -101,10 +104,12 @@ struct SyncState {
     woken: usize,
 }
 
-/// Group commit's gather: the most times a leader yields before its flush reads the tail,
-/// while the threads the previous flush released are still appending (see [`Shared::gather`]).
+/// Group commit's gather (see [`Shared::gather`]): the longest a leader waits for the threads
+/// the previous flush released, and the longest it waits with no new record published.
 #[cfg_attr(test, allow(dead_code))] // the gather is left out under loom
-const GATHER_YIELDS: u32 = 8;
+const GATHER_MAX: Duration = Duration::from_micros(50);
+#[cfg_attr(test, allow(dead_code))]
+const GATHER_PATIENCE: Duration = Duration::from_micros(10);
 
 /// Counters of a [`Wal`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -247,6 +252,7 @@ impl Wal {
                 ..SyncState::default()
             }),
             sync_done: Condvar::new(),
+            sync_waiters: AtomicUsize::new(0),
             durable: AtomicU64::new(durable),
             last_lsn: AtomicU64::new(durable),
             poisoned: AtomicBool::new(false),
@@ -680,21 +686,23 @@ impl Shared {
                     break;
                 }
                 st.waiters += 1;
+                sh.sync_waiters.store(st.waiters, Ordering::Release);
                 st = sh
                     .sync_done
                     .wait(st)
                     .unwrap_or_else(crate::sync::PoisonError::into_inner);
                 st.waiters -= 1;
+                sh.sync_waiters.store(st.waiters, Ordering::Release);
             }
             st.in_progress = true;
             // Gather only when the last flush woke waiting threads: they are the appenders
             // whose next records this flush should carry. A lone appender never yields (a
             // yield on a loaded machine can cost it a time slice).
-            let others_woken = st.woken > 0;
+            let expected = st.woken;
             let mut scratch = std::mem::take(&mut st.scratch);
             drop(st);
-            if others_woken {
-                self.gather();
+            if expected > 0 {
+                self.gather(expected);
             }
             let flushed = self.flush(&mut scratch);
             scratch.clear();
@@ -718,32 +726,48 @@ impl Shared {
     }
 
     /// Before a flush reads the tail, lets the threads the previous flush released publish
-    /// their next records, so that this flush carries them too: yields while `last_lsn` still
-    /// advances, at most [`GATHER_YIELDS`] times.
+    /// their next records, so that this flush carries them too.
     ///
     /// Without it, group commit settles into two cohorts that ride alternate flushes: when a
     /// flush ends, a thread it did not cover (it appended during the flush) becomes the next
     /// leader at once and reads the tail before the threads the flush released have appended,
     /// so each flush carries about half the writers' records (measured: 2.1-2.4 records per
     /// flush at 4 threads, 4.1-4.4 at 8; docs/PERFORMANCE.md, "Group commit: where the scaling
-    /// goes"). The gather only delays the moment the flush reads the tail; what it covers and
-    /// reports is unchanged, so every crash guarantee is the same.
+    /// goes").
     ///
-    /// Under loom it is left out: it changes no state, and each yield would multiply the
-    /// interleavings a model explores.
-    fn gather(&self) {
+    /// `expected` is the number of threads the previous flush woke. Every one of them that
+    /// comes back for a sync has published its record first, then waits on `sync_done`; the
+    /// leader is one of them. So the gather ends as soon as `expected` threads wait, and
+    /// otherwise after [`GATHER_PATIENCE`] with no new record or [`GATHER_MAX`] in all (a
+    /// released thread may not append again). It yields between checks, which on a machine
+    /// with fewer cores than writers is what lets the released threads run.
+    ///
+    /// The gather changes no state, only the moment the flush reads the tail; what the flush
+    /// covers and reports is unchanged, so every crash guarantee is the same. Under loom it is
+    /// left out: each yield would multiply the interleavings a model explores.
+    fn gather(&self, expected: usize) {
         #[cfg(not(test))]
         {
+            let start = Instant::now();
             let mut seen = self.last_lsn.load(Ordering::Acquire);
-            for _ in 0..GATHER_YIELDS {
+            let mut progress = start;
+            while self.sync_waiters.load(Ordering::Acquire) < expected {
                 crate::sync::yield_now();
-                let now = self.last_lsn.load(Ordering::Acquire);
-                if now == seen {
+                let now = Instant::now();
+                let lsn = self.last_lsn.load(Ordering::Acquire);
+                if lsn != seen {
+                    seen = lsn;
+                    progress = now;
+                } else if now - progress >= GATHER_PATIENCE {
                     break;
                 }
-                seen = now;
+                if now - start >= GATHER_MAX {
+                    break;
+                }
             }
         }
+        #[cfg(test)]
+        let _ = expected;
     }
 
     /// Syncs every segment filled since the last flush and the tail up to its published end;
