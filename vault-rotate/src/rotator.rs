@@ -97,8 +97,12 @@ struct Counters {
 }
 
 enum Request {
-    /// The writer took the spare: prepare the next one.
+    /// The writer took a prepared segment from the slot: prepare the next one.
     Refill,
+    /// The writer took a failure from the slot: try again. Only this ends the worker's pause
+    /// after a failure, so the slot holds at most one failure, and the item after a failure
+    /// the writer took is always an attempt made after it took it.
+    Retry,
     /// Final sync of a full segment up to `end`, then drop the worker's handle.
     Retire(Segment, usize),
 }
@@ -113,8 +117,21 @@ pub struct Rotator {
     counters: Arc<Counters>,
     config: RotateConfig,
     /// A spare taken from the worker whose enlargement failed: its index is still the next
-    /// one, so the next hand-off prepares it again (under the same name) on this thread.
-    owed: StdMutex<Option<SegmentHeader>>,
+    /// one, so the next hand-off must use it.
+    owed: StdMutex<Option<Owed>>,
+}
+
+/// The index the next hand-off owes after a failed enlargement.
+#[derive(Debug)]
+enum Owed {
+    /// The spare itself, untouched (the enlargement failed before replacing its file): the
+    /// next hand-off takes it as it is if it is large enough, with no file-system work. After
+    /// a full disk this matters: the space freed then must not be needed for this index again
+    /// while the worker's spares (of later indexes) take it.
+    Kept(PreparedSegment),
+    /// Only its header: its file was replaced or removed, so the next hand-off prepares the
+    /// index again (under the same name) on the writer's thread.
+    Lost(SegmentHeader),
 }
 
 impl Rotator {
@@ -178,7 +195,7 @@ impl Rotator {
             Ok(Err(_)) => {
                 self.counters.waits.fetch_add(1, Ordering::Relaxed);
                 let tx = self.requests.as_ref().ok_or(Error::WorkerGone)?;
-                tx.send(Request::Refill).map_err(|_| Error::WorkerGone)?;
+                tx.send(Request::Retry).map_err(|_| Error::WorkerGone)?;
                 ready.recv().map_err(|_| Error::WorkerGone)?
             }
             Err(TryRecvError::Empty) => {
@@ -189,7 +206,11 @@ impl Rotator {
         };
         if let Some(tx) = &self.requests {
             // The worker is gone if this fails; the next call reports it.
-            let _ = tx.send(Request::Refill);
+            let _ = tx.send(if got.is_ok() {
+                Request::Refill
+            } else {
+                Request::Retry
+            });
         }
         let seg = got?;
         self.counters.handed_off.fetch_add(1, Ordering::Relaxed);
@@ -198,38 +219,52 @@ impl Rotator {
 
     /// Takes the next segment, enlarged on this thread if it holds fewer than `min_capacity`
     /// bytes (a record larger than a normal segment). Enlarging counts as a wait. If an
-    /// enlargement fails, the segment's index is not lost: the next call prepares that index
-    /// again on this thread (also counted as a wait) rather than taking the worker's spare.
+    /// enlargement fails, the segment's index is not lost: the next call uses that index
+    /// rather than the worker's spare. It hands over the untouched segment when the failure
+    /// left it intact (a full disk: no new space is needed for it) and it is large enough,
+    /// and otherwise prepares the index again on this thread (counted as a wait).
     ///
     /// # Errors
     /// As [`Rotator::next_segment`], plus I/O errors of the enlargement.
     pub fn next_segment_with_capacity(&self, min_capacity: u64) -> Result<PreparedSegment> {
         let storage = &*self.config.storage;
         let mut owed = self.owed.lock().unwrap_or_else(StdPoisonError::into_inner);
-        if let Some(h) = owed.take() {
-            self.counters.waits.fetch_add(1, Ordering::Relaxed);
-            let capacity = min_capacity.max(self.config.segment_size);
-            return match PreparedSegment::recreate(storage, &self.config.dir, &h, capacity) {
-                Ok(seg) => {
+        let seg = match owed.take() {
+            Some(Owed::Kept(seg)) => {
+                if seg.limit() as u64 >= min_capacity {
                     self.counters.handed_off.fetch_add(1, Ordering::Relaxed);
-                    Ok(seg)
+                    return Ok(seg);
                 }
-                Err(e) => {
-                    *owed = Some(h);
-                    Err(e.into())
+                seg
+            }
+            Some(Owed::Lost(h)) => {
+                self.counters.waits.fetch_add(1, Ordering::Relaxed);
+                let capacity = min_capacity.max(self.config.segment_size);
+                return match PreparedSegment::recreate(storage, &self.config.dir, &h, capacity) {
+                    Ok(seg) => {
+                        self.counters.handed_off.fetch_add(1, Ordering::Relaxed);
+                        Ok(seg)
+                    }
+                    Err(e) => {
+                        *owed = Some(Owed::Lost(h));
+                        Err(e.into())
+                    }
+                };
+            }
+            None => {
+                let seg = self.take_spare()?;
+                if seg.limit() as u64 >= min_capacity {
+                    return Ok(seg);
                 }
-            };
-        }
-        let seg = self.take_spare()?;
-        if seg.limit() as u64 >= min_capacity {
-            return Ok(seg);
-        }
+                seg
+            }
+        };
         self.counters.waits.fetch_add(1, Ordering::Relaxed);
         let h = *seg.segment().header();
         seg.enlarge(storage, &self.config.dir, min_capacity)
-            .map_err(|e| {
+            .map_err(|(e, kept)| {
                 // The worker has moved on to the next index; this one must still come next.
-                *owed = Some(h);
+                *owed = Some(kept.map_or(Owed::Lost(h), Owed::Kept));
                 e.into()
             })
     }
@@ -320,13 +355,16 @@ impl Rotator {
             .unwrap_or_else(StdPoisonError::into_inner)
             .take();
         // Not after a failed removal of a spare: that spare would then sit beyond a gap.
-        if let Some(h) = owed.filter(|_| failed.is_none()) {
+        if let Some(owed) = owed.filter(|_| failed.is_none()) {
             let storage = &*self.config.storage;
-            let path = self.config.dir.join(vault_segment::segment_file_name(
-                h.created_nanos,
-                h.index,
-                false,
-            ));
+            let path = match owed {
+                Owed::Kept(seg) => seg.segment().path().to_path_buf(),
+                Owed::Lost(h) => self.config.dir.join(vault_segment::segment_file_name(
+                    h.created_nanos,
+                    h.index,
+                    false,
+                )),
+            };
             match storage.remove(&path) {
                 Ok(()) => {
                     let _ = storage.sync_dir(&self.config.dir);
@@ -360,12 +398,15 @@ fn run(
 ) {
     let storage = &*config.storage;
     let mut index = config.first_index;
-    // Prepared segments (or failures) sent and not yet taken: the writer sends one `Refill`
+    // Prepared segments (or failures) sent and not yet taken: the writer sends one request
     // for every item it takes from the slot, so this never exceeds `spares` and a send below
     // never blocks.
     let mut in_slot = 0usize;
     // The last preparation failed: try again only when the writer has taken that failure
-    // (its `Refill`), so the slot never holds a stale failure behind a newer one.
+    // (its `Retry`), so the slot never holds a stale failure behind a newer one. (A `Refill`
+    // for a segment taken earlier does not count: with one, several failures of the same
+    // full disk could queue up, and the "fresh" attempt a writer waits for after freeing
+    // space would be one of them.)
     let mut failed = false;
     let mut retire_later = Vec::new();
     loop {
@@ -423,11 +464,12 @@ fn run(
     }
 }
 
-/// Books one request: a `Refill` frees a slot (and allows a retry after a failure), a
-/// retirement waits in `later`.
+/// Books one request: a `Refill` frees a slot, a `Retry` frees one and allows a new attempt
+/// after a failure, a retirement waits in `later`.
 fn note(req: Request, in_slot: &mut usize, failed: &mut bool, later: &mut Vec<Request>) {
     match req {
-        Request::Refill => {
+        Request::Refill => *in_slot = in_slot.saturating_sub(1),
+        Request::Retry => {
             *in_slot = in_slot.saturating_sub(1);
             *failed = false;
         }
@@ -437,7 +479,7 @@ fn note(req: Request, in_slot: &mut usize, failed: &mut bool, later: &mut Vec<Re
 
 fn retire(req: Request, counters: &Counters) {
     match req {
-        Request::Refill => {}
+        Request::Refill | Request::Retry => {}
         Request::Retire(seg, end) => {
             if seg.sync_to(end).is_ok() {
                 counters.retired.fetch_add(1, Ordering::Relaxed);

@@ -89,6 +89,46 @@ fn a_failed_enlargement_keeps_the_spare_as_the_next_segment() {
 }
 
 #[test]
+fn a_full_disk_after_a_failed_enlargement_still_hands_over_the_kept_spare() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(FillableDisk::default());
+    disk.max_alloc.store(u64::MAX, Ordering::SeqCst);
+    let r = start(dir.path(), &disk);
+    assert_eq!(r.next_segment().unwrap().index(), 1);
+    // Wait until the worker has filled its slots, then the disk is full.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while r.stats().prepared < 1 + vault_rotate::default_spares(64 * 1024) as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "the worker never filled its slots"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    disk.full.store(true, Ordering::SeqCst);
+    let e = r.next_segment_with_capacity(1 << 20).unwrap_err();
+    assert!(is_enospc(&e), "{e}");
+    // The spare whose enlargement failed is intact: a normal record needs no new space, so
+    // the full disk does not stop the next hand-off, which must be that spare (index 2).
+    let before = disk.allocations.load(Ordering::SeqCst);
+    let seg = r
+        .next_segment()
+        .unwrap_or_else(|e| panic!("the kept spare was not handed over: {e}"));
+    assert_eq!(seg.index(), 2);
+    assert!(
+        seg.limit() < 1 << 20,
+        "not the normal-size spare: {}",
+        seg.limit()
+    );
+    assert_eq!(
+        disk.allocations.load(Ordering::SeqCst),
+        before,
+        "the hand-off allocated"
+    );
+    drop(seg);
+    r.shutdown().unwrap();
+}
+
+#[test]
 fn after_space_is_freed_the_next_hand_off_tries_again() {
     let dir = tempfile::tempdir().unwrap();
     let disk = Arc::new(FillableDisk::default());
@@ -115,5 +155,42 @@ fn after_space_is_freed_the_next_hand_off_tries_again() {
         .next_segment()
         .unwrap_or_else(|e| panic!("a stale failure was reported after space was freed: {e}"));
     assert_eq!(seg.index(), 1);
+    r.shutdown().unwrap();
+}
+
+#[test]
+fn spares_taken_on_a_full_disk_queue_one_failure_not_several() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(FillableDisk::default());
+    disk.max_alloc.store(u64::MAX, Ordering::SeqCst);
+    let r = start(dir.path(), &disk);
+    let spares = vault_rotate::default_spares(64 * 1024) as u64;
+    assert!(spares >= 2, "the case needs several spares");
+    assert_eq!(r.next_segment().unwrap().index(), 1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while r.stats().prepared < 1 + spares {
+        assert!(
+            Instant::now() < deadline,
+            "the worker never filled its slots"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The disk fills up; the writer takes the prepared spares one by one, each asking for the
+    // next. The first request meets the full disk; the others must not each queue another
+    // failure behind it. (The sleeps let the worker act on each request; they order events
+    // and assert nothing.)
+    disk.full.store(true, Ordering::SeqCst);
+    for i in 0..spares {
+        assert_eq!(r.next_segment().unwrap().index(), 2 + i);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Space is back. The one failure in the slot is stale: the hand-off must ask for a fresh
+    // attempt and get a segment, not a second failure made before the space came back.
+    disk.full.store(false, Ordering::SeqCst);
+    let seg = r
+        .next_segment()
+        .unwrap_or_else(|e| panic!("a stale failure was reported after space was freed: {e}"));
+    assert_eq!(seg.index(), 2 + spares);
+    drop(seg);
     r.shutdown().unwrap();
 }

@@ -319,10 +319,22 @@ impl Segment {
         capacity: u64,
         created: u64,
     ) -> Result<PreparedSegment> {
+        Self::try_create_at(storage, dir, index, capacity, created).map_err(|(e, _)| e)
+    }
+
+    /// [`Segment::create_at`], whose error also tells whether the new file had been renamed
+    /// to the final name (replacing any file there) before the failure.
+    fn try_create_at(
+        storage: &dyn Storage,
+        dir: &Path,
+        index: u64,
+        capacity: u64,
+        created: u64,
+    ) -> std::result::Result<PreparedSegment, (Error, bool)> {
         let capacity = round_capacity(capacity);
         let pre = dir.join(segment_file_name(created, index, true));
         let fin = dir.join(segment_file_name(created, index, false));
-        let salt = random_salt(&pre)?;
+        let salt = random_salt(&pre).map_err(|e| (e, false))?;
         let mut renamed = false;
         let mut made = || {
             storage
@@ -371,7 +383,7 @@ impl Segment {
                 // directory fsync failed), it would become a second file of this index when
                 // the retry, at a later time, gets a name with a later timestamp.
                 let _ = storage.remove(if renamed { &fin } else { &pre });
-                Err(e)
+                Err((e, renamed))
             }
         }
     }
@@ -1188,11 +1200,23 @@ impl PreparedSegment {
     /// either the old or the new segment, both valid and unactivated.
     ///
     /// # Errors
-    /// As [`Segment::create`].
-    pub fn enlarge(self, storage: &dyn Storage, dir: &Path, capacity: u64) -> Result<Self> {
+    /// As [`Segment::create`], with this segment given back unchanged when the failure came
+    /// before the rename (a full disk, typically): its file was not touched, so it can still
+    /// serve a normal-size record without allocating anything. `None` when the rename had
+    /// replaced its file.
+    #[allow(clippy::result_large_err)] // the error path of a rare, already slow operation
+    pub fn enlarge(
+        self,
+        storage: &dyn Storage,
+        dir: &Path,
+        capacity: u64,
+    ) -> std::result::Result<Self, (Error, Option<Self>)> {
         let h = *self.seg.header();
-        drop(self);
-        Self::recreate(storage, dir, &h, capacity)
+        match Segment::try_create_at(storage, dir, h.index, capacity, h.created_nanos) {
+            Ok(bigger) => Ok(bigger),
+            Err((e, false)) => Err((e, Some(self))),
+            Err((e, true)) => Err((e, None)),
+        }
     }
 
     /// Prepares segment `header.index` again, under the name of the file `header` describes
