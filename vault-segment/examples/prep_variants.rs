@@ -49,6 +49,8 @@ enum Variant {
     MapPopulate,
     /// `MADV_POPULATE_WRITE` in 2 MiB chunks.
     Chunked,
+    /// `MADV_POPULATE_WRITE` of the two halves on two threads at once.
+    TwoThreads,
     /// fallocate, then 4 KiB `pwrite`s of zeros (order-0 cached pages), then populate.
     FallocPwrite4k,
     /// fallocate, then 1 MiB `pwrite`s of zeros (large folios), then populate.
@@ -63,7 +65,7 @@ enum Variant {
     AnonMemsetHuge,
 }
 
-const ALL: [Variant; 15] = [
+const ALL: [Variant; 16] = [
     Variant::Base,
     Variant::Huge,
     Variant::HugeHeaderFirst,
@@ -73,6 +75,7 @@ const ALL: [Variant; 15] = [
     Variant::ZeroRange,
     Variant::MapPopulate,
     Variant::Chunked,
+    Variant::TwoThreads,
     Variant::FallocPwrite4k,
     Variant::FallocPwrite1m,
     Variant::Pwrite1m,
@@ -173,7 +176,25 @@ fn prepare(v: Variant, dir: &Path, path: &Path, len: usize) -> (Map, File, f64, 
         Variant::ReadThenWrite => advise(&m, 0, len, Advice::LinuxPopulateRead),
         _ => {}
     }
-    if matches!(v, Variant::Chunked) {
+    if matches!(v, Variant::TwoThreads) {
+        let half = (len / 2) & !(PAGE - 1);
+        let addr = m.ptr as usize;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: the second half lies inside the live mapping `m`, which outlives the
+                // scope.
+                unsafe {
+                    madvise(
+                        (addr + half) as *mut std::ffi::c_void,
+                        len - half,
+                        Advice::LinuxPopulateWrite,
+                    )
+                }
+                .unwrap();
+            });
+            advise(&m, 0, half, Advice::LinuxPopulateWrite);
+        });
+    } else if matches!(v, Variant::Chunked) {
         let mut off = 0;
         while off < len {
             let n = (2 << 20).min(len - off);
