@@ -368,6 +368,19 @@ fn rate_label(r: f64) -> String {
     }
 }
 
+/// `n ÷ d` in records/s, with both rates, for a context row.
+fn rate_ratio(n: Option<&Measurement>, d: Option<&Measurement>) -> String {
+    match (n, d) {
+        (Some(n), Some(d)) if d.records_per_sec > 0.0 => format!(
+            "{:.2}× ({} vs {} rec/s)",
+            n.records_per_sec / d.records_per_sec,
+            rate_label(n.records_per_sec),
+            rate_label(d.records_per_sec)
+        ),
+        _ => "not measured".into(),
+    }
+}
+
 fn find<'a>(
     cells: &'a [Cell],
     section: Section,
@@ -567,6 +580,7 @@ fn targets(cells: &[Cell], replays: &[ReplayResult]) -> Vec<Target> {
             ),
         );
     }
+    let mut context = Vec::new();
     for (threads, goal) in [(4, 3.0), (8, 5.0)] {
         let v = find(cells, e, "vault", 256, threads);
         ratio(
@@ -581,7 +595,26 @@ fn targets(cells: &[Cell], replays: &[ReplayResult]) -> Vec<Target> {
                 ve1.map_or("-".into(), |m| rate_label(m.records_per_sec))
             ),
         );
+        // The device's own scaling, same run: independent `pwrite` + `fdatasync` from the same
+        // number of threads, against one; and vault against those independent syncs. Context
+        // for the row above, not targets (no verdict).
+        let f = find(cells, e, "pwrite + fdatasync (floor)", 256, threads);
+        context.push(Target {
+            what: format!(
+                "context: the floor's own scaling, {threads} threads ÷ 1 thread (independent syncs)"
+            ),
+            goal: "–".into(),
+            measured: rate_ratio(f, fe1),
+            ok: None,
+        });
+        context.push(Target {
+            what: format!("context: vault ÷ the floor's independent syncs, {threads} threads"),
+            goal: "–".into(),
+            measured: rate_ratio(v, f),
+            ok: None,
+        });
     }
+    t.append(&mut context);
     for sync in [SyncMode::Never, SyncMode::Every(EVERY)] {
         let rot: Vec<&Cell> = cells
             .iter()
