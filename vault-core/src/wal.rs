@@ -98,10 +98,16 @@ struct SyncState {
     /// Reused by each flush so that group commit allocates nothing in steady state.
     scratch: Vec<(Segment, usize)>,
     poison: Option<String>,
-    /// Threads waiting on `sync_done` in [`Shared::sync_through`] now.
+    /// Threads that began waiting on `sync_done` in [`Shared::sync_through`] since the last
+    /// flush ended and are still waiting. The flush's end zeroes it: the threads it wakes
+    /// leave the count at once, not when each gets the lock back (until then a new leader
+    /// would count them as already waiting again, and its gather would end at once).
     waiters: usize,
     /// `waiters` when the last flush ended: the threads its `notify_all` woke.
     woken: usize,
+    /// Flushes ended so far: a waiter that wakes with this unchanged was not counted out by a
+    /// flush's end (a spurious wake-up, or a cut's `notify_all`) and leaves `waiters` itself.
+    flushes_ended: u64,
 }
 
 /// Group commit's gather (see [`Shared::gather`]): the longest a leader waits for the threads
@@ -687,12 +693,15 @@ impl Shared {
                 }
                 st.waiters += 1;
                 sh.sync_waiters.store(st.waiters, Ordering::Release);
+                let ended = st.flushes_ended;
                 st = sh
                     .sync_done
                     .wait(st)
                     .unwrap_or_else(crate::sync::PoisonError::into_inner);
-                st.waiters -= 1;
-                sh.sync_waiters.store(st.waiters, Ordering::Release);
+                if st.flushes_ended == ended {
+                    st.waiters -= 1;
+                    sh.sync_waiters.store(st.waiters, Ordering::Release);
+                }
             }
             st.in_progress = true;
             // Gather only when the last flush woke waiting threads: they are the appenders
@@ -710,6 +719,9 @@ impl Shared {
             st.scratch = scratch;
             st.in_progress = false;
             st.woken = st.waiters;
+            st.waiters = 0;
+            st.flushes_ended += 1;
+            sh.sync_waiters.store(0, Ordering::Release);
             match flushed {
                 Ok(covered) => {
                     sh.durable.fetch_max(covered, Ordering::AcqRel);
