@@ -89,6 +89,8 @@ fn a_failed_enlargement_keeps_the_spare_as_the_next_segment() {
     // would leave segment 2, unused, between two segments of the log.
     assert_eq!(r.next_segment().unwrap().index(), 2);
     assert_eq!(r.next_segment().unwrap().index(), 3);
+    // Three segments reached the writer; the failed enlargement handed none over.
+    assert_eq!(r.stats().handed_off, 3);
     r.shutdown().unwrap();
 }
 
