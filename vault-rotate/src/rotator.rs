@@ -129,8 +129,9 @@ enum Owed {
     /// a full disk this matters: the space freed then must not be needed for this index again
     /// while the worker's spares (of later indexes) take it.
     Kept(PreparedSegment),
-    /// Only its header: its file was replaced or removed, so the next hand-off prepares the
-    /// index again (under the same name) on the writer's thread.
+    /// Only its header: its file was replaced (by the larger one, whose directory fsync
+    /// failed), so the next hand-off prepares the index again (under the same name, replacing
+    /// that file) on the writer's thread.
     Lost(SegmentHeader),
 }
 
