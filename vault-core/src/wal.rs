@@ -705,8 +705,10 @@ impl Shared {
             }
             st.in_progress = true;
             // Gather only when the last flush woke waiting threads: they are the appenders
-            // whose next records this flush should carry. A lone appender never yields (a
-            // yield on a loaded machine can cost it a time slice).
+            // whose next records this flush should carry. A lone appender does not yield (a
+            // yield on a loaded machine can cost it a time slice), except after a flush that
+            // another syncer (the interval flusher, the committer) waited on: then for at
+            // most `GATHER_PATIENCE` with no new record.
             let expected = st.woken;
             let mut scratch = std::mem::take(&mut st.scratch);
             drop(st);
