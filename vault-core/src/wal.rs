@@ -750,8 +750,10 @@ impl Shared {
     /// goes").
     ///
     /// `expected` is the number of threads the previous flush woke. Every one of them that
-    /// comes back for a sync has published its record first, then waits on `sync_done`; the
-    /// leader is one of them. So the gather ends as soon as `expected` threads wait, and
+    /// comes back for a sync has published its record first, then waits on `sync_done` (and
+    /// counts in `waiters`, which the previous flush's end zeroed); the previous leader, not
+    /// among them, may come back too, so `expected` can be reached even when one of them
+    /// leads. So the gather ends as soon as `expected` threads wait, and
     /// otherwise after [`GATHER_PATIENCE`] with no new record or [`GATHER_MAX`] in all (a
     /// released thread may not append again). It yields between checks, which on a machine
     /// with fewer cores than writers is what lets the released threads run.
