@@ -98,12 +98,18 @@ struct SyncState {
     /// Reused by each flush so that group commit allocates nothing in steady state.
     scratch: Vec<(Segment, usize)>,
     poison: Option<String>,
-    /// Threads waiting on `sync_done` in [`Shared::sync_through`] now.
+    /// Threads that began waiting on `sync_done` in [`Shared::sync_through`] since the last
+    /// flush ended and are still waiting. The flush's end zeroes it: the threads it wakes
+    /// leave the count at once, not when each gets the lock back (until then a new leader
+    /// would count them as already waiting again, and its gather would end at once).
     waiters: usize,
     /// `waiters` when the last flush ended: the threads its `notify_all` woke.
     woken: usize,
     /// How long the last flush took (its `msync`s), which bounds the next gather.
     last_flush: Duration,
+    /// Flushes ended so far: a waiter that wakes with this unchanged was not counted out by a
+    /// flush's end (a spurious wake-up, or a cut's `notify_all`) and leaves `waiters` itself.
+    flushes_ended: u64,
 }
 
 /// Group commit's gather (see [`Shared::gather`]): the longest a leader waits for the threads
@@ -697,17 +703,22 @@ impl Shared {
                 }
                 st.waiters += 1;
                 sh.sync_waiters.store(st.waiters, Ordering::Release);
+                let ended = st.flushes_ended;
                 st = sh
                     .sync_done
                     .wait(st)
                     .unwrap_or_else(crate::sync::PoisonError::into_inner);
-                st.waiters -= 1;
-                sh.sync_waiters.store(st.waiters, Ordering::Release);
+                if st.flushes_ended == ended {
+                    st.waiters -= 1;
+                    sh.sync_waiters.store(st.waiters, Ordering::Release);
+                }
             }
             st.in_progress = true;
             // Gather only when the last flush woke waiting threads: they are the appenders
-            // whose next records this flush should carry. A lone appender never yields (a
-            // yield on a loaded machine can cost it a time slice).
+            // whose next records this flush should carry. A lone appender does not yield (a
+            // yield on a loaded machine can cost it a time slice), except after a flush that
+            // another syncer (the interval flusher, the committer) waited on: then for at
+            // most `GATHER_PATIENCE` with no new record.
             let expected = st.woken;
             let last_flush = st.last_flush;
             let mut scratch = std::mem::take(&mut st.scratch);
@@ -724,6 +735,9 @@ impl Shared {
             st.in_progress = false;
             st.woken = st.waiters;
             st.last_flush = took;
+            st.waiters = 0;
+            st.flushes_ended += 1;
+            sh.sync_waiters.store(0, Ordering::Release);
             match flushed {
                 Ok(covered) => {
                     sh.durable.fetch_max(covered, Ordering::AcqRel);
@@ -750,12 +764,15 @@ impl Shared {
     /// goes").
     ///
     /// `expected` is the number of threads the previous flush woke. Every one of them that
-    /// comes back for a sync has published its record first, then waits on `sync_done`; the
-    /// leader is one of them. So the gather ends as soon as `expected` threads wait, and
-    /// otherwise after [`GATHER_PATIENCE`] (at most an eighth of `last_flush`) with no new
-    /// record, or [`GATHER_MAX`] (at most half of `last_flush`) in all: a released thread may
-    /// not append again. After a flush quicker than [`GATHER_MIN_FLUSH`] it does nothing. It yields between checks, which on a machine with fewer cores than
-    /// writers is what lets the released threads run.
+    /// comes back for a sync has published its record first, then waits on `sync_done` (and
+    /// counts in `waiters`, which the previous flush's end zeroed); the previous leader, not
+    /// among them, may come back too, so `expected` can be reached even when one of them
+    /// leads. So the gather ends as soon as `expected` threads wait, and otherwise after
+    /// [`GATHER_PATIENCE`] (at most an eighth of `last_flush`) with no new record, or
+    /// [`GATHER_MAX`] (at most half of `last_flush`) in all: a released thread may not append
+    /// again. After a flush quicker than [`GATHER_MIN_FLUSH`] it does nothing. It yields
+    /// between checks, which on a machine with fewer cores than writers is what lets the
+    /// released threads run.
     ///
     /// The gather changes no state, only the moment the flush reads the tail; what the flush
     /// covers and reports is unchanged, so every crash guarantee is the same. Under loom it is

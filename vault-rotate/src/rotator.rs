@@ -129,8 +129,9 @@ enum Owed {
     /// a full disk this matters: the space freed then must not be needed for this index again
     /// while the worker's spares (of later indexes) take it.
     Kept(PreparedSegment),
-    /// Only its header: its file was replaced or removed, so the next hand-off prepares the
-    /// index again (under the same name) on the writer's thread.
+    /// Only its header: its file was replaced (by the larger one, whose directory fsync
+    /// failed), so the next hand-off prepares the index again (under the same name, replacing
+    /// that file) on the writer's thread.
     Lost(SegmentHeader),
 }
 
@@ -212,9 +213,7 @@ impl Rotator {
                 Request::Retry
             });
         }
-        let seg = got?;
-        self.counters.handed_off.fetch_add(1, Ordering::Relaxed);
-        Ok(seg)
+        got
     }
 
     /// Takes the next segment, enlarged on this thread if it holds fewer than `min_capacity`
@@ -230,13 +229,7 @@ impl Rotator {
         let storage = &*self.config.storage;
         let mut owed = self.owed.lock().unwrap_or_else(StdPoisonError::into_inner);
         let seg = match owed.take() {
-            Some(Owed::Kept(seg)) => {
-                if seg.limit() as u64 >= min_capacity {
-                    self.counters.handed_off.fetch_add(1, Ordering::Relaxed);
-                    return Ok(seg);
-                }
-                seg
-            }
+            Some(Owed::Kept(seg)) => seg,
             Some(Owed::Lost(h)) => {
                 self.counters.waits.fetch_add(1, Ordering::Relaxed);
                 let capacity = min_capacity.max(self.config.segment_size);
@@ -251,22 +244,25 @@ impl Rotator {
                     }
                 };
             }
-            None => {
-                let seg = self.take_spare()?;
-                if seg.limit() as u64 >= min_capacity {
-                    return Ok(seg);
-                }
-                seg
-            }
+            None => self.take_spare()?,
         };
+        // Counted here, once the writer gets it: a spare whose enlargement fails is handed
+        // off when the segment of its index finally is.
+        if seg.limit() as u64 >= min_capacity {
+            self.counters.handed_off.fetch_add(1, Ordering::Relaxed);
+            return Ok(seg);
+        }
         self.counters.waits.fetch_add(1, Ordering::Relaxed);
         let h = *seg.segment().header();
-        seg.enlarge(storage, &self.config.dir, min_capacity)
+        let bigger = seg
+            .enlarge(storage, &self.config.dir, min_capacity)
             .map_err(|(e, kept)| {
                 // The worker has moved on to the next index; this one must still come next.
                 *owed = Some(kept.map_or(Owed::Lost(h), Owed::Kept));
-                e.into()
-            })
+                Error::from(e)
+            })?;
+        self.counters.handed_off.fetch_add(1, Ordering::Relaxed);
+        Ok(bigger)
     }
 
     /// Hands a full segment to the worker for its final sync of `[.., end)`. A failure there

@@ -4,9 +4,9 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vault_rotate::{RotateConfig, Rotator};
@@ -19,6 +19,8 @@ struct FillableDisk {
     full: AtomicBool,
     max_alloc: AtomicU64,
     allocations: AtomicUsize,
+    /// Every successful removal, in order.
+    removed: Mutex<Vec<PathBuf>>,
 }
 
 impl Storage for FillableDisk {
@@ -45,7 +47,9 @@ impl Storage for FillableDisk {
         FsStorage.rename(from, to)
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
-        FsStorage.remove(path)
+        FsStorage.remove(path)?;
+        self.removed.lock().unwrap().push(path.to_path_buf());
+        Ok(())
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         FsStorage.sync_dir(dir)
@@ -85,6 +89,8 @@ fn a_failed_enlargement_keeps_the_spare_as_the_next_segment() {
     // would leave segment 2, unused, between two segments of the log.
     assert_eq!(r.next_segment().unwrap().index(), 2);
     assert_eq!(r.next_segment().unwrap().index(), 3);
+    // Three segments reached the writer; the failed enlargement handed none over.
+    assert_eq!(r.stats().handed_off, 3);
     r.shutdown().unwrap();
 }
 
@@ -193,4 +199,55 @@ fn spares_taken_on_a_full_disk_queue_one_failure_not_several() {
     assert_eq!(seg.index(), 2 + spares);
     drop(seg);
     r.shutdown().unwrap();
+}
+
+/// The segment index in a segment file's name (`<created>-<index>.log`), if it is one.
+fn index_of(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?.strip_suffix(".log")?;
+    name.rsplit('-').next()?.parse().ok()
+}
+
+#[test]
+fn shutdown_removes_a_kept_spare_after_the_newer_spares() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(FillableDisk::default());
+    disk.max_alloc.store(64 * 1024, Ordering::SeqCst);
+    let r = start(dir.path(), &disk);
+    let spares = vault_rotate::default_spares(64 * 1024) as u64;
+    let first = r.next_segment().unwrap();
+    assert_eq!(first.index(), 1);
+    let first_path = first.segment().path().to_path_buf();
+    drop(first);
+    // Index 2's enlargement fails before its rename: the spare is kept, its file in place.
+    let e = r.next_segment_with_capacity(1 << 20).unwrap_err();
+    assert!(is_enospc(&e), "{e}");
+    // The worker goes on with 3.. (it was asked for a refill when 2 was taken).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while r.stats().prepared < 2 + spares {
+        assert!(
+            Instant::now() < deadline,
+            "the worker never filled its slots"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    r.shutdown().unwrap();
+    // Only segment 1 (the writer's, not the rotator's to remove) is left...
+    let mut left: Vec<u64> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| index_of(&e.unwrap().path()))
+        .collect();
+    left.sort_unstable();
+    assert_eq!(left, vec![1], "files left: {left:?}");
+    assert!(first_path.exists());
+    // ...and the removals went newest first, the kept spare (2) last: removing it before a
+    // newer spare would leave that spare past a gap if the process died in between.
+    let removed: Vec<u64> = disk
+        .removed
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|p| index_of(p))
+        .collect();
+    let expected: Vec<u64> = (2..2 + spares + 1).rev().collect();
+    assert_eq!(removed, expected);
 }

@@ -309,27 +309,26 @@ impl Segment {
         index: u64,
         capacity: u64,
     ) -> Result<PreparedSegment> {
-        Self::create_at(storage, dir, index, capacity, now_nanos())
+        Self::try_create_at(storage, dir, index, capacity, now_nanos(), false).map_err(|(e, _)| e)
     }
 
-    fn create_at(
-        storage: &dyn Storage,
-        dir: &Path,
-        index: u64,
-        capacity: u64,
-        created: u64,
-    ) -> Result<PreparedSegment> {
-        Self::try_create_at(storage, dir, index, capacity, created).map_err(|(e, _)| e)
-    }
-
-    /// [`Segment::create_at`], whose error also tells whether the new file had been renamed
-    /// to the final name (replacing any file there) before the failure.
+    /// Prepares segment `index` under the name made of `created`; the error also tells whether
+    /// the new file had been renamed to the final name (replacing any file there) before the
+    /// failure.
+    ///
+    /// `replacing`: the final name is that of a spare of this index (an enlargement, or its
+    /// retry) which later spares may follow. A failure after the rename (the directory fsync)
+    /// then leaves the new file under that name, a valid unactivated segment a retry replaces
+    /// under the same name: removing it would leave the index without a file once any later
+    /// directory fsync made the removal durable, a gap before those spares that `open`
+    /// refuses. A fresh index's file is removed instead (a retry names it at a later time).
     fn try_create_at(
         storage: &dyn Storage,
         dir: &Path,
         index: u64,
         capacity: u64,
         created: u64,
+        replacing: bool,
     ) -> std::result::Result<PreparedSegment, (Error, bool)> {
         let capacity = round_capacity(capacity);
         let pre = dir.join(segment_file_name(created, index, true));
@@ -381,8 +380,13 @@ impl Segment {
             Err(e) => {
                 // Remove the file under whichever name it has: left under the final name (the
                 // directory fsync failed), it would become a second file of this index when
-                // the retry, at a later time, gets a name with a later timestamp.
-                let _ = storage.remove(if renamed { &fin } else { &pre });
+                // the retry, at a later time, gets a name with a later timestamp. Unless it
+                // replaced a spare's file (`replacing`): then it stays, see above.
+                if !renamed {
+                    let _ = storage.remove(&pre);
+                } else if !replacing {
+                    let _ = storage.remove(&fin);
+                }
                 Err((e, renamed))
             }
         }
@@ -1203,7 +1207,9 @@ impl PreparedSegment {
     /// As [`Segment::create`], with this segment given back unchanged when the failure came
     /// before the rename (a full disk, typically): its file was not touched, so it can still
     /// serve a normal-size record without allocating anything. `None` when the rename had
-    /// replaced its file.
+    /// replaced its file (only the directory fsync failed): the new file stays under the name,
+    /// so the index is never left without a file, and [`PreparedSegment::recreate`] replaces
+    /// it.
     #[allow(clippy::result_large_err)] // the error path of a rare, already slow operation
     pub fn enlarge(
         self,
@@ -1212,7 +1218,7 @@ impl PreparedSegment {
         capacity: u64,
     ) -> std::result::Result<Self, (Error, Option<Self>)> {
         let h = *self.seg.header();
-        match Segment::try_create_at(storage, dir, h.index, capacity, h.created_nanos) {
+        match Segment::try_create_at(storage, dir, h.index, capacity, h.created_nanos, true) {
             Ok(bigger) => Ok(bigger),
             Err((e, false)) => Err((e, Some(self))),
             Err((e, true)) => Err((e, None)),
@@ -1234,7 +1240,15 @@ impl PreparedSegment {
         header: &SegmentHeader,
         capacity: u64,
     ) -> Result<Self> {
-        Segment::create_at(storage, dir, header.index, capacity, header.created_nanos)
+        Segment::try_create_at(
+            storage,
+            dir,
+            header.index,
+            capacity,
+            header.created_nanos,
+            true,
+        )
+        .map_err(|(e, _)| e)
     }
 
     /// Makes the segment the writer's tail, starting at `first_lsn`.

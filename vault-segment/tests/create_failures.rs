@@ -39,3 +39,48 @@ fn a_failed_step_of_segment_creation_leaves_no_file_under_either_name() {
         assert_eq!(sim.live_names(&dir()).len(), 1, "{kind:?}");
     }
 }
+
+/// The segment indexes of the files in `sim`'s directory.
+fn indexes(sim: &SimStorage) -> Vec<u64> {
+    let mut v: Vec<u64> = sim
+        .live_names(&dir())
+        .iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.strip_suffix(".log")?;
+            name.rsplit('-').next()?.parse().ok()
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// An enlargement replaces a spare whose index the worker's later spares follow. Whichever
+/// step fails, the index keeps a file (the old spare or the new one, both unactivated) on disk
+/// too: with none, a later directory fsync (the worker's next preparation) would make a gap
+/// before those spares, and `open` refuses a log with a missing segment.
+#[test]
+fn a_failed_enlargement_never_leaves_its_index_without_a_file() {
+    for kind in [
+        OpKind::Allocate,
+        OpKind::Map,
+        OpKind::Prefault,
+        OpKind::Sync,
+        OpKind::Rename,
+        OpKind::SyncDir,
+    ] {
+        let sim = SimStorage::new();
+        sim.create_dir_all(&dir()).unwrap();
+        let spare = Segment::create(&sim, &dir(), 7, 8192).unwrap();
+        let _later = Segment::create(&sim, &dir(), 8, 8192).unwrap();
+        sim.fail_nth(kind, sim.calls(kind) + 1, FaultError::Io);
+        let Err((_, kept)) = spare.enlarge(&sim, &dir(), 1 << 20) else {
+            panic!("{kind:?} failed but the enlargement succeeded");
+        };
+        drop(kept);
+        assert_eq!(indexes(&sim), vec![7, 8], "{kind:?}: live");
+        // The worker goes on: its next preparation fsyncs the directory.
+        let _next = Segment::create(&sim, &dir(), 9, 8192).unwrap();
+        let after = sim.crash(&CrashChoice::none());
+        assert_eq!(indexes(&after), vec![7, 8, 9], "{kind:?}: after a crash");
+    }
+}
