@@ -22,7 +22,7 @@ pub(crate) use std::sync::Arc as StdArc;
 pub(crate) use std::sync::PoisonError;
 
 #[cfg(not(test))]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 #[cfg(not(test))]
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 #[cfg(not(test))]
@@ -33,7 +33,7 @@ pub(crate) use vault_rotate::{default_spares, Error as RotateError, RotateConfig
 #[cfg(test)]
 pub(crate) use crate::loom_rotate::{default_spares, Error as RotateError, RotateConfig, Rotator};
 #[cfg(test)]
-pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 #[cfg(test)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard, RwLock};
 #[cfg(test)]

@@ -279,16 +279,19 @@ impl Wal {
     pub fn append(&self, data: &[u8]) -> Result<Lsn> {
         self.check_len(data.len())?;
         let partial = partial_crc(data);
-        let lsn = {
+        let (lsn, wake) = {
             let mut w = lock(&self.shared.writer);
             self.check_open()?;
             let lsn = self.append_locked(&mut w, data, partial)?;
             w.appender.publish();
             w.appends += 1;
             self.shared.last_lsn.store(lsn, Ordering::Release);
-            lsn
+            // Under the append lock (see `wal::follow`, "The wake-up protocol").
+            (lsn, self.shared.tail.has_waiters())
         };
-        self.shared.tail.appended();
+        if wake {
+            self.shared.tail.wake();
+        }
         if self.shared.options.sync == SyncPolicy::Always {
             self.shared.sync_through(lsn)?;
         }
@@ -306,7 +309,7 @@ impl Wal {
         for r in records {
             self.check_len(r.as_ref().len())?;
         }
-        let (first, last) = {
+        let (first, last, wake) = {
             let mut w = lock(&self.shared.writer);
             self.check_open()?;
             let first = w.appender.next_lsn();
@@ -319,8 +322,11 @@ impl Wal {
                         w.appender.publish();
                         w.appends += (last + 1).saturating_sub(first);
                         self.shared.last_lsn.store(last, Ordering::Release);
+                        let wake = self.shared.tail.has_waiters();
                         drop(w);
-                        self.shared.tail.appended();
+                        if wake {
+                            self.shared.tail.wake();
+                        }
                         return Err(e);
                     }
                 }
@@ -328,9 +334,11 @@ impl Wal {
             w.appender.publish();
             w.appends += records.len() as u64;
             self.shared.last_lsn.store(last, Ordering::Release);
-            (first, last)
+            (first, last, self.shared.tail.has_waiters())
         };
-        self.shared.tail.appended();
+        if wake {
+            self.shared.tail.wake();
+        }
         if self.shared.options.sync == SyncPolicy::Always && last >= first {
             self.shared.sync_through(last)?;
         }
