@@ -17,8 +17,8 @@ use crate::options::{Options, SyncPolicy};
 use crate::read::Iter;
 use crate::recovery::{analyse, RecoveryReport};
 use crate::sync::{
-    lock, Arc, AtomicBool, AtomicU64, Condvar, JoinHandle, Mutex, Ordering, RotateConfig, Rotator,
-    RwLock, StdArc, ThreadBuilder,
+    lock, try_lock, Arc, AtomicBool, AtomicU64, Condvar, JoinHandle, Mutex, Ordering, RotateConfig,
+    Rotator, RwLock, StdArc, ThreadBuilder,
 };
 pub(crate) use follow::CutWatch;
 pub use follow::Follower;
@@ -278,9 +278,18 @@ impl Wal {
     /// rotation (for example a full disk); [`Error::Closed`].
     pub fn append(&self, data: &[u8]) -> Result<Lsn> {
         self.check_len(data.len())?;
-        let partial = partial_crc(data);
         let (lsn, wake) = {
-            let mut w = lock(&self.shared.writer);
+            // Uncontended, the checksum is computed under the lock, while the record is copied
+            // (`append_and_checksum`): the CPU overlaps the two. If another appender holds the
+            // lock, this one checksums while it waits, so that concurrent appenders checksum in
+            // parallel.
+            let (mut w, partial) = match try_lock(&self.shared.writer) {
+                Some(w) => (w, None),
+                None => {
+                    let partial = partial_crc(data);
+                    (lock(&self.shared.writer), Some(partial))
+                }
+            };
             self.check_open()?;
             let lsn = self.append_locked(&mut w, data, partial)?;
             w.appender.publish();
@@ -316,7 +325,7 @@ impl Wal {
             let mut last = first.saturating_sub(1);
             for r in records {
                 let data = r.as_ref();
-                match self.append_locked(&mut w, data, partial_crc(data)) {
+                match self.append_locked(&mut w, data, Some(partial_crc(data))) {
                     Ok(lsn) => last = lsn,
                     Err(e) => {
                         w.appender.publish();
@@ -609,7 +618,8 @@ impl Wal {
 
     /// Appends one frame (and a commit marker first, if a sync completed since the last one).
     /// The caller publishes.
-    fn append_locked(&self, w: &mut Writer, data: &[u8], partial: u32) -> Result<Lsn> {
+    /// `partial` is `partial_crc(data)`, or `None` to compute it while copying.
+    fn append_locked(&self, w: &mut Writer, data: &[u8], partial: Option<u32>) -> Result<Lsn> {
         let durable = self.shared.durable.load(Ordering::Acquire);
         let marker = durable > w.attested;
         let need = frame_len(data.len()) + if marker { MARKER_FRAME_LEN } else { 0 };
@@ -619,9 +629,11 @@ impl Wal {
         if marker && w.appender.append_marker(durable).is_ok() {
             w.attested = durable;
         }
-        w.appender
-            .append(data, partial)
-            .map_err(|_| Error::InvalidOptions("record does not fit a fresh segment".into()))
+        match partial {
+            Some(partial) => w.appender.append(data, partial),
+            None => w.appender.append_and_checksum(data),
+        }
+        .map_err(|_| Error::InvalidOptions("record does not fit a fresh segment".into()))
     }
 
     /// Seals the tail segment and continues in the next one, which the worker prepared.

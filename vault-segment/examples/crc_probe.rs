@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 fn main() {
-    for len in [64usize, 128, 256, 512, 1024, 2048, 4096, 65536] {
+    for len in [64usize, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536] {
         let mut data: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
         let iters = (64 << 20) / len;
         let mut best = [f64::MAX; 4];

@@ -108,8 +108,8 @@ impl Shared {
         this.commit.cv.notify_all();
         // The committer may be waiting for an append rather than on its condition variable.
         if this.tail.has_waiters() {
-                    this.tail.wake();
-                }
+            this.tail.wake();
+        }
     }
 
     /// `Wal::wait_durable`.
