@@ -22,7 +22,7 @@ pub(crate) use std::sync::Arc as StdArc;
 pub(crate) use std::sync::PoisonError;
 
 #[cfg(not(test))]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(test))]
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 #[cfg(not(test))]
@@ -35,7 +35,7 @@ pub(crate) use vault_rotate::{default_spares, Error as RotateError, RotateConfig
 #[cfg(test)]
 pub(crate) use crate::loom_rotate::{default_spares, Error as RotateError, RotateConfig, Rotator};
 #[cfg(test)]
-pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 #[cfg(test)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard, RwLock};
 #[cfg(test)]
@@ -51,6 +51,15 @@ pub(crate) use crate::loom_rotate::sync::loom_shim::{model, spawn, ThreadBuilder
 /// consistent before anything that can panic.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Locks a mutex if no one holds it (ignoring poisoning, as [`lock`]); `None` if someone does.
+pub(crate) fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
 }
 
 #[cfg(test)]

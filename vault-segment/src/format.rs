@@ -191,7 +191,7 @@ pub fn partial_crc(payload: &[u8]) -> u32 {
     // cast only keeps this function total.
     #[allow(clippy::cast_possible_truncation)]
     let prefix = frame_prefix(payload.len() as u32, KIND_RECORD);
-    crate::crc::crc32c_append(crate::crc::crc32c_append(0, &prefix), payload)
+    crate::crc::crc32c_prefixed(u64::from_le_bytes(prefix), payload)
 }
 
 /// Mixes salt and LSN into a partial checksum.

@@ -107,7 +107,9 @@ impl Shared {
         drop(st);
         this.commit.cv.notify_all();
         // The committer may be waiting for an append rather than on its condition variable.
-        this.tail.appended();
+        if this.tail.has_waiters() {
+            this.tail.wake();
+        }
     }
 
     /// `Wal::wait_durable`.
@@ -125,7 +127,7 @@ impl Shared {
             }
             if this.last_lsn.load(Ordering::Acquire) < lsn {
                 // Not appended yet: wait for the append that publishes it.
-                let appended = this.tail.wait(deadline, || {
+                let appended = this.tail.wait(&this.writer, deadline, || {
                     this.last_lsn.load(Ordering::Acquire) >= lsn || this.tail.is_closed()
                 });
                 if !appended {
@@ -154,7 +156,9 @@ impl Shared {
                 this.commit.cv.notify_all();
                 // The committer may be waiting for an append rather than on its condition
                 // variable (as in `register_durable`); `Tail` before `commit.state`.
-                this.tail.appended();
+                if this.tail.has_waiters() {
+                    this.tail.wake();
+                }
                 st = lock(&this.commit.state);
             }
             loop {
@@ -247,7 +251,7 @@ impl Shared {
             if !stop && lowest_wanted > last && lowest_wanted > durable {
                 // Everything wanted is still to be appended: wait for an append (or for new
                 // requests, or close).
-                self.tail.wait(None, || {
+                self.tail.wait(&self.writer, None, || {
                     self.last_lsn.load(Ordering::Acquire) >= lowest_wanted
                         || self.tail.is_closed()
                         || {

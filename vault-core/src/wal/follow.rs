@@ -3,23 +3,32 @@
 //!
 //! # The wake-up protocol
 //!
-//! An appender must pay nothing when nobody waits: no lock, no syscall. So appenders do not
-//! notify unconditionally; they look at a count of waiters after publishing:
+//! An appender must pay nothing when nobody waits: no lock but its own, no fence, no syscall.
+//! So appenders do not notify unconditionally; they look at a count of waiters while they
+//! still hold the append lock (`Shared::writer`), and waiters count themselves under that lock:
 //!
 //! ```text
 //! appender                                   waiter (holds Tail::state from ① to the wait)
-//!   publish; last_lsn.store(Release)           ① lock state
-//!   fence(SeqCst)                              ② waiters += 1 (SeqCst); fence(SeqCst)
-//!   if waiters.load() > 0:                     ③ if ready() (last_lsn ≥ wanted …): return
-//!       lock state; unlock; notify_all         ④ condvar wait (unlocks state atomically)
+//!   lock writer                                ① lock state
+//!   publish; last_lsn.store(Release)           ② lock writer; waiters += 1; unlock writer
+//!   n = waiters.load(Relaxed); unlock writer   ③ if ready() (last_lsn ≥ wanted …): return
+//!   if n > 0: lock state; unlock; notify_all   ④ condvar wait (unlocks state atomically)
 //! ```
 //!
-//! The two SeqCst fences order each side's store before its load, so at least one side sees
-//! the other: either the waiter's ③ sees the new `last_lsn` and does not sleep, or the
-//! appender sees the count and notifies. Its notification cannot fall between ③ and ④: it
-//! first takes `state`, which the waiter holds from ① until the wait releases it. Loom checks
-//! this (`models.rs`: a lost wake-up is a deadlock there). With no waiter, the appender's cost
-//! is the fence and one load of a counter that only waiters write.
+//! The append lock orders the two critical sections: if the waiter's ② came first, its count
+//! happens before the appender's load, which sees it and notifies; if the appender's came
+//! first, its `last_lsn` store happens before the waiter's ③, which sees it and does not
+//! sleep. The notification cannot fall between ③ and ④: it first takes `state`, which the
+//! waiter holds from ① until the wait releases it. Loom checks this (`models.rs`: a lost
+//! wake-up is a deadlock there). With no waiter, the appender's cost is one plain load inside
+//! the lock it holds anyway. (Before, the appender ran a `SeqCst` fence after unlocking and the
+//! waiter counted itself with a `SeqCst` RMW and fence, a Dekker pair: the fence was a third
+//! locked instruction per append, ~10-37 % of `Wal::append`'s own samples in a profile.)
+//!
+//! Lock order: `state`, then the append lock; nothing takes `state` while holding the append
+//! lock. Wakers that are not appends (`on_durable`, `wait_durable` with a deadline, which must
+//! wake the committer) change what the waiter's `ready()` reads under another mutex
+//! (`commit.state`); that mutex orders them the same way (see [`Tail::has_waiters`]).
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +36,7 @@ use vault_segment::{Record, Records};
 
 use super::Shared;
 use crate::error::{Error, Result};
-use crate::sync::{fence, lock, Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
+use crate::sync::{lock, Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
 use crate::Lsn;
 
 /// How many recent truncations of the log's end [`CutLog`] remembers exactly.
@@ -139,14 +148,18 @@ impl Tail {
         }
     }
 
-    /// Called by appenders after they published (and stored `last_lsn`): wakes the waiters,
-    /// if there are any. With none, a fence and a load.
+    /// Whether any thread is in [`Tail::wait`]. An appender calls it while it holds the append
+    /// lock, after it published and stored `last_lsn`, and calls [`Tail::wake`] after
+    /// unlocking if it returned `true`.
+    ///
+    /// `Relaxed` suffices: a waiter counts itself under the append lock, so either its count
+    /// happens before this load (through the lock) or the appender's `last_lsn` store happens
+    /// before the waiter's `ready()` (module docs). The same holds for a caller that changed
+    /// what a waiter's `ready()` reads under another mutex that `ready()` takes after the waiter
+    /// counted itself (`commit.state` for the committer), and loads after unlocking it.
     #[inline]
-    pub(crate) fn appended(&self) {
-        fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::Relaxed) != 0 {
-            self.wake();
-        }
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.waiters.load(Ordering::Relaxed) != 0
     }
 
     /// Wakes every waiter.
@@ -157,11 +170,21 @@ impl Tail {
 
     /// Waits until `ready()` holds (checked first, then after every wake-up) or `deadline`
     /// passes (`None`: no limit). Returns whether `ready()` held. `ready` must become true only
-    /// through a store that is followed by [`Tail::appended`] or [`Tail::wake`].
-    pub(crate) fn wait(&self, deadline: Option<Instant>, ready: impl Fn() -> bool) -> bool {
+    /// through a store that is followed by a [`Tail::has_waiters`] check (and a [`Tail::wake`]
+    /// if it says so) as the module docs describe, or by an unconditional [`Tail::wake`].
+    /// `appends` is the append lock (`Shared::writer`), taken briefly to count this waiter.
+    pub(crate) fn wait<T>(
+        &self,
+        appends: &Mutex<T>,
+        deadline: Option<Instant>,
+        ready: impl Fn() -> bool,
+    ) -> bool {
         let mut guard = lock(&self.state);
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+        {
+            let _appends = lock(appends);
+            // Relaxed: the append lock orders this with the appenders' loads (module docs).
+            self.waiters.fetch_add(1, Ordering::Relaxed);
+        }
         let ok = loop {
             if ready() {
                 break true;
@@ -327,7 +350,7 @@ impl Follower {
             };
             let (next, seen) = (self.next, self.seen_changes);
             let tail = &sh.tail;
-            let woken = tail.wait(deadline, || {
+            let woken = tail.wait(&sh.writer, deadline, || {
                 sh.last_lsn.load(Ordering::Acquire) >= next
                     || tail.changes.load(Ordering::Acquire) != seen
                     || tail.is_closed()
