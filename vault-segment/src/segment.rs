@@ -1398,7 +1398,8 @@ impl SegmentAppender {
         } else {
             // Chunk by chunk: each chunk's checksum runs while the stores of its copy drain to
             // memory, and reads the source while it is still in L1. The first chunk is one word
-            // short, so that with the prefix word every chunk is a whole checksum block.
+            // short, so that with the prefix word it is 64 words like the others: each chunk is
+            // one block of the CRC lanes, with no odd bytes to finish.
             #[allow(clippy::cast_possible_truncation)]
             let prefix = u64::from_le_bytes(frame_prefix(payload.len() as u32, KIND_RECORD));
             let (first, mut rest) = payload.split_at(INTERLEAVE_CHUNK - 8);
