@@ -22,10 +22,6 @@ use crate::sync::{
 };
 pub(crate) use follow::CutWatch;
 
-/// Records up to this size are checksummed under the append lock when it is free (see
-/// [`Wal::append`]). Measured single-threaded (`examples/append_probe.rs`): 256 B 34.0 ->
-/// 31.6 ns, 4 KiB 520 -> 470 ns; 64 KiB showed no gain.
-const CHECKSUM_UNDER_LOCK_MAX: usize = 4096;
 pub use follow::Follower;
 
 /// A log sequence number: records are numbered 1, 2, 3, … in append order, without gaps.
@@ -315,17 +311,13 @@ impl Wal {
     pub fn append(&self, data: &[u8]) -> Result<Lsn> {
         self.check_len(data.len())?;
         let (lsn, wake) = {
-            // Uncontended, a record of up to `CHECKSUM_UNDER_LOCK_MAX` bytes is checksummed
-            // under the lock while it is copied (`append_and_checksum`): the CPU overlaps the
-            // two. If another appender holds the lock, this one checksums while it waits, so
-            // that concurrent appenders checksum in parallel; larger records always do (their
-            // copy is bound by the store bandwidth and would hide little of the checksum, which
-            // would hold the lock for microseconds).
-            let uncontended = if data.len() <= CHECKSUM_UNDER_LOCK_MAX {
-                try_lock(&self.shared.writer)
-            } else {
-                None
-            };
+            // Uncontended, the record is checksummed under the lock while it is copied
+            // (`append_and_checksum`): the CPU overlaps the two (a short record's chain of
+            // `crc32` instructions with its copy; a long one's checksum, 512 B at a time, with
+            // the stores of its copy draining to memory). If another appender holds the lock,
+            // this one checksums while it waits, so that concurrent appenders checksum in
+            // parallel.
+            let uncontended = try_lock(&self.shared.writer);
             let (mut w, partial) = match uncontended {
                 Some(w) => (w, None),
                 None => {
@@ -368,7 +360,7 @@ impl Wal {
             let mut last = first.saturating_sub(1);
             for r in records {
                 let data = r.as_ref();
-                match self.append_locked(&mut w, data, Some(partial_crc(data))) {
+                match self.append_locked(&mut w, data, None) {
                     Ok(lsn) => last = lsn,
                     Err(e) => {
                         w.appender.publish();

@@ -41,6 +41,42 @@ fn append_and_must_write_allocate_nothing_in_steady_state() {
     assert_eq!(wal.last_lsn(), 20_200);
 }
 
+/// Records longer than 512 bytes are copied and checksummed chunk by chunk under a free append
+/// lock (one at a time, and in a batch): still nothing allocated.
+#[test]
+fn large_appends_and_batches_allocate_nothing_in_steady_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(
+        dir.path(),
+        Options::default()
+            .with_segment_size(64 << 20)
+            .with_sync(SyncPolicy::Manual),
+    )
+    .unwrap();
+    let rec = vec![9u8; 64 << 10];
+    let batch = [&rec[..4097], &rec[..513], &rec[..]];
+    for _ in 0..10 {
+        wal.append(&rec).unwrap();
+        wal.append_batch(&batch).unwrap();
+    }
+    let info = allocation_counter::measure(|| {
+        for _ in 0..100 {
+            wal.append(&rec).unwrap();
+            wal.append_batch(&batch).unwrap();
+        }
+    });
+    assert_eq!(
+        info.count_total, 0,
+        "allocations on the append path: {info:?}"
+    );
+    assert_eq!(wal.last_lsn(), 440);
+    assert_eq!(
+        wal.stats().rotations,
+        0,
+        "the test is about appends, not rotation"
+    );
+}
+
 #[test]
 fn durable_appends_allocate_nothing_in_steady_state() {
     let dir = tempfile::tempdir().unwrap();

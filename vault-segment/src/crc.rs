@@ -54,7 +54,6 @@ const fn shift_table() -> [u32; MAX_WORDS + 1] {
 }
 
 /// `crc32c_append(crc, data)`: extends a finished CRC32C over `data`.
-#[cfg_attr(not(test), allow(dead_code))]
 #[must_use]
 pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     #[cfg(target_arch = "x86_64")]
