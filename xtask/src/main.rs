@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo xtask            # list the commands
-//! cargo xtask ci         # fmt, clippy, test, doc, CLI contract, stress, kill -9, disk full
+//! cargo xtask ci         # conflict markers, fmt, clippy, test, doc, CLI contract, stress, kill -9, disk full
 //! cargo xtask crash      # thousands of kill -9 generations (release)
 //! cargo xtask powerloss  # the power-loss model in release, 100,000+ crash states
 //! cargo xtask loom       # the loom models in release, preemption bound 3
@@ -149,7 +149,12 @@ fn help() -> String {
 fn ci(workspace: &Workspace, args: &[String]) -> Result<(), Error> {
     reject_args("ci", args)?;
 
+    let mut markers = Command::new("bash");
+    markers
+        .args(["-c", r#"! git grep -nE "^(<<<<<<<|>>>>>>>)( |$)""#])
+        .current_dir(&workspace.root);
     let mut steps = vec![
+        Step::new("conflict-markers", markers),
         Step::new("fmt", workspace.cargo(["fmt", "--all", "--", "--check"])),
         Step::new(
             "clippy",
