@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 
 use libfuzzer_sys::fuzz_target;
-use vault_segment::{segment_file_name, Activation, FsStorage, Segment, DATA_OFFSET};
+use vault_segment::{segment_file_name, Access, Activation, FsStorage, Segment, DATA_OFFSET};
 
 thread_local! {
     static DIR: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
     });
     let path = dir.join(segment_file_name(0, index, false));
     std::fs::write(&path, &image).expect("write the segment file");
-    if let Ok(seg) = Segment::open(&FsStorage, &path, index, false) {
+    if let Ok(seg) = Segment::open(&FsStorage, &path, index, Access::Read) {
         assert!(seg.limit() <= image.len());
         let scan = seg.scan();
         assert!(

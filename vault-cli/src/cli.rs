@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use vault_core::{Lsn, SyncPolicy};
+use vault_core::{IoMode, Lsn, SyncPolicy};
 
 /// The largest record `vault demo` writes: the library's default `max_record_size`.
 const MAX_DEMO_RECORD: u64 = 64 << 20;
@@ -83,6 +83,11 @@ pub struct DemoArgs {
     /// an optional K, M or G suffix (powers of 1024).
     #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_size)]
     pub segment_size: u64,
+    /// How segments reach the disk: `direct` (O_DIRECT writes from process memory, bypassing
+    /// the page cache; an error on file systems without it, such as tmpfs), `mmap` (memory-
+    /// mapped files, synced with msync) or `auto` (direct where the file system takes it).
+    #[arg(long, value_name = "PATH", default_value = "auto", value_parser = parse_io)]
+    pub io: IoMode,
 }
 
 /// Arguments of `vault write`.
@@ -106,6 +111,11 @@ pub struct WriteArgs {
     /// Print `ack LSN` on stdout (flushed) for each record once it is durable, in LSN order.
     #[arg(long)]
     pub ack: bool,
+    /// How segments reach the disk: `direct` (O_DIRECT writes from process memory, bypassing
+    /// the page cache; an error on file systems without it, such as tmpfs), `mmap` (memory-
+    /// mapped files, synced with msync) or `auto` (direct where the file system takes it).
+    #[arg(long, value_name = "PATH", default_value = "auto", value_parser = parse_io)]
+    pub io: IoMode,
 }
 
 /// Arguments of `vault cat`.
@@ -147,6 +157,11 @@ pub fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
             }
         }
     }
+}
+
+/// Parses `--io`: `auto`, `mmap` or `direct`.
+pub fn parse_io(s: &str) -> Result<IoMode, String> {
+    s.parse()
 }
 
 /// How a sync policy is written on the command line.

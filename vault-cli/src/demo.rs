@@ -70,10 +70,20 @@ struct Share {
 fn demo(dir: &Path, args: &DemoArgs, temporary: bool) -> Result<(), Failure> {
     let options = Options::default()
         .with_sync(args.sync)
-        .with_segment_size(args.segment_size);
+        .with_segment_size(args.segment_size)
+        .with_io(args.io);
     print_plan(dir, args, temporary);
 
     let (wal, opened) = Wal::open(dir, options.clone())?;
+    say(format_args!(
+        "io path: {} ({} on {})",
+        opened.io_path,
+        match args.io {
+            vault_core::IoMode::Auto => "chosen by --io auto",
+            vault_core::IoMode::Mmap | vault_core::IoMode::Direct => "as asked",
+        },
+        opened.file_system
+    ));
     let start = wal.last_lsn() + 1;
     if opened.records > 0 {
         say(format_args!(

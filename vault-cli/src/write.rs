@@ -34,7 +34,7 @@ pub fn run(args: &WriteArgs) -> Result<(), Failure> {
     if args.dir.metadata().is_ok_and(|m| !m.is_dir()) {
         return Err(not_a_directory(&args.dir));
     }
-    let mut options = Options::default().with_sync(args.sync);
+    let mut options = Options::default().with_sync(args.sync).with_io(args.io);
     if let Some(size) = args.segment_size {
         options = options.with_segment_size(size);
     }

@@ -80,6 +80,21 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// [`crate::IoMode::Direct`] was asked for on a file system that cannot do direct I/O.
+    #[error(
+        "direct I/O is not available for {} on {file_system}: {reason}; open it with \
+         IoMode::Mmap or IoMode::Auto (`--io mmap` or `--io auto`), or put the log on a file \
+         system backed by a device (ext4, xfs, btrfs)",
+        dir.display()
+    )]
+    DirectIoUnsupported {
+        /// The WAL directory.
+        dir: PathBuf,
+        /// The file system's name (`tmpfs`, ...).
+        file_system: String,
+        /// Why direct I/O cannot be used there.
+        reason: String,
+    },
     /// Invalid [`crate::Options`].
     #[error("invalid options: {0}")]
     InvalidOptions(String),

@@ -4,7 +4,7 @@ use crate::sync::StdArc as Arc;
 use std::fmt;
 use std::time::Duration;
 
-use vault_segment::{FsStorage, Storage, MAX_PAYLOAD};
+use vault_segment::{FileSystem, FsStorage, IoPath, Storage, MAX_PAYLOAD};
 
 use crate::error::{Error, Result};
 
@@ -19,6 +19,58 @@ pub enum SyncPolicy {
     Interval(Duration),
     /// Nothing syncs until the caller calls [`crate::Wal::sync`] (or closes the WAL).
     Manual,
+}
+
+/// Which I/O path a [`crate::Wal`] writes its segments through (see
+/// `docs/ARCHITECTURE.md`, "The two I/O paths"). Both paths write the same on-disk format: a
+/// log written on one opens on the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoMode {
+    /// Chosen at open by a fixed rule from the directory's file system (no timing): direct
+    /// I/O where the file system takes it and has a device behind it (ext4, xfs, btrfs, and
+    /// other file systems that accept an `O_DIRECT` write), the mapping elsewhere (tmpfs,
+    /// or a storage without direct I/O). The choice is in [`crate::RecoveryReport::io_path`]
+    /// and [`crate::WalStats::io_path`].
+    #[default]
+    Auto,
+    /// Memory-mapped segments: appends store into the page cache, syncs are `msync`.
+    Mmap,
+    /// Direct I/O: appends copy into process memory, syncs write the dirty blocks with
+    /// `O_DIRECT` + `RWF_DSYNC`, bypassing the page cache. `open` fails with
+    /// [`crate::Error::DirectIoUnsupported`] where the file system cannot do it (tmpfs),
+    /// never falling back silently.
+    Direct,
+}
+
+impl IoMode {
+    /// The I/O path this mode takes on `fs`, or why it cannot be taken.
+    pub(crate) fn resolve(self, fs: &FileSystem) -> std::result::Result<IoPath, String> {
+        match self {
+            IoMode::Mmap => Ok(IoPath::Mmap),
+            IoMode::Direct if fs.direct_io => Ok(IoPath::Direct),
+            IoMode::Direct => Err(fs
+                .direct_io_error
+                .clone()
+                .unwrap_or_else(|| "direct I/O is not available".into())),
+            IoMode::Auto if fs.direct_io && fs.name != "sim" => Ok(IoPath::Direct),
+            IoMode::Auto => Ok(IoPath::Mmap),
+        }
+    }
+}
+
+impl std::str::FromStr for IoMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(IoMode::Auto),
+            "mmap" => Ok(IoMode::Mmap),
+            "direct" => Ok(IoMode::Direct),
+            other => Err(format!(
+                "unknown I/O mode {other:?}: use mmap, direct or auto"
+            )),
+        }
+    }
 }
 
 /// How a [`crate::Wal`] is set up. Build with [`Options::default`] and the `with_*` methods.
@@ -38,6 +90,8 @@ pub struct Options {
     /// means automatic: enough for 128 MiB, between one and four (see [`Options::spares`]).
     /// More absorb longer bursts of unsynced appends that outrun preparation.
     pub spare_segments: usize,
+    /// The I/O path (default [`IoMode::Auto`]).
+    pub io: IoMode,
 }
 
 impl fmt::Debug for Options {
@@ -48,6 +102,7 @@ impl fmt::Debug for Options {
             .field("max_record_size", &self.max_record_size)
             .field("storage", &self.storage)
             .field("spare_segments", &self.spare_segments)
+            .field("io", &self.io)
             .finish()
     }
 }
@@ -60,6 +115,7 @@ impl Default for Options {
             max_record_size: 64 << 20,
             storage: Arc::new(FsStorage),
             spare_segments: 0,
+            io: IoMode::Auto,
         }
     }
 }
@@ -90,6 +146,13 @@ impl Options {
     #[must_use]
     pub fn with_storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.storage = storage;
+        self
+    }
+
+    /// Sets the I/O path.
+    #[must_use]
+    pub fn with_io(mut self, io: IoMode) -> Self {
+        self.io = io;
         self
     }
 

@@ -144,7 +144,7 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection> {
         }
         Err(e) => return Err(Error::io("open WAL directory", dir, e)),
     }
-    let a = analyse(&FsStorage, dir, false)?;
+    let a = analyse(&FsStorage, dir, vault_segment::Access::Read)?;
     Ok(Inspection {
         dir: dir.to_path_buf(),
         a,

@@ -30,7 +30,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use vault_segment::{
-    parse_segment_name, Activation, CorruptionKind, Scan, Segment, Stop, Storage, DATA_OFFSET,
+    parse_segment_name, Access, Activation, CorruptionKind, IoPath, Scan, Segment, Stop, Storage,
+    DATA_OFFSET,
 };
 
 use crate::error::{Error, Result};
@@ -52,6 +53,10 @@ pub struct RecoveryReport {
     pub removed_segments: Vec<PathBuf>,
     /// The torn tail that was cut, if any.
     pub torn_tail: Option<TornTail>,
+    /// The I/O path the WAL writes through (what [`crate::IoMode`] chose).
+    pub io_path: IoPath,
+    /// The file system the directory is on, as `statfs` names it.
+    pub file_system: String,
 }
 
 /// A torn tail: bytes past the last whole record, written after the last completed sync.
@@ -112,7 +117,7 @@ struct Break {
 }
 
 /// Reads `dir` and decides where the log ends. Changes nothing.
-pub(crate) fn analyse(storage: &dyn Storage, dir: &Path, writable: bool) -> Result<Analysis> {
+pub(crate) fn analyse(storage: &dyn Storage, dir: &Path, access: Access) -> Result<Analysis> {
     let names = storage.list(dir).map_err(|e| Error::io("list", dir, e))?;
     let (mut found, pre) = classify(dir, names);
     found.sort_by_key(|(i, _)| *i);
@@ -150,7 +155,7 @@ pub(crate) fn analyse(storage: &dyn Storage, dir: &Path, writable: bool) -> Resu
                 },
             ));
         } else {
-            match Segment::open(storage, path, *index, writable) {
+            match Segment::open(storage, path, *index, access) {
                 Ok(segment) => {
                     let scan = segment.scan();
                     segs.push(Scanned { segment, scan });

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use vault_buffer::PooledBuf;
 use vault_segment::{
-    capacity_for, frame_len, partial_crc, DirLock, Record, Segment, SegmentAppender, DATA_OFFSET,
-    MARKER_FRAME_LEN,
+    capacity_for, frame_len, partial_crc, Access, DirLock, IoPath, Record, Segment,
+    SegmentAppender, DATA_OFFSET, MARKER_FRAME_LEN,
 };
 
 use crate::error::{Error, Result};
@@ -42,6 +42,8 @@ pub struct Wal {
 struct Shared {
     dir: PathBuf,
     options: Options,
+    /// The I/O path [`Options::io`] resolved to at open.
+    io: IoPath,
     /// The append lock: the tail segment's appender and what rotation needs.
     writer: Mutex<Writer>,
     /// Every segment of the log, in order; the last is the writer's tail.
@@ -148,6 +150,8 @@ pub struct WalStats {
     pub durable_lsn: Lsn,
     /// The last appended LSN.
     pub last_lsn: Lsn,
+    /// The I/O path the WAL writes through.
+    pub io_path: IoPath,
 }
 
 /// The error of [`Wal::must_write`]: the cause, and the caller's buffer handed back untouched.
@@ -191,12 +195,31 @@ impl Wal {
                 Error::io("lock", &dir, e)
             }
         })?;
-        let a = analyse(&*storage, &dir, true)?;
+        let fs = storage
+            .file_system(&dir)
+            .map_err(|e| Error::io("inspect the file system of", &dir, e))?;
+        let io = options
+            .io
+            .resolve(&fs)
+            .map_err(|reason| Error::DirectIoUnsupported {
+                dir: dir.clone(),
+                file_system: fs.name.clone(),
+                reason,
+            })?;
+        // The direct path reads the log through read-only mappings and makes only the tail
+        // writable (below), so that the segments it never writes take no process memory.
+        let access = match io {
+            IoPath::Mmap => Access::Write(IoPath::Mmap),
+            IoPath::Direct => Access::Read,
+        };
+        let mut a = analyse(&*storage, &dir, access)?;
         if let Some(problem) = a.problem {
             return Err(problem);
         }
         let mut report = RecoveryReport {
             torn_tail: a.torn.clone(),
+            io_path: io,
+            file_system: fs.name.clone(),
             ..RecoveryReport::default()
         };
         let mut dir_changed = false;
@@ -228,9 +251,15 @@ impl Wal {
                 segment_size: options.segment_size,
                 first_index: next_index,
                 storage: StdArc::clone(&storage),
+                io,
             },
             options.spares(),
         )?;
+        if io == IoPath::Direct {
+            if let Some(tail) = a.kept.last_mut() {
+                tail.segment = tail.segment.reopen(&*storage, Access::Write(io))?;
+            }
+        }
         let mut segments: Vec<Segment> = a.kept.iter().map(|s| s.segment.clone()).collect();
         let appender = if let Some(tail) = a.kept.last() {
             let first = match tail.segment.first_lsn() {
@@ -256,6 +285,7 @@ impl Wal {
         let durable = a.next_lsn - 1;
         let shared = Arc::new(Shared {
             dir,
+            io,
             writer: Mutex::new(Writer {
                 appender,
                 rotator: Some(rotator),
@@ -516,6 +546,7 @@ impl Wal {
                 .len(),
             durable_lsn: self.durable_lsn(),
             last_lsn: self.last_lsn(),
+            io_path: self.shared.io,
         }
     }
 
@@ -689,6 +720,11 @@ impl Wal {
             .push(app.segment().clone());
         w.sealed.push((old, end));
         w.appender = app;
+        if self.shared.io == IoPath::Direct {
+            // Sealed segments the worker's final sync already made durable need no flush.
+            w.sealed.retain(|(s, end)| s.synced_end() < *end);
+            self.shared.release_durable_segments();
+        }
         self.shared
             .counters
             .rotations
@@ -843,7 +879,35 @@ impl Shared {
         for (seg, end) in scratch.iter() {
             seg.sync_to(*end)?;
         }
+        if self.io == IoPath::Direct && scratch.len() > 1 {
+            self.release_durable_segments();
+        }
         Ok(covered)
+    }
+
+    /// On the direct path, replaces each finished segment whose records are all durable with
+    /// a read-only mapping of its file, so that its process memory goes once no reader holds
+    /// the old handle; readers of the new one fault in only the pages they touch. A segment
+    /// that cannot be mapped keeps its memory (nothing is lost, it is only not given back).
+    fn release_durable_segments(&self) {
+        let mut segs = self
+            .segments
+            .write()
+            .unwrap_or_else(crate::sync::PoisonError::into_inner);
+        let Some((_tail, done)) = segs.split_last_mut() else {
+            return;
+        };
+        for s in done.iter_mut().rev() {
+            if s.io_path() != Some(IoPath::Direct) {
+                // Older segments were released already.
+                break;
+            }
+            if s.synced_end() >= s.published_end() {
+                if let Ok(view) = s.reopen(&*self.options.storage, Access::Read) {
+                    *s = view;
+                }
+            }
+        }
     }
 }
 
@@ -1036,13 +1100,13 @@ impl Wal {
             Cut::Back(lsn) if lsn > last => return Ok(false),
             Cut::Back(lsn) if lsn > log_first => {
                 let k = segs.partition_point(|s| s.first_lsn() <= lsn) - 1;
-                (lsn, k, lsn, segs[k].prepare_cut(storage, dir, lsn))
+                (lsn, k, lsn, segs[k].prepare_cut(storage, dir, lsn, sh.io))
             }
             Cut::Back(n) | Cut::Reset(n) => (
                 n,
                 0,
                 n.min(log_first),
-                segs[0].prepare_empty(storage, dir, n),
+                segs[0].prepare_empty(storage, dir, n, sh.io),
             ),
         };
         // Nothing has changed yet: a failure here (a full disk) leaves the log as it was.
@@ -1120,6 +1184,7 @@ impl Wal {
                     segment_size: sh.options.segment_size,
                     first_index: cut_index + 1,
                     storage: StdArc::clone(&sh.options.storage),
+                    io: sh.io,
                 },
                 sh.options.spares(),
             )

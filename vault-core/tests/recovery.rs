@@ -350,11 +350,20 @@ impl vault_core::Storage for SecondRemoveFails {
     fn list(&self, dir: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
         vault_core::FsStorage.list(dir)
     }
-    fn create_allocated(&self, path: &Path, len: u64) -> std::io::Result<()> {
-        vault_core::FsStorage.create_allocated(path, len)
+    fn create_allocated(
+        &self,
+        path: &Path,
+        len: u64,
+        io: vault_segment::IoPath,
+    ) -> std::io::Result<()> {
+        vault_core::FsStorage.create_allocated(path, len, io)
     }
-    fn map(&self, path: &Path, writable: bool) -> std::io::Result<Box<dyn vault_segment::Region>> {
-        vault_core::FsStorage.map(path, writable)
+    fn map(
+        &self,
+        path: &Path,
+        access: vault_segment::Access,
+    ) -> std::io::Result<Box<dyn vault_segment::Region>> {
+        vault_core::FsStorage.map(path, access)
     }
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
         vault_core::FsStorage.rename(from, to)
@@ -447,9 +456,14 @@ fn a_torn_first_lsn_block_of_a_segment_without_frames_is_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let opts = closed_log_of_300(dir.path());
     let last = inspect(dir.path()).unwrap().segments().pop().unwrap();
-    let spare =
-        vault_segment::Segment::create(&vault_core::FsStorage, dir.path(), last.index + 1, 4096)
-            .unwrap();
+    let spare = vault_segment::Segment::create(
+        &vault_core::FsStorage,
+        dir.path(),
+        last.index + 1,
+        4096,
+        vault_segment::IoPath::Mmap,
+    )
+    .unwrap();
     let path = spare.segment().path().to_path_buf();
     drop(spare);
     let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();

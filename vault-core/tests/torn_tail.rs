@@ -11,9 +11,11 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{assert_log, record, small};
-use vault_core::{inspect, CorruptionKind, Error, SyncPolicy, Wal};
+use vault_core::{inspect, CorruptionKind, Error, IoMode, SyncPolicy, Wal};
 
 const CHILD_ENV: &str = "VAULT_TEST_CHILD_DIR";
+/// The child's I/O path: `mmap` or `direct`.
+const CHILD_IO_ENV: &str = "VAULT_TEST_CHILD_IO";
 
 /// Not a test of its own: the body of the child process that `crash_child` runs. It appends
 /// 1..=100, syncs, appends 101..=110 without syncing and aborts (no destructor runs, so no
@@ -24,7 +26,8 @@ fn child_appends_then_aborts() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let (wal, _) = Wal::open(&dir, small(64 * 1024, SyncPolicy::Manual)).unwrap();
+    let io: IoMode = std::env::var(CHILD_IO_ENV).unwrap().parse().unwrap();
+    let (wal, _) = Wal::open(&dir, small(64 * 1024, SyncPolicy::Manual).with_io(io)).unwrap();
     for lsn in 1..=100 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -35,7 +38,12 @@ fn child_appends_then_aborts() {
     std::process::abort();
 }
 
+/// Runs the child on `dir` with the mmap path, whose unsynced records stay in the page cache.
 fn crash_child(dir: &Path) {
+    crash_child_with(dir, "mmap");
+}
+
+fn crash_child_with(dir: &Path, io: &str) {
     let status = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -44,6 +52,7 @@ fn crash_child(dir: &Path) {
             "--nocapture",
         ])
         .env(CHILD_ENV, dir)
+        .env(CHILD_IO_ENV, io)
         .output()
         .unwrap()
         .status;
@@ -51,13 +60,35 @@ fn crash_child(dir: &Path) {
 }
 
 #[test]
-fn unsynced_records_of_a_killed_process_are_recovered_from_the_page_cache() {
+fn unsynced_records_of_a_killed_mmap_writer_are_recovered_from_the_page_cache() {
+    for reopen in [IoMode::Mmap, IoMode::Auto] {
+        let dir = tempfile::tempdir().unwrap();
+        crash_child(dir.path());
+        let opts = small(64 * 1024, SyncPolicy::Manual).with_io(reopen);
+        let (wal, report) = Wal::open(dir.path(), opts).unwrap();
+        assert_eq!(report.records, 110, "reopened with {reopen:?}");
+        assert_eq!(report.torn_tail, None);
+        assert_log(&wal, 1, 110);
+    }
+}
+
+#[test]
+fn a_killed_direct_writer_keeps_every_synced_record_and_loses_the_unsynced_ones() {
     let dir = tempfile::tempdir().unwrap();
-    crash_child(dir.path());
+    let fs = vault_core::FsStorage;
+    if !vault_core::Storage::file_system(&fs, dir.path())
+        .unwrap()
+        .direct_io
+    {
+        eprintln!("skipped: no direct I/O in the temporary directory");
+        return;
+    }
+    crash_child_with(dir.path(), "direct");
+    // Unsynced records of the direct path live in the process's memory: the abort took them.
     let (wal, report) = Wal::open(dir.path(), small(64 * 1024, SyncPolicy::Manual)).unwrap();
-    assert_eq!(report.records, 110);
-    assert_eq!(report.torn_tail, None);
-    assert_log(&wal, 1, 110);
+    assert_eq!(report.records, 100);
+    assert_log(&wal, 1, 100);
+    assert_eq!(wal.append(&record(101)).unwrap(), 101);
 }
 
 #[test]
@@ -70,6 +101,7 @@ fn torn_tail_is_cut_to_the_last_whole_record_and_later_appends_survive_reopen() 
     f.write_all_at(&[0xEE; 3], off + 1).unwrap();
     drop(f);
 
+    // Recovered on the default (direct where available) path.
     let opts = small(64 * 1024, SyncPolicy::Manual);
     let (wal, report) = Wal::open(dir.path(), opts.clone()).unwrap();
     let torn = report.torn_tail.expect("a torn tail is reported");

@@ -23,6 +23,7 @@
 //!     segment_size: 64 * 1024,
 //!     first_index: 1,
 //!     storage: Arc::new(FsStorage),
+//!     io: vault_segment::IoPath::Mmap,
 //! })?;
 //! let next = rotator.next_segment()?; // prepared in the background
 //! assert_eq!(next.index(), 1);

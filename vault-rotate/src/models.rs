@@ -24,6 +24,7 @@ fn start(sim: &SimStorage) -> Rotator {
         segment_size: 4096,
         first_index: 1,
         storage: StdArc::new(sim.clone()),
+        io: vault_segment::IoPath::Mmap,
     })
     .unwrap()
 }

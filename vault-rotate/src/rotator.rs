@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::sync::{bounded, unbounded, Arc, AtomicU64, JoinHandle, Ordering, Receiver, Sender};
 use super::sync::{StdArc, StdMutex, StdPoisonError, ThreadBuilder, TryRecvError, MAX_SPARES};
-use vault_segment::{PreparedSegment, Segment, SegmentHeader, Storage};
+use vault_segment::{IoPath, PreparedSegment, Segment, SegmentHeader, Storage};
 
 /// Errors of the rotation worker.
 #[non_exhaustive]
@@ -46,6 +46,8 @@ pub struct RotateConfig {
     pub first_index: u64,
     /// The file-system seam.
     pub storage: StdArc<dyn Storage>,
+    /// How the prepared segments are written (a direct-path segment is zero-filled as well).
+    pub io: IoPath,
 }
 
 /// Bytes of prepared segments the worker keeps ready by default (see [`default_spares`]).
@@ -233,7 +235,13 @@ impl Rotator {
             Some(Owed::Lost(h)) => {
                 self.counters.waits.fetch_add(1, Ordering::Relaxed);
                 let capacity = min_capacity.max(self.config.segment_size);
-                return match PreparedSegment::recreate(storage, &self.config.dir, &h, capacity) {
+                return match PreparedSegment::recreate(
+                    storage,
+                    &self.config.dir,
+                    &h,
+                    capacity,
+                    self.config.io,
+                ) {
                     Ok(seg) => {
                         self.counters.handed_off.fetch_add(1, Ordering::Relaxed);
                         Ok(seg)
@@ -423,7 +431,7 @@ fn run(
             // A free slot: preparing comes first, retirements (background write-back of
             // full segments, which a sync of the WAL also covers) wait until the slots are
             // full.
-            let made = Segment::create(storage, &config.dir, index, config.segment_size);
+            let made = Segment::create(storage, &config.dir, index, config.segment_size, config.io);
             if made.is_ok() {
                 index += 1;
                 counters.prepared.fetch_add(1, Ordering::Relaxed);

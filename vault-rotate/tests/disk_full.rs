@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vault_rotate::{RotateConfig, Rotator};
-use vault_segment::{DirLock, FsStorage, Region, Storage};
+use vault_segment::{Access, DirLock, FsStorage, IoPath, Region, Storage};
 
 /// The real file system, with a disk that can be full: for allocations larger than
 /// `max_alloc`, or for every allocation while `full` is set.
@@ -33,15 +33,15 @@ impl Storage for FillableDisk {
     fn list(&self, dir: &Path) -> io::Result<Vec<OsString>> {
         FsStorage.list(dir)
     }
-    fn create_allocated(&self, path: &Path, len: u64) -> io::Result<()> {
+    fn create_allocated(&self, path: &Path, len: u64, io: IoPath) -> io::Result<()> {
         self.allocations.fetch_add(1, Ordering::SeqCst);
         if self.full.load(Ordering::SeqCst) || len > self.max_alloc.load(Ordering::SeqCst) {
             return Err(io::Error::from_raw_os_error(28));
         }
-        FsStorage.create_allocated(path, len)
+        FsStorage.create_allocated(path, len, io)
     }
-    fn map(&self, path: &Path, writable: bool) -> io::Result<Box<dyn Region>> {
-        FsStorage.map(path, writable)
+    fn map(&self, path: &Path, access: Access) -> io::Result<Box<dyn Region>> {
+        FsStorage.map(path, access)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         FsStorage.rename(from, to)
@@ -62,6 +62,7 @@ fn start(dir: &Path, disk: &Arc<FillableDisk>) -> Rotator {
         segment_size: 64 * 1024,
         first_index: 1,
         storage: Arc::clone(disk) as Arc<dyn Storage>,
+        io: vault_segment::IoPath::Mmap,
     })
     .unwrap()
 }

@@ -12,6 +12,7 @@ fn start(dir: &std::path::Path, first_index: u64) -> Rotator {
         segment_size: 64 * 1024,
         first_index,
         storage: Arc::new(FsStorage),
+        io: vault_segment::IoPath::Mmap,
     })
     .unwrap()
 }
@@ -60,6 +61,7 @@ fn with_one_spare_only_one_is_prepared_ahead() {
             segment_size: 64 * 1024,
             first_index: 1,
             storage: Arc::new(FsStorage),
+            io: vault_segment::IoPath::Mmap,
         },
         1,
     )
@@ -165,6 +167,7 @@ fn a_failed_enlargement_does_not_skip_its_segment_index() {
         segment_size: 4096,
         first_index: 1,
         storage: Arc::clone(&sim) as Arc<dyn Storage>,
+        io: vault_segment::IoPath::Mmap,
     })
     .unwrap();
     wait_prepared(&r, 1);

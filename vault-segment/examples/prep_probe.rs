@@ -1,5 +1,6 @@
 //! Probe: time `Segment::create` (allocate, pre-fault, header sync, rename, dir fsync).
 use std::time::Instant;
+use vault_segment::IoPath;
 use vault_segment::{FsStorage, Segment};
 
 fn main() {
@@ -16,7 +17,7 @@ fn main() {
     let mut ms = Vec::new();
     for i in 1..=n {
         let t = Instant::now();
-        let p = Segment::create(&FsStorage, dir, i, size).unwrap();
+        let p = Segment::create(&FsStorage, dir, i, size, IoPath::Mmap).unwrap();
         ms.push(t.elapsed().as_secs_f64() * 1e3);
         drop(p);
     }

@@ -8,10 +8,10 @@
 //! the workspace lives here; the mapping contract is written once, in [`storage`].
 //!
 //! ```
-//! use vault_segment::{partial_crc, FsStorage, Segment};
+//! use vault_segment::{partial_crc, FsStorage, IoPath, Segment};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let prepared = Segment::create(&FsStorage, dir.path(), 1, 64 * 1024)?;
+//! let prepared = Segment::create(&FsStorage, dir.path(), 1, 64 * 1024, IoPath::Mmap)?;
 //! let mut appender = prepared.activate(1);
 //! let lsn = appender.append(b"hello", partial_crc(b"hello")).expect("room");
 //! appender.publish();
@@ -23,6 +23,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod crc;
+mod direct;
 mod error;
 pub mod format;
 mod segment;
@@ -42,4 +43,6 @@ pub use segment::{
     capacity_for, round_capacity, Beyond, NoRoom, PreparedSegment, Record, Records, Replacement,
     Scan, Segment, SegmentAppender, Stop,
 };
-pub use storage::{DirLock, FsStorage, RecordingStorage, Region, Storage, SyncEvent};
+pub use storage::{
+    Access, DirLock, FileSystem, FsStorage, IoPath, RecordingStorage, Region, Storage, SyncEvent,
+};

@@ -7,6 +7,7 @@
 //! Only models belong in this crate's unit tests: under `cfg(test)` a `Segment` made outside
 //! `loom::model` panics. Tests with real threads and files are in `tests/`.
 
+use crate::storage::IoPath;
 use std::path::Path;
 
 use crate::sim::SimStorage;
@@ -26,7 +27,9 @@ fn payload(lsn: u64) -> Vec<u8> {
 fn fresh_appender(sim: &SimStorage) -> SegmentAppender {
     let dir = Path::new(DIR);
     sim.create_dir_all(dir).unwrap();
-    Segment::create(sim, dir, 1, 4096).unwrap().activate(1)
+    Segment::create(sim, dir, 1, 4096, IoPath::Mmap)
+        .unwrap()
+        .activate(1)
 }
 
 fn append(app: &mut SegmentAppender, lsn: u64) {
@@ -191,8 +194,12 @@ fn adopting_an_index_takes_the_entries_before_the_cut_only() {
         let sim = SimStorage::new();
         let dir = Path::new(DIR);
         sim.create_dir_all(dir).unwrap();
-        let mut a = Segment::create(&sim, dir, 1, 8192).unwrap().activate(1);
-        let mut b = Segment::create(&sim, dir, 2, 8192).unwrap().activate(1);
+        let mut a = Segment::create(&sim, dir, 1, 8192, IoPath::Mmap)
+            .unwrap()
+            .activate(1);
+        let mut b = Segment::create(&sim, dir, 2, 8192, IoPath::Mmap)
+            .unwrap()
+            .activate(1);
         for lsn in 1..=100 {
             assert_eq!(a.append(b"", partial_crc(b"")), Ok(lsn));
             assert_eq!(b.append(b"", partial_crc(b"")), Ok(lsn));

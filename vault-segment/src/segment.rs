@@ -13,7 +13,7 @@ use crate::format::{
     KIND_MARKER, KIND_RECORD, MARKER_FRAME_LEN, MARKER_PAYLOAD_LEN, MAX_CAPACITY, MAX_PAYLOAD,
     MIN_CAPACITY,
 };
-use crate::storage::{Region, Storage};
+use crate::storage::{Access, IoPath, Region, Storage};
 
 const PAGE: u64 = 4096;
 
@@ -84,6 +84,8 @@ struct Inner {
     path: PathBuf,
     header: SegmentHeader,
     region: Box<dyn Region>,
+    /// The I/O path of a writable region; `None` for a read-only one.
+    io: Option<IoPath>,
     /// Bytes usable: the header's capacity, or less if the file is shorter.
     limit: usize,
     /// First LSN once activated, else 0.
@@ -314,8 +316,10 @@ impl Segment {
         dir: &Path,
         index: u64,
         capacity: u64,
+        io: IoPath,
     ) -> Result<PreparedSegment> {
-        Self::try_create_at(storage, dir, index, capacity, now_nanos(), false).map_err(|(e, _)| e)
+        Self::try_create_at(storage, dir, index, capacity, now_nanos(), false, io)
+            .map_err(|(e, _)| e)
     }
 
     /// Prepares segment `index` under the name made of `created`; the error also tells whether
@@ -335,6 +339,7 @@ impl Segment {
         capacity: u64,
         created: u64,
         replacing: bool,
+        io: IoPath,
     ) -> std::result::Result<PreparedSegment, (Error, bool)> {
         let capacity = round_capacity(capacity);
         let pre = dir.join(segment_file_name(created, index, true));
@@ -343,10 +348,10 @@ impl Segment {
         let mut renamed = false;
         let mut made = || {
             storage
-                .create_allocated(&pre, capacity)
+                .create_allocated(&pre, capacity, io)
                 .map_err(|e| Error::io("allocate", &pre, e))?;
             let region = storage
-                .map(&pre, true)
+                .map(&pre, Access::Fresh(io))
                 .map_err(|e| Error::io("map", &pre, e))?;
             region
                 .prefault()
@@ -375,7 +380,13 @@ impl Segment {
             let limit = usize::try_from(capacity)
                 .unwrap_or(usize::MAX)
                 .min(region.len());
-            Ok(Segment::from_parts(fin.clone(), header, region, limit))
+            Ok(Segment::from_parts(
+                fin.clone(),
+                header,
+                region,
+                limit,
+                Some(io),
+            ))
         };
         let made = made();
         match made {
@@ -403,12 +414,14 @@ impl Segment {
         header: SegmentHeader,
         region: Box<dyn Region>,
         limit: usize,
+        io: Option<IoPath>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 path,
                 header,
                 region,
+                io,
                 limit,
                 first_lsn: AtomicU64::new(0),
                 published: AtomicUsize::new(DATA_OFFSET),
@@ -432,8 +445,8 @@ impl Segment {
     /// [`Error::Corruption`] for a short file, bad magic, bad header checksum, an index that
     /// differs from the name, an implausible capacity or a file shorter than its capacity
     /// (`Truncated`, at the file's end); I/O errors name the file.
-    pub fn open(storage: &dyn Storage, path: &Path, index: u64, writable: bool) -> Result<Self> {
-        let region = match storage.map(path, writable) {
+    pub fn open(storage: &dyn Storage, path: &Path, index: u64, access: Access) -> Result<Self> {
+        let region = match storage.map(path, access) {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 return Err(Error::corrupt(
@@ -506,7 +519,67 @@ impl Segment {
         let limit = usize::try_from(header.capacity)
             .unwrap_or(usize::MAX)
             .min(region.len());
-        Ok(Self::from_parts(path.to_path_buf(), header, region, limit))
+        Ok(Self::from_parts(
+            path.to_path_buf(),
+            header,
+            region,
+            limit,
+            access.io_path(),
+        ))
+    }
+
+    /// Opens this segment's file again with `access` and carries over what is known of it
+    /// (its LSNs, published end, record index and discard mark) without reading a frame.
+    ///
+    /// Used for two changes of I/O path: a direct-path log's finished segments become
+    /// read-only mappings once durable ([`Access::Read`]: their memory is given back, and only
+    /// pages a reader touches enter the page cache), and at open the tail segment a recovery
+    /// scanned read-only becomes writable on the direct path. The new handle must not be
+    /// used to write below this one's published end.
+    ///
+    /// Crash semantics: none; nothing is written.
+    ///
+    /// # Errors
+    /// The I/O error of opening the file.
+    pub fn reopen(&self, storage: &dyn Storage, access: Access) -> Result<Segment> {
+        let inner = &*self.inner;
+        let region = storage
+            .map(&inner.path, access)
+            .map_err(|e| Error::io("map", &inner.path, e))?;
+        if region.len() < inner.limit {
+            return Err(Error::io(
+                "map",
+                &inner.path,
+                std::io::Error::other("the file is shorter than when it was first opened"),
+            ));
+        }
+        let seg = Segment::from_parts(
+            inner.path.clone(),
+            inner.header,
+            region,
+            inner.limit,
+            access.io_path(),
+        );
+        let next = self.published_next_lsn();
+        let n = &*seg.inner;
+        n.first_lsn.store(self.first_lsn(), Ordering::Release);
+        seg.adopt_index(self, next);
+        n.published_next_lsn.store(next, Ordering::Release);
+        n.published.store(self.published_end(), Ordering::Release);
+        n.synced.store(self.synced_end(), Ordering::Release);
+        n.zeroed_end
+            .store(inner.zeroed_end.load(Ordering::Acquire), Ordering::Release);
+        n.discarded_from
+            .store(self.discarded_from(), Ordering::Release);
+        n.witness
+            .wrote(DATA_OFFSET, self.published_end() - DATA_OFFSET);
+        Ok(seg)
+    }
+
+    /// The I/O path of this handle's region, or `None` if it is read-only.
+    #[must_use]
+    pub fn io_path(&self) -> Option<IoPath> {
+        self.inner.io
     }
 
     /// The file's path.
@@ -634,7 +707,13 @@ impl Segment {
     /// # Errors
     /// `lsn` must lie in this segment's published records (`first_lsn..=published_next_lsn`);
     /// I/O errors (a full disk included) name the file, which is removed again.
-    pub fn prepare_cut(&self, storage: &dyn Storage, dir: &Path, lsn: u64) -> Result<Replacement> {
+    pub fn prepare_cut(
+        &self,
+        storage: &dyn Storage,
+        dir: &Path,
+        lsn: u64,
+        io: IoPath,
+    ) -> Result<Replacement> {
         let first = self.first_lsn();
         let next = self.published_next_lsn();
         if first == 0 || lsn < first || lsn > next {
@@ -653,7 +732,7 @@ impl Segment {
                 .next()
                 .map_or(DATA_OFFSET, |r| r.offset - FRAME_HEADER_LEN)
         };
-        self.prepare_replacement(storage, dir, end, first, lsn)
+        self.prepare_replacement(storage, dir, end, first, lsn, io)
     }
 
     /// Prepares the replacement of this segment's file by an empty one activated at
@@ -667,6 +746,7 @@ impl Segment {
         storage: &dyn Storage,
         dir: &Path,
         first_lsn: u64,
+        io: IoPath,
     ) -> Result<Replacement> {
         if !(1..=crate::format::MAX_FIRST_LSN).contains(&first_lsn) {
             return Err(Error::io(
@@ -675,7 +755,7 @@ impl Segment {
                 std::io::Error::other(format!("{first_lsn} is not a valid first LSN")),
             ));
         }
-        self.prepare_replacement(storage, dir, DATA_OFFSET, first_lsn, first_lsn)
+        self.prepare_replacement(storage, dir, DATA_OFFSET, first_lsn, first_lsn, io)
     }
 
     fn prepare_replacement(
@@ -685,16 +765,17 @@ impl Segment {
         end: usize,
         first_lsn: u64,
         next_lsn: u64,
+        io: IoPath,
     ) -> Result<Replacement> {
         let header = self.inner.header;
         let pre = dir.join(segment_file_name(header.created_nanos, header.index, true));
         let fin = self.inner.path.clone();
         let made = || -> Result<Segment> {
             storage
-                .create_allocated(&pre, header.capacity)
+                .create_allocated(&pre, header.capacity, io)
                 .map_err(|e| Error::io("allocate", &pre, e))?;
             let region = storage
-                .map(&pre, true)
+                .map(&pre, Access::Fresh(io))
                 .map_err(|e| Error::io("map", &pre, e))?;
             region
                 .prefault()
@@ -726,7 +807,7 @@ impl Segment {
             region
                 .sync(0, end.max(DATA_OFFSET))
                 .map_err(|e| Error::io("sync", &pre, e))?;
-            let seg = Segment::from_parts(fin.clone(), header, region, limit);
+            let seg = Segment::from_parts(fin.clone(), header, region, limit, Some(io));
             // The kept frames sit at the same offsets: their index entries carry over (a
             // replacement starting at another LSN keeps no frame, so there is nothing to take).
             if first_lsn == self.first_lsn() {
@@ -1224,7 +1305,8 @@ impl PreparedSegment {
         capacity: u64,
     ) -> std::result::Result<Self, (Error, Option<Self>)> {
         let h = *self.seg.header();
-        match Segment::try_create_at(storage, dir, h.index, capacity, h.created_nanos, true) {
+        let io = self.seg.io_path().unwrap_or(IoPath::Mmap);
+        match Segment::try_create_at(storage, dir, h.index, capacity, h.created_nanos, true, io) {
             Ok(bigger) => Ok(bigger),
             Err((e, false)) => Err((e, Some(self))),
             Err((e, true)) => Err((e, None)),
@@ -1245,6 +1327,7 @@ impl PreparedSegment {
         dir: &Path,
         header: &SegmentHeader,
         capacity: u64,
+        io: IoPath,
     ) -> Result<Self> {
         Segment::try_create_at(
             storage,
@@ -1253,6 +1336,7 @@ impl PreparedSegment {
             capacity,
             header.created_nanos,
             true,
+            io,
         )
         .map_err(|(e, _)| e)
     }

@@ -91,12 +91,12 @@
 //! ```
 //! use std::path::Path;
 //! use vault_segment::sim::{CrashChoice, SimStorage};
-//! use vault_segment::{partial_crc, Segment, Storage};
+//! use vault_segment::{partial_crc, IoPath, Segment, Storage};
 //!
 //! let sim = SimStorage::new();
 //! let dir = Path::new("/wal");
 //! sim.create_dir_all(dir)?;
-//! let mut app = Segment::create(&sim, dir, 1, 4096)?.activate(1);
+//! let mut app = Segment::create(&sim, dir, 1, 4096, IoPath::Mmap)?.activate(1);
 //! app.append(b"hello", partial_crc(b"hello")).expect("room");
 //! app.publish();
 //! // Power fails before any sync: the record is in dirty pages only.
@@ -114,7 +114,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::storage::{DirLock, Region, Storage};
+use crate::storage::{Access, DirLock, FileSystem, IoPath, Region, Storage};
 use crate::sync::{PoisonError, StdArc as Arc, StdMutex as Mutex, StdMutexGuard as MutexGuard};
 
 /// Bytes per page: the unit the simulated kernel writes back.
@@ -1074,7 +1074,19 @@ impl Storage for SimStorage {
         })
     }
 
-    fn create_allocated(&self, path: &Path, len: u64) -> io::Result<()> {
+    /// A simulated file system that takes both I/O paths. Its crash model is the mmap one
+    /// (any subset of dirty pages may reach the disk at any moment), which includes every
+    /// state a direct-path crash can leave (only the blocks of a write in flight, whole, torn
+    /// or missing), so tests of the direct path run against a stricter model.
+    fn file_system(&self, _dir: &Path) -> io::Result<FileSystem> {
+        Ok(FileSystem {
+            name: "sim".into(),
+            direct_io: true,
+            direct_io_error: None,
+        })
+    }
+
+    fn create_allocated(&self, path: &Path, len: u64, _io: IoPath) -> io::Result<()> {
         self.shared.op(OpKind::Allocate, path, |st, fault| {
             st.parent_exists(path)?;
             if st.live_names.contains_key(path) {
@@ -1102,7 +1114,8 @@ impl Storage for SimStorage {
         })
     }
 
-    fn map(&self, path: &Path, writable: bool) -> io::Result<Box<dyn Region>> {
+    fn map(&self, path: &Path, access: Access) -> io::Result<Box<dyn Region>> {
+        let writable = access.writable();
         let (file, live) = self.shared.op(OpKind::Map, path, |st, fault| {
             if let Some(e) = fault {
                 return Err(e);

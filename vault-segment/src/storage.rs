@@ -62,6 +62,81 @@ pub unsafe trait Region: Send + Sync + fmt::Debug {
     fn prefault(&self) -> io::Result<()>;
 }
 
+/// How a writable segment's bytes reach its file.
+///
+/// Both paths keep the same on-disk format and the same guarantees; they differ in where the
+/// bytes live between an append and their sync, and in what a sync costs. See
+/// `docs/ARCHITECTURE.md`, "The two I/O paths".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IoPath {
+    /// The file is mapped `MAP_SHARED`; appends store into the page cache and a sync is
+    /// `msync(MS_SYNC)` of the dirty pages.
+    #[default]
+    Mmap,
+    /// Appends go to process memory; a sync writes the dirty aligned blocks to the file with
+    /// `O_DIRECT` and `RWF_DSYNC` (one durable write, no page cache).
+    Direct,
+}
+
+impl IoPath {
+    /// The name used in reports and on the command line (`mmap`, `direct`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            IoPath::Mmap => "mmap",
+            IoPath::Direct => "direct",
+        }
+    }
+}
+
+impl fmt::Display for IoPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How [`Storage::map`] opens a segment file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// Read-only: a read-only shared mapping (readers, `vault cat`/`verify`/`info`, and the
+    /// segments of a direct-path log that take no more writes).
+    Read,
+    /// Writable through the given I/O path; the region starts with the file's bytes.
+    Write(IoPath),
+    /// Writable through the given I/O path, for a file [`Storage::create_allocated`] just
+    /// made: it holds zeros, so the direct path need not read it.
+    Fresh(IoPath),
+}
+
+impl Access {
+    /// Whether the region can be written.
+    #[must_use]
+    pub fn writable(self) -> bool {
+        matches!(self, Access::Write(_) | Access::Fresh(_))
+    }
+
+    /// The I/O path of a writable access.
+    #[must_use]
+    pub fn io_path(self) -> Option<IoPath> {
+        match self {
+            Access::Read => None,
+            Access::Write(io) | Access::Fresh(io) => Some(io),
+        }
+    }
+}
+
+/// What [`Storage::file_system`] found out about a directory's file system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSystem {
+    /// The file system's name as `statfs` reports it (`ext4`, `xfs`, `btrfs`, `tmpfs`, ...;
+    /// `unknown` if its magic number is not one vault knows).
+    pub name: String,
+    /// Whether a file in the directory could be opened with `O_DIRECT` (tmpfs refuses it).
+    pub direct_io: bool,
+    /// Why `O_DIRECT` is unavailable, when it is.
+    pub direct_io_error: Option<String>,
+}
+
 /// A held exclusive lock on a WAL directory; dropping it releases the lock.
 pub struct DirLock {
     _held: Box<dyn Any + Send + Sync>,
@@ -90,9 +165,26 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn list(&self, dir: &Path) -> io::Result<Vec<OsString>>;
     /// Creates a new file (failing if it exists) of `len` bytes whose blocks are allocated for
     /// real, so that stores through a mapping never hit a full disk.
-    fn create_allocated(&self, path: &Path, len: u64) -> io::Result<()>;
-    /// Maps the whole file.
-    fn map(&self, path: &Path, writable: bool) -> io::Result<Box<dyn Region>>;
+    ///
+    /// For [`IoPath::Direct`] the blocks are also written with zeros and synced, so that a
+    /// later durable write into them changes no file-system metadata (a write into allocated
+    /// but never written space converts an unwritten extent: a second, metadata, write per
+    /// sync). For [`IoPath::Mmap`] only the allocation is made.
+    fn create_allocated(&self, path: &Path, len: u64, io: IoPath) -> io::Result<()>;
+    /// Opens the whole file as a [`Region`] with the given access.
+    fn map(&self, path: &Path, access: Access) -> io::Result<Box<dyn Region>>;
+    /// What file system `dir` is on and whether it takes `O_DIRECT` (which [`IoPath::Direct`]
+    /// needs). May create and remove a probe file in `dir`.
+    ///
+    /// The default reports an unknown file system without direct I/O.
+    fn file_system(&self, dir: &Path) -> io::Result<FileSystem> {
+        let _ = dir;
+        Ok(FileSystem {
+            name: "unknown".into(),
+            direct_io: false,
+            direct_io_error: Some("this storage has no direct I/O".into()),
+        })
+    }
     /// Renames `from` to `to` (atomic on POSIX file systems; durable after `sync_dir`).
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file (durable after `sync_dir`).
@@ -213,13 +305,14 @@ impl Storage for FsStorage {
             .collect()
     }
 
-    fn create_allocated(&self, path: &Path, len: u64) -> io::Result<()> {
+    fn create_allocated(&self, path: &Path, len: u64, io: IoPath) -> io::Result<()> {
         let f = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(path)?;
         match rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, len) {
+            Ok(()) if io == IoPath::Direct => crate::direct::write_zeros(path, len),
             Ok(()) => Ok(()),
             // No fallocate on this file system: write the zeros ourselves. Never fall back to a
             // sparse set_len, which turns a full disk into SIGBUS under mmap.
@@ -230,7 +323,13 @@ impl Storage for FsStorage {
         }
     }
 
-    fn map(&self, path: &Path, writable: bool) -> io::Result<Box<dyn Region>> {
+    fn map(&self, path: &Path, access: Access) -> io::Result<Box<dyn Region>> {
+        match access {
+            Access::Write(IoPath::Direct) => return crate::direct::open(path, false),
+            Access::Fresh(IoPath::Direct) => return crate::direct::open(path, true),
+            Access::Read | Access::Write(IoPath::Mmap) | Access::Fresh(IoPath::Mmap) => {}
+        }
+        let writable = access.writable();
         let file = OpenOptions::new().read(true).write(writable).open(path)?;
         let len = file.metadata()?.len();
         if len == 0 {
@@ -246,6 +345,10 @@ impl Storage for FsStorage {
             writable,
             _file: file,
         }))
+    }
+
+    fn file_system(&self, dir: &Path) -> io::Result<FileSystem> {
+        crate::direct::file_system(dir)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -412,14 +515,17 @@ impl<S: Storage> Storage for RecordingStorage<S> {
     fn list(&self, dir: &Path) -> io::Result<Vec<OsString>> {
         self.inner.list(dir)
     }
-    fn create_allocated(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.inner.create_allocated(path, len)
+    fn create_allocated(&self, path: &Path, len: u64, io: IoPath) -> io::Result<()> {
+        self.inner.create_allocated(path, len, io)
     }
-    fn map(&self, path: &Path, writable: bool) -> io::Result<Box<dyn Region>> {
+    fn file_system(&self, dir: &Path) -> io::Result<FileSystem> {
+        self.inner.file_system(dir)
+    }
+    fn map(&self, path: &Path, access: Access) -> io::Result<Box<dyn Region>> {
         // Segments are renamed from `-pre` after mapping; record under the final name.
         let name = path.to_string_lossy().replace("-pre.log", ".log");
         Ok(Box::new(RecordingRegion {
-            inner: self.inner.map(path, writable)?,
+            inner: self.inner.map(path, access)?,
             path: PathBuf::from(name),
             events: Arc::clone(&self.events),
         }))

@@ -4,6 +4,7 @@
 //! time), and `open` refuses a log with two files of one index.
 
 use std::path::PathBuf;
+use vault_segment::IoPath;
 
 use vault_segment::sim::{CrashChoice, FaultError, OpKind, SimStorage};
 use vault_segment::{Segment, Storage};
@@ -26,7 +27,7 @@ fn a_failed_step_of_segment_creation_leaves_no_file_under_either_name() {
         sim.create_dir_all(&dir()).unwrap();
         sim.fail_nth(kind, 1, FaultError::Io);
         assert!(
-            Segment::create(&sim, &dir(), 7, 8192).is_err(),
+            Segment::create(&sim, &dir(), 7, 8192, IoPath::Mmap).is_err(),
             "{kind:?} failed but create succeeded"
         );
         assert_eq!(sim.live_names(&dir()), Vec::<PathBuf>::new(), "{kind:?}");
@@ -35,7 +36,7 @@ fn a_failed_step_of_segment_creation_leaves_no_file_under_either_name() {
         let after = sim.crash(&CrashChoice::none());
         assert_eq!(after.live_names(&dir()), Vec::<PathBuf>::new(), "{kind:?}");
         // And the retry succeeds.
-        Segment::create(&sim, &dir(), 7, 8192).unwrap();
+        Segment::create(&sim, &dir(), 7, 8192, IoPath::Mmap).unwrap();
         assert_eq!(sim.live_names(&dir()).len(), 1, "{kind:?}");
     }
 }
@@ -70,8 +71,8 @@ fn a_failed_enlargement_never_leaves_its_index_without_a_file() {
     ] {
         let sim = SimStorage::new();
         sim.create_dir_all(&dir()).unwrap();
-        let spare = Segment::create(&sim, &dir(), 7, 8192).unwrap();
-        let _later = Segment::create(&sim, &dir(), 8, 8192).unwrap();
+        let spare = Segment::create(&sim, &dir(), 7, 8192, IoPath::Mmap).unwrap();
+        let _later = Segment::create(&sim, &dir(), 8, 8192, IoPath::Mmap).unwrap();
         sim.fail_nth(kind, sim.calls(kind) + 1, FaultError::Io);
         let Err((_, kept)) = spare.enlarge(&sim, &dir(), 1 << 20) else {
             panic!("{kind:?} failed but the enlargement succeeded");
@@ -79,7 +80,7 @@ fn a_failed_enlargement_never_leaves_its_index_without_a_file() {
         drop(kept);
         assert_eq!(indexes(&sim), vec![7, 8], "{kind:?}: live");
         // The worker goes on: its next preparation fsyncs the directory.
-        let _next = Segment::create(&sim, &dir(), 9, 8192).unwrap();
+        let _next = Segment::create(&sim, &dir(), 9, 8192, IoPath::Mmap).unwrap();
         let after = sim.crash(&CrashChoice::none());
         assert_eq!(indexes(&after), vec![7, 8, 9], "{kind:?}: after a crash");
     }

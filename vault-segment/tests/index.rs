@@ -1,6 +1,8 @@
 //! The sparse record index: a lookup by LSN finds the same record as a scan from the start of
 //! the segment, and reads at most one stride of frames to get there.
 
+use vault_segment::Access;
+use vault_segment::IoPath;
 use vault_segment::{partial_crc, FsStorage, Segment, SegmentAppender};
 
 fn payload(lsn: u64) -> Vec<u8> {
@@ -59,7 +61,7 @@ fn check_every_lsn(seg: &Segment, first: u64, next: u64) {
 #[test]
 fn index_lookups_match_a_scan_from_the_start_and_read_at_most_a_stride() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Segment::create(&FsStorage, dir.path(), 1, 1 << 20)
+    let mut a = Segment::create(&FsStorage, dir.path(), 1, 1 << 20, IoPath::Mmap)
         .unwrap()
         .activate(100);
     let next = fill(&mut a);
@@ -76,14 +78,14 @@ fn index_lookups_match_a_scan_from_the_start_and_read_at_most_a_stride() {
 #[test]
 fn the_recovery_scan_rebuilds_the_index() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Segment::create(&FsStorage, dir.path(), 1, 256 * 1024)
+    let mut a = Segment::create(&FsStorage, dir.path(), 1, 256 * 1024, IoPath::Mmap)
         .unwrap()
         .activate(1);
     let next = fill(&mut a);
     a.segment().sync_to(a.offset()).unwrap();
     let path = a.segment().path().to_path_buf();
     drop(a);
-    let seg = Segment::open(&FsStorage, &path, 1, false).unwrap();
+    let seg = Segment::open(&FsStorage, &path, 1, Access::Read).unwrap();
     let scan = seg.scan();
     assert_eq!(scan.next_lsn, next);
     check_every_lsn(&seg, 1, next);
@@ -92,7 +94,7 @@ fn the_recovery_scan_rebuilds_the_index() {
 #[test]
 fn resuming_after_recovery_keeps_indexing_new_records() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Segment::create(&FsStorage, dir.path(), 1, 512 * 1024)
+    let mut a = Segment::create(&FsStorage, dir.path(), 1, 512 * 1024, IoPath::Mmap)
         .unwrap()
         .activate(1);
     for lsn in 1..1000 {
@@ -103,7 +105,7 @@ fn resuming_after_recovery_keeps_indexing_new_records() {
     a.segment().sync_to(a.offset()).unwrap();
     let path = a.segment().path().to_path_buf();
     drop(a);
-    let seg = Segment::open(&FsStorage, &path, 1, true).unwrap();
+    let seg = Segment::open(&FsStorage, &path, 1, Access::Write(IoPath::Mmap)).unwrap();
     let scan = seg.scan();
     let mut a = seg.resume(1, scan.end, scan.next_lsn, scan.end).unwrap();
     let next = fill(&mut a);
@@ -113,9 +115,9 @@ fn resuming_after_recovery_keeps_indexing_new_records() {
 #[test]
 fn a_large_segment_uses_a_coarser_stride_with_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let small = Segment::create(&FsStorage, dir.path(), 1, 4096).unwrap();
+    let small = Segment::create(&FsStorage, dir.path(), 1, 4096, IoPath::Mmap).unwrap();
     assert_eq!(small.segment().index_stride(), 32);
-    let big = Segment::create(&FsStorage, dir.path(), 2, 256 << 20).unwrap();
+    let big = Segment::create(&FsStorage, dir.path(), 2, 256 << 20, IoPath::Mmap).unwrap();
     assert!(big.segment().index_bytes() <= 512 * 1024);
     assert_eq!(big.segment().index_stride(), 256);
     // An enlarged segment (one big record, then small ones) is indexed like any other.
@@ -139,7 +141,7 @@ fn a_large_segment_uses_a_coarser_stride_with_bounded_memory() {
 #[test]
 fn forgetting_the_index_past_a_cut_falls_back_to_an_earlier_entry() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Segment::create(&FsStorage, dir.path(), 1, 256 * 1024)
+    let mut a = Segment::create(&FsStorage, dir.path(), 1, 256 * 1024, IoPath::Mmap)
         .unwrap()
         .activate(1);
     for lsn in 1..200 {

@@ -1,6 +1,8 @@
 //! One segment: append, publish, read back, and the scan that recovery builds on.
 
 use std::os::unix::fs::FileExt;
+use vault_segment::Access;
+use vault_segment::IoPath;
 
 use proptest::prelude::*;
 use vault_segment::{
@@ -8,19 +10,19 @@ use vault_segment::{
 };
 
 fn fresh(dir: &std::path::Path, cap: u64) -> vault_segment::SegmentAppender {
-    Segment::create(&FsStorage, dir, 1, cap)
+    Segment::create(&FsStorage, dir, 1, cap, IoPath::Mmap)
         .unwrap()
         .activate(1)
 }
 
 fn reopen(path: &std::path::Path) -> Segment {
-    Segment::open(&FsStorage, path, 1, false).unwrap()
+    Segment::open(&FsStorage, path, 1, Access::Read).unwrap()
 }
 
 #[test]
 fn created_segment_is_allocated_for_real_and_named_without_pre() {
     let dir = tempfile::tempdir().unwrap();
-    let p = Segment::create(&FsStorage, dir.path(), 7, 100_000).unwrap();
+    let p = Segment::create(&FsStorage, dir.path(), 7, 100_000, IoPath::Mmap).unwrap();
     let path = p.segment().path().to_path_buf();
     let name = path.file_name().unwrap().to_str().unwrap();
     assert!(name.starts_with("gs-vault-") && name.ends_with("-00000000000000000007.log"));
@@ -69,7 +71,7 @@ fn scan_of_a_bad_magic_file_is_corruption_at_offset_zero() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.log");
     std::fs::write(&path, vec![0xAB; 8192]).unwrap();
-    match Segment::open(&FsStorage, &path, 1, false) {
+    match Segment::open(&FsStorage, &path, 1, Access::Read) {
         Err(Error::Corruption {
             offset: 0,
             reason: CorruptionKind::BadMagic,
@@ -79,7 +81,7 @@ fn scan_of_a_bad_magic_file_is_corruption_at_offset_zero() {
     }
     std::fs::write(&path, b"short").unwrap();
     assert!(matches!(
-        Segment::open(&FsStorage, &path, 1, false),
+        Segment::open(&FsStorage, &path, 1, Access::Read),
         Err(Error::Corruption {
             reason: CorruptionKind::ShortFile { .. },
             ..
@@ -207,7 +209,9 @@ fn a_replacement_keeps_the_frames_before_the_cut_and_old_readers_stop_there() {
     assert_eq!(early.next().unwrap().lsn(), 1);
     let held = old.records_from(8).next().unwrap();
 
-    let rep = old.prepare_cut(&FsStorage, dir.path(), 7).unwrap();
+    let rep = old
+        .prepare_cut(&FsStorage, dir.path(), 7, IoPath::Mmap)
+        .unwrap();
     assert_eq!(rep.next_lsn(), 7);
     // Not installed yet: a -pre file beside the untouched segment.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
@@ -246,8 +250,12 @@ fn a_replacement_keeps_the_frames_before_the_cut_and_old_readers_stop_there() {
     assert_eq!(seg.header().salt, old.header().salt, "same salt");
 
     // An empty replacement activated elsewhere; LSNs outside the segment are refused.
-    assert!(seg.prepare_cut(&FsStorage, dir.path(), 9).is_err());
-    let empty = old.prepare_empty(&FsStorage, dir.path(), 500).unwrap();
+    assert!(seg
+        .prepare_cut(&FsStorage, dir.path(), 9, IoPath::Mmap)
+        .is_err());
+    let empty = old
+        .prepare_empty(&FsStorage, dir.path(), 500, IoPath::Mmap)
+        .unwrap();
     let app = empty.install(&FsStorage).unwrap();
     assert_eq!((app.next_lsn(), app.segment().first_lsn()), (500, 500));
     assert!(app.segment().records_from(1).next().is_none());

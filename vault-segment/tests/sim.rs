@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use vault_segment::Access;
+use vault_segment::IoPath;
 
 use vault_segment::sim::{
     CrashChoice, CrashPoint, DirOp, DirtyPage, FaultError, OpKind, PageFate, SimStorage, PAGE_SIZE,
@@ -22,7 +24,7 @@ fn storage() -> SimStorage {
 
 /// A segment of 4 pages holding one record that spans pages 0..=2, published, not synced.
 fn segment_with_record(sim: &SimStorage) -> (SegmentAppender, Vec<u8>) {
-    let mut app = Segment::create(sim, &dir(), 1, 4 * PAGE_SIZE as u64)
+    let mut app = Segment::create(sim, &dir(), 1, 4 * PAGE_SIZE as u64, IoPath::Mmap)
         .unwrap()
         .activate(1);
     let rec: Vec<u8> = (0..9000u32).map(|i| (i % 251) as u8 + 1).collect();
@@ -32,7 +34,7 @@ fn segment_with_record(sim: &SimStorage) -> (SegmentAppender, Vec<u8>) {
 }
 
 fn records_after(crashed: &SimStorage, path: &Path) -> (Activation, u64) {
-    let seg = Segment::open(crashed, path, 1, false).unwrap();
+    let seg = Segment::open(crashed, path, 1, Access::Read).unwrap();
     let scan = seg.scan();
     (scan.activation, scan.records)
 }
@@ -130,8 +132,8 @@ fn a_torn_page_holds_the_chosen_sectors_and_durable_bytes_elsewhere() {
 fn unsynced_directory_operations_survive_only_up_to_the_chosen_prefix() {
     let sim = storage();
     let (a, b, c) = (dir().join("a"), dir().join("b"), dir().join("c"));
-    sim.create_allocated(&a, 4096).unwrap();
-    sim.create_allocated(&b, 4096).unwrap();
+    sim.create_allocated(&a, 4096, IoPath::Mmap).unwrap();
+    sim.create_allocated(&b, 4096, IoPath::Mmap).unwrap();
     sim.rename(&a, &c).unwrap();
     sim.remove(&b).unwrap();
     let snap = sim.snapshot();
@@ -157,7 +159,7 @@ fn a_failed_sync_loses_its_pages_even_after_a_later_sync_succeeds() {
     let sim = storage();
     let (app, _) = segment_with_record(&sim);
     let path = app.segment().path().to_path_buf();
-    let region = sim.map(&path, false).unwrap();
+    let region = sim.map(&path, Access::Read).unwrap();
     sim.fail_nth(OpKind::Sync, sim.calls(OpKind::Sync) + 1, FaultError::Io);
     assert!(region.sync(0, 4 * PAGE_SIZE).is_err());
     // The kernel marked the pages clean: nothing is dirty, nothing will be written.
@@ -174,10 +176,10 @@ fn only_the_chosen_call_of_a_kind_fails() {
     let names: Vec<PathBuf> = (0..3).map(|i| dir().join(format!("f{i}"))).collect();
     let results: Vec<bool> = names
         .iter()
-        .map(|p| sim.create_allocated(p, 4096).is_ok())
+        .map(|p| sim.create_allocated(p, 4096, IoPath::Mmap).is_ok())
         .collect();
     assert_eq!(results, [true, false, true]);
-    let err = sim.create_allocated(&dir().join("x"), 4096);
+    let err = sim.create_allocated(&dir().join("x"), 4096, IoPath::Mmap);
     assert!(err.is_ok());
     sim.fail_from(OpKind::SyncDir, 1, FaultError::Io);
     for _ in 0..3 {
@@ -194,16 +196,16 @@ fn a_failed_allocation_leaves_an_empty_file_that_cannot_be_mapped() {
     let sim = storage();
     sim.fail_nth(OpKind::Allocate, 1, FaultError::NoSpace);
     let p = dir().join("f");
-    let e = sim.create_allocated(&p, 8192).unwrap_err();
+    let e = sim.create_allocated(&p, 8192, IoPath::Mmap).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(28), "ENOSPC");
     assert_eq!(sim.live_names(&dir()), std::slice::from_ref(&p));
     assert_eq!(
-        sim.map(&p, true).unwrap_err().kind(),
+        sim.map(&p, Access::Write(IoPath::Mmap)).unwrap_err().kind(),
         std::io::ErrorKind::InvalidData
     );
     // Segment::create cleans up after itself.
     sim.fail_nth(OpKind::Allocate, 2, FaultError::NoSpace);
-    assert!(Segment::create(&sim, &dir(), 1, 4096).is_err());
+    assert!(Segment::create(&sim, &dir(), 1, 4096, IoPath::Mmap).is_err());
     assert_eq!(sim.live_names(&dir()), [p]);
 }
 
@@ -228,7 +230,7 @@ fn recorded_snapshots_bracket_every_operation() {
     sim.record_snapshots(true);
     sim.set_mark(41);
     let p = dir().join("f");
-    sim.create_allocated(&p, 4096).unwrap();
+    sim.create_allocated(&p, 4096, IoPath::Mmap).unwrap();
     sim.set_mark(42);
     sim.sync_dir(&dir()).unwrap();
     let snaps = sim.take_snapshots();
@@ -289,7 +291,7 @@ fn one_storage_serves_many_threads_as_a_dyn_storage() {
         .map(|t| {
             let s = Arc::clone(&dynamic);
             std::thread::spawn(move || {
-                let mut app = Segment::create(&*s, Path::new(DIR), t + 1, 8192)
+                let mut app = Segment::create(&*s, Path::new(DIR), t + 1, 8192, IoPath::Mmap)
                     .unwrap()
                     .activate(1);
                 for i in 0..20u8 {
@@ -309,7 +311,9 @@ fn one_storage_serves_many_threads_as_a_dyn_storage() {
         let idx = vault_segment::parse_segment_name(name.file_name().unwrap().to_str().unwrap())
             .unwrap()
             .index;
-        let scan = Segment::open(&crashed, &name, idx, false).unwrap().scan();
+        let scan = Segment::open(&crashed, &name, idx, Access::Read)
+            .unwrap()
+            .scan();
         assert_eq!((scan.records, scan.stop), (20, Stop::End));
     }
 }
@@ -333,7 +337,8 @@ fn the_hook_runs_after_every_operation_and_may_call_the_storage() {
             }
         })));
     }
-    sim.create_allocated(&dir().join("f"), 4096).unwrap();
+    sim.create_allocated(&dir().join("f"), 4096, IoPath::Mmap)
+        .unwrap();
     sim.set_hook(None);
     sim.remove(&dir().join("f")).unwrap();
     assert_eq!(*seen.lock().unwrap(), [OpKind::Allocate, OpKind::SyncDir]);
