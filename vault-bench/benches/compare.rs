@@ -5,10 +5,12 @@
 //! cargo bench -p vault-bench --features peers --bench compare -- [--quick] [--only NAME,NAME] [--out FILE]
 //! ```
 //!
-//! Without `--out` the report goes to standard output. Progress goes to standard error.
+//! With `--out FILE`, the report goes to FILE and its SVG charts to a `charts` directory beside
+//! it, where the report's image links point. Without `--out` the report goes to standard output
+//! and no chart is written. Progress goes to standard error.
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
@@ -49,12 +51,13 @@ fn main() -> ExitCode {
     match suite::run(&config, GLOBAL) {
         Ok(report) => {
             if let Some(path) = out {
-                if let Err(e) = std::fs::write(&path, report) {
-                    eprintln!("compare: cannot write {}: {e}", path.display());
+                if let Err(e) = write(&path, &report) {
+                    eprintln!("compare: {e}");
                     return ExitCode::FAILURE;
                 }
             } else {
-                print!("{report}");
+                print!("{}", report.markdown);
+                eprintln!("compare: no --out, so no charts");
             }
             ExitCode::SUCCESS
         }
@@ -63,4 +66,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes the report to `path` and its charts to `charts/` beside it, replacing the SVG files
+/// of an earlier run there.
+fn write(path: &Path, report: &suite::Report) -> Result<(), String> {
+    let fail =
+        |what: &str, p: &Path, e: std::io::Error| format!("cannot {what} {}: {e}", p.display());
+    let dir = path.parent().unwrap_or(Path::new(".")).join("charts");
+    std::fs::create_dir_all(&dir).map_err(|e| fail("create", &dir, e))?;
+    std::fs::write(path, &report.markdown).map_err(|e| fail("write", path, e))?;
+    for entry in std::fs::read_dir(&dir).map_err(|e| fail("read", &dir, e))? {
+        let old = entry.map_err(|e| fail("read", &dir, e))?.path();
+        if old.extension().is_some_and(|x| x == "svg") {
+            std::fs::remove_file(&old).map_err(|e| fail("remove", &old, e))?;
+        }
+    }
+    for chart in &report.charts {
+        let file = dir.join(&chart.file);
+        std::fs::write(&file, &chart.svg).map_err(|e| fail("write", &file, e))?;
+    }
+    Ok(())
 }

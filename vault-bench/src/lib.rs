@@ -8,7 +8,8 @@
 //!   with peer WALs (feature `peers`: raft-engine, okaywal, wal-db, raft-log) and with the
 //!   machine's own limits, on the same workloads in one run, reporting records/s, MiB/s, latency
 //!   percentiles (hdrhistogram) and heap allocations per record, and the targets as
-//!   ratios. It writes Markdown for `docs/PERFORMANCE.md`. Criterion is not used there: it
+//!   ratios. It writes Markdown for `docs/PERFORMANCE.md` and SVG charts of the same figures for
+//!   `docs/charts/` ([`charts`]). Criterion is not used there: it
 //!   measures a mean per iteration of one thread, while this needs per-record percentiles,
 //!   several writer threads and allocation counts.
 //!
@@ -29,6 +30,7 @@
 //! `unsafe` is allowed only in [`subjects`], for the raw mapping of the memcpy ceiling.
 #![deny(unsafe_code)]
 
+pub mod charts;
 pub mod harness;
 #[cfg(feature = "peers")]
 pub mod peers;

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::charts::{self, Chart};
 use crate::harness::{self, CountingAlloc, Measurement, Result, SyncMode, System, Workload};
 use crate::subjects::{measure_fdatasync, HandWritten, MemcpyCeiling, PwriteFloor, Vault};
 
@@ -67,11 +68,11 @@ pub fn systems() -> Vec<Box<dyn System>> {
 }
 
 /// Names of systems that are limits of the machine, not WALs.
-fn is_baseline(name: &str) -> bool {
+pub(crate) fn is_baseline(name: &str) -> bool {
     name.contains("ceiling") || name.contains("floor") || name.contains("File::")
 }
 
-fn is_vault(name: &str) -> bool {
+pub(crate) fn is_vault(name: &str) -> bool {
     name.starts_with("vault")
 }
 
@@ -159,12 +160,22 @@ fn run_one(
     m
 }
 
-/// Runs every section and returns the report (Markdown) to put into `docs/PERFORMANCE.md`.
+/// What a run produces.
+#[derive(Debug)]
+pub struct Report {
+    /// The Markdown to put into `docs/PERFORMANCE.md`. It shows the charts as `charts/<file>`:
+    /// they belong in a `charts` directory beside the Markdown.
+    pub markdown: String,
+    /// The charts of the same cells (see [`charts`]), empty if they could not be drawn.
+    pub charts: Vec<Chart>,
+}
+
+/// Runs every section and returns the report to put into `docs/PERFORMANCE.md`.
 ///
 /// # Errors
 /// Errors of the fdatasync probe or of creating directories; a failing system only marks its
 /// cells as failed.
-pub fn run(config: &Config, alloc: &'static CountingAlloc) -> Result<String> {
+pub fn run(config: &Config, alloc: &'static CountingAlloc) -> Result<Report> {
     let started = Instant::now();
     let all = systems();
     let chosen: Vec<&dyn System> = all
@@ -291,7 +302,12 @@ pub fn run(config: &Config, alloc: &'static CountingAlloc) -> Result<String> {
             });
         }
     }
-    Ok(render(config, &fsync, &cells, &replays, started.elapsed()))
+    let charts = charts::render(&cells).unwrap_or_else(|e| {
+        eprintln!("compare: no charts: {e}");
+        Vec::new()
+    });
+    let markdown = render(config, &fsync, &cells, &replays, &charts, started.elapsed());
+    Ok(Report { markdown, charts })
 }
 
 /// Writes `budget` bytes of `len`-byte records, closes, then times reopening and reading all.
@@ -339,7 +355,7 @@ fn replay(
 // ---------------------------------------------------------------------------------------------
 // The report
 
-fn size_label(len: usize) -> String {
+pub(crate) fn size_label(len: usize) -> String {
     if len >= 1024 {
         format!("{} KiB", len / 1024)
     } else {
@@ -713,6 +729,7 @@ fn render(
     fsync: &[(Duration, Duration); 2],
     cells: &[Cell],
     replays: &[ReplayResult],
+    charts: &[Chart],
     elapsed: Duration,
 ) -> String {
     let mut s = String::new();
@@ -746,6 +763,9 @@ fn render(
         },
         per_pass_bytes(config.quick) >> 20
     );
+    for chart in charts {
+        let _ = writeln!(s, "\n![{}](charts/{})", chart.title, chart.file);
+    }
     let _ = writeln!(s, "\n### Targets (ratios measured in this run)\n");
     let _ = writeln!(s, "| target | goal | measured | verdict |");
     let _ = writeln!(s, "|---|---|---|---|");
