@@ -45,7 +45,9 @@
 //!
 //! [`Wal::on_durable`] calls a callback once a record is durable, from a background committer
 //! that runs one group-commit flush for every pending callback; [`Wal::wait_durable`] blocks
-//! (with a timeout) until then. Neither needs a thread per append.
+//! (with a timeout) until then; [`Wal::durable`] is a [`Durable`] future for async code, woken
+//! by the same committer and usable with any executor (this crate depends on no async runtime).
+//! None needs a thread per append.
 //!
 //! ```
 //! use std::sync::mpsc;
@@ -63,6 +65,11 @@
 //! wal.on_durable(lsn, move |durable| tx.send(durable.is_ok()).unwrap());
 //! assert!(rx.recv()?); // called by the committer after its msync returned
 //! assert!(wal.wait_durable(lsn, Some(Duration::from_secs(1)))?);
+//!
+//! // In async code: append (it returns at once under `Manual`), then await durability.
+//! let next = wal.append(b"acknowledge me")?;
+//! let durable = futures::executor::block_on(wal.durable(next))?; // `.await` in a task
+//! assert!(durable >= next);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -100,4 +107,4 @@ pub use read::{inspect, Health, Inspection, Iter, SegmentSummary};
 pub use recovery::{RecoveryReport, TornTail};
 pub use vault_buffer::{Pool, PoolConfig, PoolStats, PooledBuf};
 pub use vault_segment::{FsStorage, IoPath, Record, RecordingStorage, Segment, Storage, SyncEvent};
-pub use wal::{Follower, Lsn, MustWriteError, Wal, WalStats};
+pub use wal::{Durable, Follower, Lsn, MustWriteError, Wal, WalStats};

@@ -570,6 +570,44 @@ fn wait_durable_with_a_timeout_returns_once_the_committer_made_it_durable() {
     });
 }
 
+/// Issue 15, awaitable durability: a `Durable` future arms its waker slot while another
+/// thread's `sync` may be making its record durable (so the committer's own flush finds
+/// nothing to do). The future must resolve (a lost wake-up leaves `block_on` parked forever,
+/// which loom reports as a deadlock), with its record in the durable image.
+#[test]
+fn a_durable_future_is_woken_when_another_thread_flushes_its_record() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = Arc::new(open(&sim, SyncPolicy::Manual));
+        let lsn = wal.append(&record(b'a', 40)).unwrap();
+        let syncer = {
+            let wal = Arc::clone(&wal);
+            spawn(move || wal.sync().unwrap())
+        };
+        let durable = loom::future::block_on(wal.durable(lsn)).unwrap();
+        assert!(durable >= lsn);
+        assert_durable_through(&wal, &sim, lsn);
+        syncer.join().unwrap();
+        Arc::try_unwrap(wal).unwrap().close().unwrap();
+    });
+}
+
+/// Issue 15: `close` races a `Durable` future (polled on another thread) for an LSN never
+/// appended. Whether the future arms its slot before the committer's last pass or looks after
+/// it, it resolves with `Closed`; none is left waiting.
+#[test]
+fn close_racing_a_durable_future_resolves_it_with_closed() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = open(&sim, SyncPolicy::Manual);
+        let lsn = wal.append(&record(b'a', 40)).unwrap();
+        let fut = wal.durable(lsn + 1);
+        let waiter = spawn(move || loom::future::block_on(fut));
+        wal.close().unwrap();
+        assert!(matches!(waiter.join().unwrap(), Err(crate::Error::Closed)));
+    });
+}
+
 /// Review (issue 7): a follower that returned records a `truncate_back` then discards must get
 /// `Error::Truncated`, never go on with a record appended after the cut as if the discarded
 /// ones were still the log. Here it has returned LSNs 1..=3 (next = 4) when, on another thread,

@@ -1,6 +1,7 @@
 //! The `Wal`: appends from many threads, group commit, reads, truncation, recovery at open.
 
 mod commit;
+mod durable;
 mod follow;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use crate::sync::{
 };
 pub(crate) use follow::CutWatch;
 
+pub use durable::Durable;
 pub use follow::Follower;
 
 /// A log sequence number: records are numbered 1, 2, 3, … in append order, without gaps.
@@ -1246,5 +1248,47 @@ impl Wal {
         F: FnOnce(Result<Lsn>) + Send + 'static,
     {
         Shared::register_durable(&self.shared, lsn, Box::new(done));
+    }
+
+    /// A future that resolves once every record up to `lsn` is durable: `on_durable` for async
+    /// code, with any executor (it needs only std's `Future` and `Waker`; no thread per waiter,
+    /// no polling). Append under [`SyncPolicy::Manual`] or [`SyncPolicy::Interval`], whose
+    /// `append` returns the LSN without waiting for a sync, then await this.
+    ///
+    /// Nothing happens until it is polled. Polled while `lsn` is not durable, it leaves its
+    /// waker with the committer (see [`Wal::on_durable`]), which runs one group-commit flush
+    /// for every pending future and callback and wakes the futures it covered; under `Manual`
+    /// that flush is the one that makes the record durable, under `Always` or `Interval` it is
+    /// usually someone else's already. An `lsn` not appended yet waits for its append first.
+    ///
+    /// The future owns a handle to the WAL's state (it is `Send + 'static`), so it may outlive
+    /// this borrow and even the `Wal`, which then closes it with `Closed`. Dropping it cancels
+    /// nothing: the flush it started and every other waiter go on, and its waker slot is
+    /// released. Allocates nothing in steady state (the first poll that must wait starts the
+    /// committer thread; the committer's table of waker slots grows to the most futures ever
+    /// pending at once, then is reused).
+    ///
+    /// Outcomes: `Ok(d)` (with `d >= lsn`, the durable LSN) once durable; `Err(Poisoned)` if a
+    /// sync failed before that; `Err(Closed)` if the WAL closed first (close syncs, so this
+    /// means `lsn` was never appended); the spawn error if the committer cannot start. An LSN
+    /// names a position in the log, as for [`Wal::on_durable`] and [`Wal::wait_durable`]: if
+    /// [`Wal::truncate_back`] discards the record at `lsn` before it is durable, the future
+    /// resolves once the record appended at that position after the cut is durable.
+    ///
+    /// Crash semantics: `Ok` means a sync covering `lsn` returned, so the record survives
+    /// power loss, as after [`Wal::sync`].
+    ///
+    /// ```
+    /// use vault_core::{Options, SyncPolicy, Wal};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let (wal, _) = Wal::open(dir.path(), Options::default().with_sync(SyncPolicy::Manual))?;
+    /// let lsn = wal.append(b"acknowledge me once durable")?; // returns at once
+    /// let durable = futures::executor::block_on(wal.durable(lsn))?; // or `.await` in a task
+    /// assert!(durable >= lsn && wal.durable_lsn() >= lsn);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn durable(&self, lsn: Lsn) -> Durable {
+        Durable::new(Arc::clone(&self.shared), lsn)
     }
 }
