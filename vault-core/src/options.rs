@@ -92,6 +92,12 @@ pub struct Options {
     pub spare_segments: usize,
     /// The I/O path (default [`IoMode::Auto`]).
     pub io: IoMode,
+    /// On the direct path, write full blocks of unsynced records to the file as they fill
+    /// (every 256 KiB), without a sync, so that a process that dies loses at most the last
+    /// 256 KiB of unsynced records rather than all of them (default off: it writes those
+    /// blocks twice, once now and once durably at the sync). No effect on the mmap path,
+    /// whose unsynced records survive a process death in the page cache anyway.
+    pub write_behind: bool,
 }
 
 impl fmt::Debug for Options {
@@ -103,6 +109,7 @@ impl fmt::Debug for Options {
             .field("storage", &self.storage)
             .field("spare_segments", &self.spare_segments)
             .field("io", &self.io)
+            .field("write_behind", &self.write_behind)
             .finish()
     }
 }
@@ -116,6 +123,7 @@ impl Default for Options {
             storage: Arc::new(FsStorage),
             spare_segments: 0,
             io: IoMode::Auto,
+            write_behind: false,
         }
     }
 }
@@ -153,6 +161,13 @@ impl Options {
     #[must_use]
     pub fn with_io(mut self, io: IoMode) -> Self {
         self.io = io;
+        self
+    }
+
+    /// Turns write-behind on or off (see [`Options::write_behind`]).
+    #[must_use]
+    pub fn with_write_behind(mut self, on: bool) -> Self {
+        self.write_behind = on;
         self
     }
 

@@ -3,6 +3,7 @@
 mod commit;
 mod durable;
 mod follow;
+mod write_behind;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -37,6 +38,8 @@ pub type Lsn = u64;
 pub struct Wal {
     shared: Arc<Shared>,
     flusher: Option<JoinHandle<()>>,
+    /// The write-behind thread (direct path with `Options::write_behind`).
+    write_behind: Option<JoinHandle<()>>,
     closed: bool,
 }
 
@@ -73,6 +76,9 @@ struct Shared {
     tail: follow::Tail,
     /// The durability completion path (`on_durable`, `wait_durable` with a timeout).
     commit: commit::Committer,
+    /// Present when full blocks are written out ahead of syncs (`Options::write_behind` on
+    /// the direct path).
+    write_behind: Option<Arc<write_behind::WriteBehind>>,
     /// Released by `close` itself, not when the last handle to this state goes: a follower
     /// may hold one after close.
     dir_lock: Mutex<Option<DirLock>>,
@@ -95,6 +101,8 @@ struct Writer {
     /// Records appended since open: counted under this lock, which every append holds anyway,
     /// rather than with an atomic read-modify-write of its own.
     appends: u64,
+    /// The tail's offset at the last write-behind request (`write_behind::CHUNK` steps).
+    written_mark: usize,
 }
 
 #[derive(Debug, Default)]
@@ -294,6 +302,7 @@ impl Wal {
                 sealed: Vec::with_capacity(8),
                 attested: a.attested,
                 appends: 0,
+                written_mark: 0,
             }),
             segments: RwLock::new(segments),
             sync_state: Mutex::new(SyncState {
@@ -311,6 +320,8 @@ impl Wal {
             counters: Counters::default(),
             tail: follow::Tail::new(),
             commit: commit::Committer::new(),
+            write_behind: (io == IoPath::Direct && options.write_behind)
+                .then(|| Arc::new(write_behind::WriteBehind::new())),
             options,
             dir_lock: Mutex::new(Some(dir_lock)),
         });
@@ -318,10 +329,15 @@ impl Wal {
             SyncPolicy::Interval(every) => Some(start_flusher(Arc::clone(&shared), every)?),
             _ => None,
         };
+        let write_behind = match &shared.write_behind {
+            Some(wb) => Some(write_behind::start(Arc::clone(wb))?),
+            None => None,
+        };
         Ok((
             Self {
                 shared,
                 flusher,
+                write_behind,
                 closed: false,
             },
             report,
@@ -342,7 +358,7 @@ impl Wal {
     /// rotation (for example a full disk); [`Error::Closed`].
     pub fn append(&self, data: &[u8]) -> Result<Lsn> {
         self.check_len(data.len())?;
-        let (lsn, wake) = {
+        let (lsn, wake, out) = {
             // Uncontended, the record is checksummed under the lock while it is copied
             // (`append_and_checksum`): the CPU overlaps the two (a short record's chain of
             // `crc32` instructions with its copy; a long one's checksum, 512 B at a time, with
@@ -362,12 +378,14 @@ impl Wal {
             w.appender.publish();
             w.appends += 1;
             self.shared.last_lsn.store(lsn, Ordering::Release);
+            let out = self.write_behind_due(&mut w);
             // Under the append lock (see `wal::follow`, "The wake-up protocol").
-            (lsn, self.shared.tail.has_waiters())
+            (lsn, self.shared.tail.has_waiters(), out)
         };
         if wake {
             self.shared.tail.wake();
         }
+        self.request_write_behind(out);
         if self.shared.options.sync == SyncPolicy::Always {
             self.shared.sync_through(lsn)?;
         }
@@ -385,7 +403,7 @@ impl Wal {
         for r in records {
             self.check_len(r.as_ref().len())?;
         }
-        let (first, last, wake) = {
+        let (first, last, wake, out) = {
             let mut w = lock(&self.shared.writer);
             self.check_open()?;
             let first = w.appender.next_lsn();
@@ -410,11 +428,13 @@ impl Wal {
             w.appender.publish();
             w.appends += records.len() as u64;
             self.shared.last_lsn.store(last, Ordering::Release);
-            (first, last, self.shared.tail.has_waiters())
+            let out = self.write_behind_due(&mut w);
+            (first, last, self.shared.tail.has_waiters(), out)
         };
         if wake {
             self.shared.tail.wake();
         }
+        self.request_write_behind(out);
         if self.shared.options.sync == SyncPolicy::Always && last >= first {
             self.shared.sync_through(last)?;
         }
@@ -626,6 +646,10 @@ impl Wal {
             self.shared.stop_flusher_cv.notify_all();
             let _ = f.join();
         }
+        if let (Some(t), Some(wb)) = (self.write_behind.take(), &self.shared.write_behind) {
+            wb.stop();
+            let _ = t.join();
+        }
         let mut result = self.sync();
         if result.is_ok() {
             let wrote = {
@@ -671,6 +695,24 @@ impl Wal {
             return Err(Error::RecordTooLarge { len, max });
         }
         Ok(())
+    }
+
+    /// Whether the tail crossed a write-behind chunk since the last request: then the segment
+    /// and its published end to hand to the write-behind thread (after the lock is released).
+    fn write_behind_due(&self, w: &mut Writer) -> Option<(Segment, usize)> {
+        self.shared.write_behind.as_ref()?;
+        let end = w.appender.offset();
+        if end < w.written_mark || end - w.written_mark < write_behind::CHUNK {
+            return None;
+        }
+        w.written_mark = end - end % write_behind::CHUNK;
+        Some((w.appender.segment().clone(), end))
+    }
+
+    fn request_write_behind(&self, out: Option<(Segment, usize)>) {
+        if let (Some((seg, end)), Some(wb)) = (out, &self.shared.write_behind) {
+            wb.request(seg, end);
+        }
     }
 
     fn check_open(&self) -> Result<()> {
@@ -722,6 +764,7 @@ impl Wal {
             .push(app.segment().clone());
         w.sealed.push((old, end));
         w.appender = app;
+        w.written_mark = 0;
         if self.shared.io == IoPath::Direct {
             // Sealed segments the worker's final sync already made durable need no flush.
             w.sealed.retain(|(s, end)| s.synced_end() < *end);

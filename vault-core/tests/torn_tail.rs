@@ -120,6 +120,87 @@ fn torn_tail_is_cut_to_the_last_whole_record_and_later_appends_survive_reopen() 
     assert_log(&wal, 1, 120);
 }
 
+/// Not a test of its own: the child of the write-behind test. On the direct path with
+/// write-behind, it appends 1..=100 and syncs, then appends unsynced records until 1 MiB of
+/// them is published, waits until the log on disk (read with `inspect`, as a new process
+/// would) holds at least 3/4 of them, prints how many it saw and aborts.
+#[test]
+#[ignore = "run as a child process by the write-behind test"]
+fn child_with_write_behind_appends_then_aborts() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let opts = small(4 << 20, SyncPolicy::Manual)
+        .with_io(IoMode::Direct)
+        .with_write_behind(true);
+    let (wal, _) = Wal::open(&dir, opts).unwrap();
+    for lsn in 1..=100 {
+        wal.append(&record(lsn)).unwrap();
+    }
+    wal.sync().unwrap();
+    let (mut lsn, mut bytes) = (100, 0);
+    while bytes < 1 << 20 {
+        lsn += 1;
+        bytes += record(lsn).len() + 16;
+        wal.append(&record(lsn)).unwrap();
+    }
+    let want = 100 + (lsn - 100) * 3 / 4;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = 0;
+    while std::time::Instant::now() < deadline {
+        seen = inspect(Path::new(&dir))
+            .map(|i| i.records_from(1).count() as u64)
+            .unwrap_or(0);
+        if seen >= want {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    println!("ON-DISK {seen} OF {lsn}");
+    std::process::abort();
+}
+
+#[test]
+fn with_write_behind_a_killed_direct_writer_keeps_the_blocks_written_out() {
+    let dir = tempfile::tempdir().unwrap();
+    if !vault_core::Storage::file_system(&vault_core::FsStorage, dir.path())
+        .unwrap()
+        .direct_io
+    {
+        eprintln!("skipped: no direct I/O in the temporary directory");
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_with_write_behind_appends_then_aborts",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD_ENV, dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the child must die by abort");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("ON-DISK "))
+        .unwrap_or_else(|| panic!("child printed no count: {text}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (seen, appended): (u64, u64) = (words[1].parse().unwrap(), words[3].parse().unwrap());
+    assert!(
+        seen >= 100 + (appended - 100) * 3 / 4,
+        "write-behind wrote out only {seen} of {appended} records before the child died"
+    );
+    let (wal, report) = Wal::open(dir.path(), small(4 << 20, SyncPolicy::Manual)).unwrap();
+    assert!(
+        report.records >= seen,
+        "reopened {} records, the child saw {seen} on disk",
+        report.records
+    );
+    assert_log(&wal, 1, report.records);
+}
+
 fn payload_offset(dir: &Path, lsn: u64) -> (std::path::PathBuf, u64) {
     let ins = inspect(dir).unwrap();
     let r = ins.records_from(lsn).next().unwrap();

@@ -158,6 +158,30 @@ mod imp {
     }
 
     impl DirectRegion {
+        /// Writes `[start, end)` (aligned) from memory to the file, not waiting for it to be
+        /// durable.
+        fn write_plain(&self, start: usize, end: usize) -> io::Result<()> {
+            let mut off = start;
+            while off < end {
+                let n = (end - off).min(1 << 30);
+                // SAFETY: `[off, off + n)` lies inside the live mapping; the caller passes only
+                // published bytes, which nothing writes again.
+                let src = unsafe { std::slice::from_raw_parts(self.mem.as_ptr().add(off), n) };
+                match self.file.write_at(src, off as u64) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::WriteZero,
+                            "direct write wrote nothing",
+                        ))
+                    }
+                    Ok(w) => off += w,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        }
+
         /// One durable write of `[start, end)` (aligned) from memory to the file.
         fn write_durable(&self, start: usize, end: usize) -> io::Result<()> {
             let mut off = start;
@@ -233,6 +257,18 @@ mod imp {
                 .saturating_mul(self.align)
                 .min(self.len);
             self.write_durable(start, end)
+        }
+
+        fn write_out(&self, offset: usize, len: usize) -> io::Result<()> {
+            let end = offset.saturating_add(len).min(self.len);
+            // Whole blocks only, ending at or below `end`: a block the appender is still
+            // filling is left to the next write.
+            let start = offset - offset % self.align;
+            let end = end - end % self.align;
+            if start >= end {
+                return Ok(());
+            }
+            self.write_plain(start, end)
         }
 
         fn prefault(&self) -> io::Result<()> {

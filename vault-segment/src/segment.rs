@@ -97,6 +97,10 @@ struct Inner {
     published_next_lsn: AtomicU64,
     /// Bytes known durable from offset 0.
     synced: AtomicUsize,
+    /// Bytes from offset 0 written out by [`Segment::write_out_to`] (not durable); rounded to
+    /// whole blocks by the region, so this may overstate by less than a block what a direct
+    /// write carried, never understate a sync.
+    written: AtomicUsize,
     /// Set once an appender was handed out: there is at most one writer, ever.
     appender_taken: AtomicBool,
     /// End of the bytes [`Segment::resume`] zeroed past the valid chain (0 if none).
@@ -427,6 +431,7 @@ impl Segment {
                 published: AtomicUsize::new(DATA_OFFSET),
                 published_next_lsn: AtomicU64::new(0),
                 synced: AtomicUsize::new(0),
+                written: AtomicUsize::new(0),
                 zeroed_end: AtomicUsize::new(0),
                 appender_taken: AtomicBool::new(false),
                 sync_lock: Mutex::new(()),
@@ -628,6 +633,45 @@ impl Segment {
     #[must_use]
     pub fn synced_end(&self) -> usize {
         self.inner.synced.load(Ordering::Acquire)
+    }
+
+    /// Bytes from offset 0 written to the file (durable or not): at least [`Segment::synced_end`].
+    #[must_use]
+    pub fn written_end(&self) -> usize {
+        self.inner
+            .written
+            .load(Ordering::Acquire)
+            .max(self.synced_end())
+    }
+
+    /// Writes the published bytes before `end` that are not written yet to the file, without
+    /// making them durable ([`Region::write_out`]): on the direct path this keeps them from
+    /// dying with the process. Whole blocks only; the block the appender is filling waits for
+    /// the next call or sync. Does nothing on the mmap path or after a failed sync.
+    ///
+    /// Crash semantics: none beyond the kill -9 case above. Nothing becomes durable, and a
+    /// later sync writes these bytes again with the durable write.
+    ///
+    /// # Errors
+    /// The I/O error of the write, naming the file. It does not poison the segment: the bytes
+    /// are still in memory and the next sync writes them or fails itself.
+    pub fn write_out_to(&self, end: usize) -> Result<()> {
+        let inner = &*self.inner;
+        let end = end.min(self.published_end());
+        let _serial = inner
+            .sync_lock
+            .lock()
+            .unwrap_or_else(crate::sync::PoisonError::into_inner);
+        let from = self.written_end();
+        if end <= from || inner.sync_failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        inner
+            .region
+            .write_out(from, end - from)
+            .map_err(|e| Error::io("write out", &inner.path, e))?;
+        inner.written.fetch_max(end, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Makes every byte before `end` durable with `msync(MS_SYNC)` over the not-yet-synced range.

@@ -60,6 +60,16 @@ pub unsafe trait Region: Send + Sync + fmt::Debug {
     fn sync(&self, offset: usize, len: usize) -> io::Result<()>;
     /// Faults every page in writable so later stores take no page faults. Dirties the pages.
     fn prefault(&self) -> io::Result<()>;
+    /// Writes the whole blocks inside `[offset, offset + len)` to the file without waiting for
+    /// them to be durable, so that a process that dies no longer takes them along (a power
+    /// cut still may). Only ever called on bytes that are never written again.
+    ///
+    /// The default does nothing: a mapping's stores are in the page cache already, which
+    /// outlives the process. The direct path writes them with `O_DIRECT`.
+    fn write_out(&self, offset: usize, len: usize) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
 }
 
 /// How a writable segment's bytes reach its file.
@@ -502,6 +512,9 @@ unsafe impl Region for RecordingRegion {
     }
     fn prefault(&self) -> io::Result<()> {
         self.inner.prefault()
+    }
+    fn write_out(&self, offset: usize, len: usize) -> io::Result<()> {
+        self.inner.write_out(offset, len)
     }
 }
 
