@@ -88,7 +88,12 @@ struct Shared {
 struct Counters {
     flushes: AtomicU64,
     rotations: AtomicU64,
+    write_waits: AtomicU64,
 }
+
+/// Finished direct-path segments that may wait in memory for their final write before a
+/// rotation waits for the oldest (see `Wal::rotate`).
+const MAX_UNWRITTEN_SEALED: usize = 2;
 
 #[derive(Debug)]
 struct Writer {
@@ -162,6 +167,9 @@ pub struct WalStats {
     pub last_lsn: Lsn,
     /// The I/O path the WAL writes through.
     pub io_path: IoPath,
+    /// Rotations that waited for an older segment's final write (direct path): more than
+    /// two finished segments were still only in memory because appends outran the device.
+    pub write_waits: u64,
 }
 
 /// The error of [`Wal::must_write`]: the cause, and the caller's buffer handed back untouched.
@@ -569,6 +577,7 @@ impl Wal {
             durable_lsn: self.durable_lsn(),
             last_lsn: self.last_lsn(),
             io_path: self.shared.io,
+            write_waits: c.write_waits.load(Ordering::Relaxed),
         }
     }
 
@@ -768,6 +777,18 @@ impl Wal {
         if self.shared.io == IoPath::Direct {
             // Sealed segments the worker's final sync already made durable need no flush.
             w.sealed.retain(|(s, end)| s.synced_end() < *end);
+            // Back-pressure: a finished segment lives in process memory until it is written,
+            // so a writer that outruns the device would grow memory without bound. Past
+            // `MAX_UNWRITTEN_SEALED` of them, wait (holding the append lock, as the kernel
+            // throttles a writer with too many dirty pages) for the oldest one's write.
+            while w.sealed.len() > MAX_UNWRITTEN_SEALED {
+                let (s, end) = w.sealed.remove(0);
+                self.shared
+                    .counters
+                    .write_waits
+                    .fetch_add(1, Ordering::Relaxed);
+                s.sync_to(end)?;
+            }
             self.shared.release_durable_segments();
         }
         self.shared
