@@ -782,12 +782,15 @@ impl Wal {
             // `MAX_UNWRITTEN_SEALED` of them, wait (holding the append lock, as the kernel
             // throttles a writer with too many dirty pages) for the oldest one's write.
             while w.sealed.len() > MAX_UNWRITTEN_SEALED {
-                let (s, end) = w.sealed.remove(0);
                 self.shared
                     .counters
                     .write_waits
                     .fetch_add(1, Ordering::Relaxed);
-                s.sync_to(end)?;
+                // On failure the segment stays in `sealed`: the next flush then meets its
+                // failed sync and poisons the WAL, so `durable` never passes its records.
+                let (s, end) = &w.sealed[0];
+                s.sync_to(*end)?;
+                w.sealed.remove(0);
             }
             self.shared.release_durable_segments();
         }
