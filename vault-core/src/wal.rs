@@ -711,7 +711,11 @@ impl Wal {
     fn write_behind_due(&self, w: &mut Writer) -> Option<(Segment, usize)> {
         self.shared.write_behind.as_ref()?;
         let end = w.appender.offset();
-        if end < w.written_mark || end - w.written_mark < write_behind::CHUNK {
+        if end < w.written_mark {
+            // A `truncate_back` moved the tail back.
+            w.written_mark = end - end % write_behind::CHUNK;
+        }
+        if end - w.written_mark < write_behind::CHUNK {
             return None;
         }
         w.written_mark = end - end % write_behind::CHUNK;

@@ -16,8 +16,12 @@ use vault_segment::Segment;
 use crate::error::{Error, Result};
 use crate::sync::{lock, Arc, Condvar, JoinHandle, Mutex, ThreadBuilder};
 
-/// Bytes of published records that make the appender wake the write-behind thread.
+/// Bytes of published records that make the appender wake the write-behind thread (in the
+/// loom models, less than one of their 4 KiB segments, so that they exercise the hand-off).
+#[cfg(not(test))]
 pub(crate) const CHUNK: usize = 256 << 10;
+#[cfg(test)]
+pub(crate) const CHUNK: usize = 1024;
 
 #[derive(Debug, Default)]
 struct Slot {
