@@ -95,6 +95,38 @@ pub enum Error {
         /// Why direct I/O cannot be used there.
         reason: String,
     },
+    /// Taking another segment would put the log past [`crate::Options::disk_budget`]: at once
+    /// under [`crate::BudgetPolicy::Fail`], after the wait under `Wait`. Nothing of the
+    /// failed append was written (of an `append_batch`, a prefix may have been).
+    #[error(
+        "the log is at its disk budget: its segments hold {log_bytes} bytes, and {needed} more \
+         for the next segment would pass the bound of {budget} bytes ({reserve} of which are \
+         kept for vault itself); free room with truncate_front once the records are consumed, \
+         or raise the budget"
+    )]
+    BudgetExhausted {
+        /// Bytes of the log's segment files now.
+        log_bytes: u64,
+        /// Bytes the next segment needs.
+        needed: u64,
+        /// Bytes of the budget kept for vault itself (spares, the copy of a cut).
+        reserve: u64,
+        /// The bound.
+        budget: u64,
+    },
+    /// [`crate::Options::disk_budget`] is below what vault itself needs
+    /// ([`crate::Options::min_disk_budget`]).
+    #[error(
+        "disk budget of {budget} bytes is too small: this log needs at least {needed} (two \
+         segments, the spares and room for the copy truncate_back makes); raise it, or use \
+         smaller segments or fewer spares"
+    )]
+    BudgetTooSmall {
+        /// The budget asked for.
+        budget: u64,
+        /// The least these options need.
+        needed: u64,
+    },
     /// Invalid [`crate::Options`].
     #[error("invalid options: {0}")]
     InvalidOptions(String),

@@ -102,9 +102,9 @@ pub use error::{CorruptionKind, Error, Result};
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
-pub use options::{IoMode, Options, SyncPolicy};
+pub use options::{BudgetPolicy, IoMode, Options, SyncPolicy};
 pub use read::{inspect, Health, Inspection, Iter, SegmentSummary};
 pub use recovery::{RecoveryReport, TornTail};
 pub use vault_buffer::{Pool, PoolConfig, PoolStats, PooledBuf};
 pub use vault_segment::{FsStorage, IoPath, Record, RecordingStorage, Segment, Storage, SyncEvent};
-pub use wal::{Durable, Follower, Lsn, MustWriteError, Wal, WalStats};
+pub use wal::{Durable, Follower, Lsn, MustWriteError, Room, Wal, WalStats};

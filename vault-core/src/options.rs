@@ -73,6 +73,29 @@ impl std::str::FromStr for IoMode {
     }
 }
 
+/// What an append does when the log is at its disk budget ([`Options::disk_budget`]): when
+/// taking a new segment would put the log's files past the bound.
+///
+/// Either way nothing already appended is dropped to make room; room comes only from
+/// [`crate::Wal::truncate_front`] (or `truncate_back`/`reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetPolicy {
+    /// Wait for room, at most this long, then fail with [`Error::BudgetExhausted`]. The
+    /// waiting append holds up the appends behind it (it waits without the append lock, so
+    /// syncs, readers and truncations go on). `Duration::MAX`: no limit.
+    Wait(Duration),
+    /// Fail at once with [`Error::BudgetExhausted`]; nothing of that append is written. An
+    /// async caller then awaits [`crate::Wal::room`] and appends again.
+    Fail,
+}
+
+impl Default for BudgetPolicy {
+    /// [`BudgetPolicy::Fail`]: an append never blocks on the budget unless asked to.
+    fn default() -> Self {
+        BudgetPolicy::Fail
+    }
+}
+
 /// How a [`crate::Wal`] is set up. Build with [`Options::default`] and the `with_*` methods.
 #[derive(Clone)]
 pub struct Options {
@@ -98,6 +121,15 @@ pub struct Options {
     /// blocks twice, once now and once durably at the sync). No effect on the mmap path,
     /// whose unsynced records survive a process death in the page cache anyway.
     pub write_behind: bool,
+    /// A bound on the bytes of the log's files (default `None`: unbounded): its segments,
+    /// the spares the worker keeps, and room for the copy `truncate_back` makes. The log
+    /// grows by whole segments, so the bound is checked where it grows, at rotation; at the
+    /// bound, appends follow [`Options::budget_policy`]. At least
+    /// [`Options::min_disk_budget`], or `open` fails with [`Error::BudgetTooSmall`]. See
+    /// `docs/ARCHITECTURE.md`, "The disk budget".
+    pub disk_budget: Option<u64>,
+    /// What appends do at the bound (default [`BudgetPolicy::Fail`]).
+    pub budget_policy: BudgetPolicy,
 }
 
 impl fmt::Debug for Options {
@@ -110,6 +142,8 @@ impl fmt::Debug for Options {
             .field("spare_segments", &self.spare_segments)
             .field("io", &self.io)
             .field("write_behind", &self.write_behind)
+            .field("disk_budget", &self.disk_budget)
+            .field("budget_policy", &self.budget_policy)
             .finish()
     }
 }
@@ -124,6 +158,8 @@ impl Default for Options {
             spare_segments: 0,
             io: IoMode::Auto,
             write_behind: false,
+            disk_budget: None,
+            budget_policy: BudgetPolicy::Fail,
         }
     }
 }
@@ -178,6 +214,38 @@ impl Options {
         self
     }
 
+    /// Bounds the bytes of the log's files (see [`Options::disk_budget`]), with `policy` at the
+    /// bound.
+    #[must_use]
+    pub fn with_disk_budget(mut self, bytes: u64, policy: BudgetPolicy) -> Self {
+        self.disk_budget = Some(bytes);
+        self.budget_policy = policy;
+        self
+    }
+
+    /// The bytes of one normal segment file with these options.
+    #[must_use]
+    pub fn segment_file_len(&self) -> u64 {
+        vault_segment::round_capacity(self.segment_size)
+    }
+
+    /// Bytes the budget keeps for vault itself, whatever the log holds: the spares the worker
+    /// keeps ready, and the copy of one segment `truncate_back` writes before it renames it
+    /// over the original.
+    #[must_use]
+    pub fn budget_reserve(&self) -> u64 {
+        (self.spares() as u64 + 1).saturating_mul(self.segment_file_len())
+    }
+
+    /// The smallest disk budget `open` accepts: [`Options::budget_reserve`] plus two normal
+    /// segments, the tail and the one after it (with less, the log could never rotate: the
+    /// tail segment is never truncated away).
+    #[must_use]
+    pub fn min_disk_budget(&self) -> u64 {
+        self.budget_reserve()
+            .saturating_add(2 * self.segment_file_len())
+    }
+
     /// The number of spare segments the worker keeps ready with these options.
     #[must_use]
     pub fn spares(&self) -> usize {
@@ -205,6 +273,12 @@ impl Options {
                 "max_record_size {} exceeds the format's limit of {MAX_PAYLOAD} bytes",
                 self.max_record_size
             )));
+        }
+        if let Some(budget) = self.disk_budget {
+            let needed = self.min_disk_budget();
+            if budget < needed {
+                return Err(Error::BudgetTooSmall { budget, needed });
+            }
         }
         if let SyncPolicy::Interval(d) = self.sync {
             if d.is_zero() {

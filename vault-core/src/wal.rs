@@ -1,5 +1,6 @@
 //! The `Wal`: appends from many threads, group commit, reads, truncation, recovery at open.
 
+mod budget;
 mod commit;
 mod durable;
 mod follow;
@@ -15,15 +16,16 @@ use vault_segment::{
 };
 
 use crate::error::{Error, Result};
-use crate::options::{Options, SyncPolicy};
+use crate::options::{BudgetPolicy, Options, SyncPolicy};
 use crate::read::Iter;
 use crate::recovery::{analyse, RecoveryReport};
 use crate::sync::{
-    lock, try_lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, JoinHandle, Mutex, Ordering,
-    RotateConfig, Rotator, RwLock, StdArc, ThreadBuilder,
+    lock, try_lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, JoinHandle, Mutex,
+    MutexGuard, Ordering, RotateConfig, Rotator, RwLock, StdArc, ThreadBuilder,
 };
 pub(crate) use follow::CutWatch;
 
+pub use budget::Room;
 pub use durable::Durable;
 pub use follow::Follower;
 
@@ -82,6 +84,11 @@ struct Shared {
     /// Released by `close` itself, not when the last handle to this state goes: a follower
     /// may hold one after close.
     dir_lock: Mutex<Option<DirLock>>,
+    /// The disk budget's bookkeeping (see `wal::budget`).
+    budget: budget::Budget,
+    /// Appends waiting for room under [`BudgetPolicy::Wait`], and those queued behind them,
+    /// wait here with the append lock (`writer`) released.
+    room_cv: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -108,6 +115,10 @@ struct Writer {
     appends: u64,
     /// The tail's offset at the last write-behind request (`write_behind::CHUNK` steps).
     written_mark: usize,
+    /// Appends waiting for room under [`BudgetPolicy::Wait`]. While any does, later appends
+    /// queue behind it (on `room_cv`), so that LSNs keep the order appends got the lock in and
+    /// a waiting batch keeps contiguous LSNs.
+    room_waiters: usize,
 }
 
 #[derive(Debug, Default)]
@@ -170,6 +181,13 @@ pub struct WalStats {
     /// Rotations that waited for an older segment's final write (direct path): more than
     /// two finished segments were still only in memory because appends outran the device.
     pub write_waits: u64,
+    /// Bytes of the log's files as the disk budget counts them: its segment files, plus the
+    /// spares the worker keeps (counted whether prepared yet or not).
+    pub disk_bytes: u64,
+    /// The disk budget ([`Options::disk_budget`]); `None`: unbounded.
+    pub disk_budget: Option<u64>,
+    /// Appends the budget refused or made wait, since open.
+    pub budget_refusals: u64,
 }
 
 /// The error of [`Wal::must_write`]: the cause, and the caller's buffer handed back untouched.
@@ -301,6 +319,8 @@ impl Wal {
         report.next_lsn = a.next_lsn;
         report.records = a.next_lsn - a.first_lsn;
         let durable = a.next_lsn - 1;
+        let log_bytes = segments.iter().map(|s| s.limit() as u64).sum();
+        let budget = budget::Budget::new(&options, log_bytes);
         let shared = Arc::new(Shared {
             dir,
             io,
@@ -311,6 +331,7 @@ impl Wal {
                 attested: a.attested,
                 appends: 0,
                 written_mark: 0,
+                room_waiters: 0,
             }),
             segments: RwLock::new(segments),
             sync_state: Mutex::new(SyncState {
@@ -332,6 +353,8 @@ impl Wal {
                 .then(|| Arc::new(write_behind::WriteBehind::new())),
             options,
             dir_lock: Mutex::new(Some(dir_lock)),
+            budget,
+            room_cv: Condvar::new(),
         });
         let flusher = match shared.options.sync {
             SyncPolicy::Interval(every) => Some(start_flusher(Arc::clone(&shared), every)?),
@@ -381,8 +404,14 @@ impl Wal {
                     (lock(&self.shared.writer), Some(partial))
                 }
             };
+            let mut deadline = None;
+            if w.room_waiters > 0 {
+                w = self.wait_turn(w, &mut deadline)?;
+            }
             self.check_open()?;
-            let lsn = self.append_locked(&mut w, data, partial)?;
+            let (g, lsn) = self.append_budgeted(w, data, partial, &mut deadline, false);
+            w = g;
+            let lsn = lsn?;
             w.appender.publish();
             w.appends += 1;
             self.shared.last_lsn.store(lsn, Ordering::Release);
@@ -413,12 +442,18 @@ impl Wal {
         }
         let (first, last, wake, out) = {
             let mut w = lock(&self.shared.writer);
+            let mut deadline = None;
+            if w.room_waiters > 0 {
+                w = self.wait_turn(w, &mut deadline)?;
+            }
             self.check_open()?;
             let first = w.appender.next_lsn();
             let mut last = first.saturating_sub(1);
             for r in records {
                 let data = r.as_ref();
-                match self.append_locked(&mut w, data, None) {
+                let (g, appended) = self.append_budgeted(w, data, None, &mut deadline, true);
+                w = g;
+                match appended {
                     Ok(lsn) => last = lsn,
                     Err(e) => {
                         w.appender.publish();
@@ -557,6 +592,7 @@ impl Wal {
     #[must_use]
     pub fn stats(&self) -> WalStats {
         let c = &self.shared.counters;
+        let (disk_bytes, budget_refusals) = self.shared.budget.usage();
         let (appends, rot) = {
             let w = lock(&self.shared.writer);
             let rot = w.rotator.as_ref().map(Rotator::stats).unwrap_or_default();
@@ -578,6 +614,9 @@ impl Wal {
             last_lsn: self.last_lsn(),
             io_path: self.shared.io,
             write_waits: c.write_waits.load(Ordering::Relaxed),
+            disk_bytes,
+            disk_budget: self.shared.budget.limit(),
+            budget_refusals,
         }
     }
 
@@ -621,6 +660,9 @@ impl Wal {
         };
         if !removed.is_empty() {
             self.shared.readers_changed();
+            // Counted as freed now: the files go below, and a failure there poisons nothing
+            // but reports an error (they are no longer part of the log).
+            self.budget_changed();
         }
         let storage = &*self.shared.options.storage;
         for s in &removed {
@@ -686,6 +728,9 @@ impl Wal {
         // them).
         self.shared.stop_committer();
         let rotator = lock(&self.shared.writer).rotator.take();
+        // Appends waiting for room see the WAL closed (the rotator is gone).
+        self.shared.room_cv.notify_all();
+        self.shared.budget.close();
         if let Some(r) = rotator {
             let r = r.shutdown().map_err(Error::from);
             if result.is_ok() {
@@ -739,6 +784,138 @@ impl Wal {
         self.shared.poison_error()
     }
 
+    /// [`Wal::append_locked`] under the disk budget: under [`BudgetPolicy::Wait`], a rotation
+    /// the budget refuses waits for room (without the append lock) until `deadline`, set at
+    /// the first wait of this call, then tries again. Hands the lock back with the outcome.
+    ///
+    /// If a cut moved the log's end while this waited, a lone append goes on at the new end;
+    /// in a batch (`in_batch`), whose records must have contiguous LSNs, it fails with
+    /// `Err(Truncated)` and nothing of `data` is written.
+    fn append_budgeted<'a>(
+        &'a self,
+        mut w: MutexGuard<'a, Writer>,
+        data: &[u8],
+        partial: Option<u32>,
+        deadline: &mut Option<Instant>,
+        in_batch: bool,
+    ) -> (MutexGuard<'a, Writer>, Result<Lsn>) {
+        let BudgetPolicy::Wait(timeout) = self.shared.options.budget_policy else {
+            let r = self.append_locked(&mut w, data, partial);
+            return (w, r);
+        };
+        loop {
+            let needed = match self.append_locked(&mut w, data, partial) {
+                Err(Error::BudgetExhausted { needed, .. }) => needed,
+                r => return (w, r),
+            };
+            let next = w.appender.next_lsn();
+            w.room_waiters += 1;
+            let mut waited = Ok(());
+            loop {
+                if let Err(e) = self.check_waitable(&w) {
+                    waited = Err(e);
+                    break;
+                }
+                if self.shared.budget.room_for(needed).is_ok() {
+                    break;
+                }
+                match self.room_wait(w, timeout, deadline) {
+                    Ok(g) => w = g,
+                    Err(g) => {
+                        w = g;
+                        waited = self.shared.budget.room_for(needed);
+                        break;
+                    }
+                }
+            }
+            w.room_waiters -= 1;
+            // The appends queued behind this one look again.
+            self.shared.room_cv.notify_all();
+            if let Err(e) = waited {
+                return (w, Err(e));
+            }
+            if in_batch && w.appender.next_lsn() != next {
+                let e = Error::Truncated {
+                    lsn: next,
+                    first_lsn: self.first_lsn(),
+                    next_lsn: w.appender.next_lsn(),
+                };
+                return (w, Err(e));
+            }
+        }
+    }
+
+    /// Waits behind the appends that wait for room (see `Writer::room_waiters`), as long as
+    /// the budget's wait allows.
+    fn wait_turn<'a>(
+        &'a self,
+        mut w: MutexGuard<'a, Writer>,
+        deadline: &mut Option<Instant>,
+    ) -> Result<MutexGuard<'a, Writer>> {
+        let timeout = match self.shared.options.budget_policy {
+            BudgetPolicy::Wait(t) => t,
+            BudgetPolicy::Fail => Duration::ZERO,
+        };
+        while w.room_waiters > 0 {
+            self.check_waitable(&w)?;
+            w = self
+                .room_wait(w, timeout, deadline)
+                .map_err(|_| self.shared.budget.exhausted_now())?;
+        }
+        Ok(w)
+    }
+
+    /// One wait on `room_cv`, ending at `deadline` (set now from `timeout` if unset; none if
+    /// too far to represent). `Err` with the lock back once the deadline has passed.
+    fn room_wait<'a>(
+        &'a self,
+        w: MutexGuard<'a, Writer>,
+        timeout: Duration,
+        deadline: &mut Option<Instant>,
+    ) -> std::result::Result<MutexGuard<'a, Writer>, MutexGuard<'a, Writer>> {
+        let now = Instant::now();
+        let end = *deadline.get_or_insert_with(|| now.checked_add(timeout).unwrap_or(now));
+        let left = if timeout == Duration::MAX {
+            Duration::from_secs(3600)
+        } else if now >= end {
+            return Err(w);
+        } else {
+            end - now
+        };
+        let (w, _) = self
+            .shared
+            .room_cv
+            .wait_timeout(w, left)
+            .unwrap_or_else(crate::sync::PoisonError::into_inner);
+        Ok(w)
+    }
+
+    /// Why an append waiting for room must stop waiting: the WAL closed or is poisoned.
+    fn check_waitable(&self, w: &Writer) -> Result<()> {
+        if w.rotator.is_none() {
+            return Err(Error::Closed);
+        }
+        self.check_open()
+    }
+
+    /// After a truncation changed the log's segments: recounts their bytes for the budget and
+    /// wakes whoever waits for room. Call without the append lock held.
+    fn budget_changed(&self) {
+        let bytes = self
+            .shared
+            .segments
+            .read()
+            .unwrap_or_else(crate::sync::PoisonError::into_inner)
+            .iter()
+            .map(|s| s.limit() as u64)
+            .sum();
+        self.shared.budget.set(bytes);
+        // Taking the append lock once orders this after every waiter's check: each is either
+        // before its check (and sees the new count) or in its wait (and is notified).
+        drop(lock(&self.shared.writer));
+        self.shared.room_cv.notify_all();
+    }
+
     /// Appends one frame (and a commit marker first, if a sync completed since the last one).
     /// The caller publishes.
     /// `partial` is `partial_crc(data)`, or `None` to compute it while copying.
@@ -762,6 +939,9 @@ impl Wal {
     /// Seals the tail segment and continues in the next one, which the worker prepared.
     fn rotate(&self, w: &mut Writer, payload_len: usize) -> Result<()> {
         let rotator = w.rotator.as_ref().ok_or(Error::Closed)?;
+        self.shared
+            .budget
+            .check(capacity_for(payload_len).max(self.shared.budget.normal()))?;
         let old = w.appender.segment().clone();
         let end = w.appender.offset();
         w.appender.publish();
@@ -775,6 +955,7 @@ impl Wal {
             .write()
             .unwrap_or_else(crate::sync::PoisonError::into_inner)
             .push(app.segment().clone());
+        self.shared.budget.grew(app.segment().limit() as u64);
         w.sealed.push((old, end));
         w.appender = app;
         w.written_mark = 0;
@@ -1136,6 +1317,7 @@ impl Wal {
         sh.sync_done.notify_all();
         if matches!(outcome, Ok(true) | Err(CutError::Poison(_))) {
             sh.readers_changed();
+            self.budget_changed();
         }
         match outcome {
             Ok(_) => Ok(()),
@@ -1361,5 +1543,47 @@ impl Wal {
     /// ```
     pub fn durable(&self, lsn: Lsn) -> Durable {
         Durable::new(Arc::clone(&self.shared), lsn)
+    }
+
+    /// A future that resolves once the log has room under its disk budget
+    /// ([`Options::disk_budget`]) for the segment the last refused append needed (a normal
+    /// one, or an enlarged one for a large record): the async form of
+    /// [`BudgetPolicy::Wait`]. With [`BudgetPolicy::Fail`], an async producer appends, and on
+    /// [`Error::BudgetExhausted`] awaits this and appends again; nothing blocks a runtime
+    /// thread. Without a budget it resolves at once.
+    ///
+    /// Room comes only from truncations (`truncate_front` once the records are consumed,
+    /// `truncate_back`, `reset`), which wake it; like [`Wal::durable`] it needs only std's
+    /// `Future` and `Waker`, holds a handle to the WAL's state (`Send + 'static`), and
+    /// dropping it cancels nothing. Room is not reserved: another appender may take it first,
+    /// and then the append fails again and the caller awaits again.
+    ///
+    /// Outcomes: `Ok(())` once a segment fits; `Err(Closed)` if the WAL closed first.
+    ///
+    /// ```
+    /// use vault_core::{BudgetPolicy, Error, Options, SyncPolicy, Wal};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let opts = Options::default()
+    ///     .with_segment_size(64 << 10)
+    ///     .with_spare_segments(1)
+    ///     .with_sync(SyncPolicy::Manual);
+    /// let opts = opts.clone().with_disk_budget(opts.min_disk_budget(), BudgetPolicy::Fail);
+    /// let (wal, _) = Wal::open(dir.path(), opts)?;
+    /// let record = [7u8; 1000];
+    /// let lsn = loop {
+    ///     match wal.append(&record) {
+    ///         Err(Error::BudgetExhausted { .. }) => break wal.last_lsn(), // two segments full
+    ///         r => r?,
+    ///     };
+    /// };
+    /// let room = wal.room();
+    /// wal.truncate_front(lsn)?; // the consumer is done with everything before `lsn`
+    /// futures::executor::block_on(room)?; // `.await` in a task
+    /// wal.append(&record)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn room(&self) -> Room {
+        Room::new(Arc::clone(&self.shared))
     }
 }

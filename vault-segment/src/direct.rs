@@ -58,7 +58,9 @@ impl Memory {
     fn take(len: usize, zeroed: bool) -> io::Result<Self> {
         let want = len.max(1).div_ceil(4096) * 4096;
         let reused = {
-            let mut pool = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut pool = POOL
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             pool.iter()
                 .position(|m| m.len() == want)
                 .map(|i| pool.swap_remove(i))
@@ -88,7 +90,9 @@ impl std::ops::Deref for Memory {
 impl Drop for Memory {
     fn drop(&mut self) {
         if let Some(m) = self.0.take() {
-            let mut pool = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut pool = POOL
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if pool.len() < POOL_MAX {
                 pool.push(m);
             }

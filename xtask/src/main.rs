@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo xtask            # list the commands
-//! cargo xtask ci         # conflict markers, fmt, clippy, test, doc, CLI contract, stress, kill -9, disk full
+//! cargo xtask ci         # conflict markers, fmt, clippy, test, doc, CLI contract, stress, kill -9, disk full, shipper
 //! cargo xtask crash      # thousands of kill -9 generations (release)
 //! cargo xtask powerloss  # the power-loss model in release, 100,000+ crash states
 //! cargo xtask loom       # the loom models in release, preemption bound 3
@@ -221,6 +221,19 @@ fn ci(workspace: &Workspace, args: &[String]) -> Result<(), Error> {
     steps.push(Step::new(
         "stress",
         stress::command(workspace, &["--duration", CI_STRESS_SECONDS]),
+    ));
+    // The log shipper example: kill -9 of its writing child and a restart; it exits non-zero
+    // on any acknowledged record lost or shipped twice.
+    steps.push(Step::new(
+        "shipper",
+        workspace.cargo([
+            "run",
+            "--release",
+            "-p",
+            "vault-core",
+            "--example",
+            "shipper",
+        ]),
     ));
 
     run_steps(steps)
