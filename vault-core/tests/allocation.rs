@@ -3,14 +3,17 @@
 //!
 //! allocation-counter replaces this binary's global allocator and counts per thread.
 
-use vault_core::{Options, Pool, PoolConfig, SyncPolicy, Wal};
+mod common;
 
-#[test]
-fn append_and_must_write_allocate_nothing_in_steady_state() {
+use vault_core::{IoMode, Options, Pool, PoolConfig, SyncPolicy, Wal};
+
+common::both_io_paths!(append_and_must_write_allocate_nothing_in_steady_state);
+fn append_and_must_write_allocate_nothing_in_steady_state(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let (wal, _) = Wal::open(
         dir.path(),
         Options::default()
+            .with_io(io)
             .with_segment_size(8 << 20)
             .with_sync(SyncPolicy::Manual),
     )
@@ -42,14 +45,15 @@ fn append_and_must_write_allocate_nothing_in_steady_state() {
     assert_eq!(wal.last_lsn(), 20_200);
 }
 
+common::both_io_paths!(large_appends_and_batches_allocate_nothing_in_steady_state);
 /// Records longer than 512 bytes are copied and checksummed chunk by chunk under a free append
 /// lock (one at a time, and in a batch): still nothing allocated.
-#[test]
-fn large_appends_and_batches_allocate_nothing_in_steady_state() {
+fn large_appends_and_batches_allocate_nothing_in_steady_state(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let (wal, _) = Wal::open(
         dir.path(),
         Options::default()
+            .with_io(io)
             .with_segment_size(64 << 20)
             .with_sync(SyncPolicy::Manual),
     )
@@ -78,12 +82,13 @@ fn large_appends_and_batches_allocate_nothing_in_steady_state() {
     );
 }
 
-#[test]
-fn durable_appends_allocate_nothing_in_steady_state() {
+common::both_io_paths!(durable_appends_allocate_nothing_in_steady_state);
+fn durable_appends_allocate_nothing_in_steady_state(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let (wal, _) = Wal::open(
         dir.path(),
         Options::default()
+            .with_io(io)
             .with_segment_size(8 << 20)
             .with_sync(SyncPolicy::Always),
     )
@@ -102,12 +107,13 @@ fn durable_appends_allocate_nothing_in_steady_state() {
     );
 }
 
-#[test]
-fn appends_allocate_nothing_while_a_follower_waits_for_them() {
+common::both_io_paths!(appends_allocate_nothing_while_a_follower_waits_for_them);
+fn appends_allocate_nothing_while_a_follower_waits_for_them(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let (wal, _) = Wal::open(
         dir.path(),
         Options::default()
+            .with_io(io)
             .with_segment_size(8 << 20)
             .with_sync(SyncPolicy::Manual),
     )

@@ -12,15 +12,22 @@
 //!
 //! The writers are this test binary re-executed, so that a SIGBUS kills only the writer and the
 //! test reports it.
+//!
+//! The ext4 and file-size cases run on both I/O paths (`...::mmap`, `...::direct`); the tmpfs
+//! case only on the mmap path, since tmpfs refuses `O_DIRECT`.
+
+mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
-use vault_core::{inspect, Error, Health, Options, SyncPolicy, Wal};
+use vault_core::{inspect, Error, Health, IoMode, Options, SyncPolicy, Wal};
 
 const CHILD_DIR: &str = "VAULT_DISK_FULL_CHILD_DIR";
 const CHILD_MODE: &str = "VAULT_DISK_FULL_CHILD_MODE";
+/// The writer's I/O path: `mmap` or `direct`.
+const CHILD_IO: &str = "VAULT_DISK_FULL_CHILD_IO";
 
 fn splitmix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -77,9 +84,10 @@ fn disk_full_writer_child() {
     let Ok(dir) = std::env::var(CHILD_DIR) else {
         return;
     };
+    let io: IoMode = std::env::var(CHILD_IO).unwrap().parse().unwrap();
     match std::env::var(CHILD_MODE).as_deref() {
-        Ok("fill") => fill_writer(Path::new(&dir)),
-        Ok("fsize") => fsize_writer(Path::new(&dir)),
+        Ok("fill") => fill_writer(Path::new(&dir), io),
+        Ok("fsize") => fsize_writer(Path::new(&dir), io),
         other => panic!("unknown mode {other:?}"),
     }
 }
@@ -89,8 +97,9 @@ fn disk_full_writer_child() {
 /// cannot prepare a normal segment any more). Then waits for `go` on stdin, appends at least
 /// 300 more records and through two more rotations, and closes. Prints `ack LSN LEN`,
 /// `error CODE LSN ...`, `full`, `resumed LSN`, `closed`.
-fn fill_writer(dir: &Path) {
+fn fill_writer(dir: &Path, io: IoMode) {
     let opts = Options::default()
+        .with_io(io)
         .with_segment_size(1 << 20)
         .with_sync(SyncPolicy::Always)
         .with_max_record_size(4 << 20);
@@ -143,8 +152,9 @@ fn fill_writer(dir: &Path) {
 /// Under a file-size limit below an enlarged segment: small records, one too large for any
 /// segment the limit allows (must fail with `EFBIG`), then more small records across several
 /// rotations. Prints `ack LSN`, `error CODE LSN`, `closed`.
-fn fsize_writer(dir: &Path) {
+fn fsize_writer(dir: &Path, io: IoMode) {
     let opts = Options::default()
+        .with_io(io)
         .with_segment_size(64 * 1024)
         .with_sync(SyncPolicy::Always)
         .with_max_record_size(1 << 20);
@@ -202,7 +212,7 @@ fn parse_line(t: &mut Transcript, line: &str) {
     }
 }
 
-fn child(dir: &Path, mode: &str) -> Command {
+fn child(dir: &Path, mode: &str, io: IoMode) -> Command {
     let mut c = Command::new(std::env::current_exe().unwrap());
     c.args([
         "--exact",
@@ -212,6 +222,7 @@ fn child(dir: &Path, mode: &str) -> Command {
     ])
     .env(CHILD_DIR, dir)
     .env(CHILD_MODE, mode)
+    .env(CHILD_IO, common::io_path(io).to_string())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     c
@@ -228,7 +239,7 @@ fn describe(status: ExitStatus, stderr: &str) -> String {
 }
 
 /// Reopens `dir` and checks that every acknowledged record is there, byte-exact, in order.
-fn check_acknowledged(dir: &Path, t: &Transcript, len: impl Fn(u64) -> usize) {
+fn check_acknowledged(dir: &Path, t: &Transcript, len: impl Fn(u64) -> usize, io: IoMode) {
     let max = *t
         .acks
         .iter()
@@ -241,6 +252,7 @@ fn check_acknowledged(dir: &Path, t: &Transcript, len: impl Fn(u64) -> usize) {
         ins.health()
     );
     let opts = Options::default()
+        .with_io(io)
         .with_segment_size(64 * 1024)
         .with_sync(SyncPolicy::Manual)
         .with_max_record_size(4 << 20);
@@ -356,12 +368,15 @@ fn run(c: &mut Command) {
 }
 
 /// The full-disk scenario on the file system mounted at `root`.
-fn fill_and_free(root: &Path, filler_mib: usize) {
+fn fill_and_free(root: &Path, filler_mib: usize, io: IoMode) {
     // A filler file written first, deleted later to give the space back.
     let filler = root.join("filler");
     std::fs::write(&filler, vec![0xA5u8; filler_mib << 20]).unwrap();
     let dir = root.join("wal");
-    let mut c = child(&dir, "fill").stdin(Stdio::piped()).spawn().unwrap();
+    let mut c = child(&dir, "fill", io)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdin = c.stdin.take().unwrap();
     let stderr = c.stderr.take().unwrap();
     let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
@@ -389,7 +404,7 @@ fn fill_and_free(root: &Path, filler_mib: usize) {
         "the writer did not finish: {t:?}\n{stderr}"
     );
     println!(
-        "disk full: {} records acknowledged, {} errors: {:#?}",
+        "disk full on {io:?}: {} records acknowledged, {} errors: {:#?}",
         t.acks.len(),
         t.errors.len(),
         t.errors
@@ -401,29 +416,31 @@ fn fill_and_free(root: &Path, filler_mib: usize) {
         );
     }
     assert!(t.resumed.is_some(), "the writer resumed");
-    check_acknowledged(&dir, &t, |l| t.lens[&l]);
+    check_acknowledged(&dir, &t, |l| t.lens[&l], io);
 }
 
+// Only on the mmap path: tmpfs refuses O_DIRECT (`IoMode::Direct` there is a typed error
+// from `open`, which the option tests cover).
 #[test]
 fn a_full_tmpfs_is_a_typed_error_and_the_wal_goes_on_after_space_is_freed() {
     if !need_root("a_full_tmpfs_is_a_typed_error_and_the_wal_goes_on_after_space_is_freed") {
         return;
     }
     let m = Mount::tmpfs("8m");
-    fill_and_free(m.path(), 2);
+    fill_and_free(m.path(), 2, IoMode::Mmap);
 }
 
-#[test]
-fn a_full_ext4_is_a_typed_error_and_the_wal_goes_on_after_space_is_freed() {
+common::both_io_paths!(a_full_ext4_is_a_typed_error_and_the_wal_goes_on_after_space_is_freed);
+fn a_full_ext4_is_a_typed_error_and_the_wal_goes_on_after_space_is_freed(io: IoMode) {
     if !need_root("a_full_ext4_is_a_typed_error_and_the_wal_goes_on_after_space_is_freed") {
         return;
     }
     let Some(m) = Mount::ext4(16) else { return };
-    fill_and_free(m.path(), 3);
+    fill_and_free(m.path(), 3, io);
 }
 
-#[test]
-fn a_file_size_limit_is_a_typed_error_for_the_record_that_needs_it() {
+common::both_io_paths!(a_file_size_limit_is_a_typed_error_for_the_record_that_needs_it);
+fn a_file_size_limit_is_a_typed_error_for_the_record_that_needs_it(io: IoMode) {
     // RLIMIT_FSIZE of 256 KiB: 64 KiB segments are fine, the 512 KiB records' enlarged
     // segments are not. SIGXFSZ is ignored (as servers do), so the limit shows up as EFBIG.
     let tmp = tempfile::tempdir().unwrap();
@@ -440,7 +457,8 @@ fn a_file_size_limit_is_a_typed_error_for_the_record_that_needs_it() {
             "--nocapture",
         ])
         .env(CHILD_DIR, &dir)
-        .env(CHILD_MODE, "fsize");
+        .env(CHILD_MODE, "fsize")
+        .env(CHILD_IO, common::io_path(io).to_string());
     let out = c.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}", describe(out.status, &stderr));
@@ -458,5 +476,5 @@ fn a_file_size_limit_is_a_typed_error_for_the_record_that_needs_it() {
     }
     assert_eq!(t.acks.len(), 450);
     // The two refused records took no LSN: the log is the 450 small records.
-    check_acknowledged(&dir, &t, small_len);
+    check_acknowledged(&dir, &t, small_len, io);
 }
