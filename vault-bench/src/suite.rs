@@ -1,7 +1,7 @@
 //! The whole side-by-side comparison: which workloads, which systems, and the Markdown report
 //! with the targets as ratios measured in this one run.
 //!
-//! Every cell runs in [`ROUNDS`] rounds, each system once per round (interleaved), so that the
+//! Every cell runs in [`ROUNDS`] rounds ([`QUICK_ROUNDS`] with `--quick`), each system once per round (interleaved), so that the
 //! disk's drift falls on every system alike; ratios are medians of the rounds' ratios, shown with
 //! the rounds' spread, and a goal inside that spread counts as a tie.
 
@@ -24,8 +24,10 @@ use crate::subjects::{
 pub const SIZES: [usize; 4] = [64, 256, 4 << 10, 64 << 10];
 /// Records per sync in the batched-durability section.
 pub const EVERY: u32 = 64;
-/// Interleaved rounds of every cell.
+/// Interleaved rounds of every cell in a full run.
 pub const ROUNDS: u64 = 5;
+/// Rounds of a quick run: one, a smoke test of every cell (its spreads are a single round's).
+pub const QUICK_ROUNDS: u64 = 1;
 /// Record sizes of the durable targets.
 const TARGET_SIZES: [usize; 3] = [64, 256, 4 << 10];
 
@@ -52,6 +54,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// Interleaved rounds of every cell: [`ROUNDS`], or [`QUICK_ROUNDS`] when quick.
+    #[must_use]
+    pub fn rounds(&self) -> u64 {
+        if self.quick {
+            QUICK_ROUNDS
+        } else {
+            ROUNDS
+        }
+    }
+
     /// Whether the system `name` is part of this run (see [`Config::only`]).
     #[must_use]
     pub fn wants(&self, name: &str) -> bool {
@@ -293,7 +305,7 @@ pub fn run(config: &Config, alloc: &'static CountingAlloc) -> Result<Report> {
                     .collect();
                 let mut merged: Vec<Option<std::result::Result<Measurement, String>>> =
                     vec![None; runs.len()];
-                for round in 0..ROUNDS {
+                for round in 0..config.rounds() {
                     for (system, slot) in runs.iter().zip(&mut merged) {
                         eprintln!(
                             "compare: {section:?} {len} B x{threads} {} (round {})",
@@ -319,7 +331,7 @@ pub fn run(config: &Config, alloc: &'static CountingAlloc) -> Result<Report> {
                         section,
                         system: system.name(),
                         workload: Workload {
-                            records_per_thread: w.records_per_thread * ROUNDS,
+                            records_per_thread: w.records_per_thread * config.rounds(),
                             ..w
                         },
                         outcome: outcome.unwrap_or_else(|| Err("not run".into())),
@@ -1175,13 +1187,14 @@ fn render(
     );
     let _ = writeln!(
         s,
-        "- Mode: {}. Per-pass budget {} MiB; {ROUNDS} interleaved rounds per cell; see the method section for record counts.",
+        "- Mode: {}. Per-pass budget {} MiB; {} interleaved round(s) per cell; see the method section for record counts.",
         if config.quick {
             "quick (`--quick`)"
         } else {
             "full"
         },
-        per_pass_bytes(config.quick) >> 20
+        per_pass_bytes(config.quick) >> 20,
+        config.rounds()
     );
     for chart in charts {
         let _ = writeln!(s, "\n![{}](charts/{})", chart.title, chart.file);
@@ -1189,7 +1202,8 @@ fn render(
     let _ = writeln!(s, "\n### Targets (ratios measured in this run)\n");
     let _ = writeln!(
         s,
-        "Ratios are the median of the {ROUNDS} rounds' ratios, [lowest–highest] round beside it.\n"
+        "Ratios are the median of the {} rounds' ratios, [lowest–highest] round beside it.\n",
+        config.rounds()
     );
     let _ = writeln!(s, "| target | goal | measured | verdict |");
     let _ = writeln!(s, "|---|---|---|---|");
@@ -1421,4 +1435,64 @@ fn file_system(path: &Path) -> String {
                 path.display()
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_goal_inside_the_rounds_spread_is_a_tie_and_outside_it_a_miss_or_a_hit() {
+        let s = Spread::of(&[0.9, 1.2, 0.95, 1.0, 0.8]).unwrap();
+        assert!((s.median - 0.95).abs() < 1e-12);
+        assert!((s.lo - 0.8).abs() < 1e-12 && (s.hi - 1.2).abs() < 1e-12);
+        assert_eq!(s.at_least(0.9), Verdict::Met);
+        assert_eq!(s.at_least(1.0), Verdict::Tie);
+        assert_eq!(s.at_least(1.5), Verdict::Missed);
+        assert_eq!(s.at_most(1.1), Verdict::Met);
+        assert_eq!(s.at_most(0.85), Verdict::Tie);
+        assert_eq!(s.at_most(0.5), Verdict::Missed);
+        assert!(Spread::of(&[f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn round_ratios_pair_rounds_in_order() {
+        let m = |rates: &[f64]| {
+            let mut m: Option<Measurement> = None;
+            for &r in rates {
+                let one = Measurement {
+                    records_per_sec: r,
+                    mib_per_sec: r,
+                    latency: harness::new_histogram(),
+                    allocs_per_record: 0.0,
+                    notes: None,
+                    records: 1,
+                    elapsed: Duration::from_secs(1),
+                    allocs: 0,
+                    sync_latency: harness::new_histogram(),
+                    syncs: 0,
+                    device: None,
+                    segments: None,
+                    rounds: vec![Round {
+                        records_per_sec: r,
+                        mib_per_sec: r,
+                        sync_p50_ns: None,
+                    }],
+                };
+                match &mut m {
+                    None => m = Some(one),
+                    Some(a) => a.merge(&one, 1),
+                }
+            }
+            m.unwrap()
+        };
+        let v = m(&[10.0, 30.0, 20.0]);
+        let p = m(&[10.0, 10.0, 40.0]);
+        assert!((v.median_rate() - 20.0).abs() < 1e-12);
+        assert_eq!(v.rate_spread(), (10.0, 30.0));
+        let s = Spread::between(&v, &p, rate).unwrap();
+        // Round ratios 1, 3, 0.5: median 1.
+        assert!((s.median - 1.0).abs() < 1e-12);
+        assert!((s.lo - 0.5).abs() < 1e-12 && (s.hi - 3.0).abs() < 1e-12);
+    }
 }
