@@ -208,14 +208,16 @@ pub struct SegmentCounts {
     pub waits: u64,
 }
 
-/// Requests a block device completed, from `/sys/dev/block/<major>:<minor>/stat`.
+/// Requests a block device completed, from `/sys/dev/block/<major>:<minor>/stat` (fields as
+/// the kernel's `Documentation/block/stat.rst` numbers them, from 1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeviceCounters {
     /// Write requests completed (field 5).
     pub writes: u64,
     /// Sectors written (field 7).
     pub sectors_written: u64,
-    /// Flush requests completed (field 15; kernels since 5.5, else 0).
+    /// Flush requests completed (field 16, after the four discard fields; kernels since 5.5,
+    /// else 0).
     pub flushes: u64,
 }
 
@@ -273,7 +275,7 @@ impl BlockDevice {
         Some(DeviceCounters {
             writes: *f.get(4)?,
             sectors_written: *f.get(6)?,
-            flushes: f.get(14).copied().unwrap_or(0),
+            flushes: f.get(15).copied().unwrap_or(0),
         })
     }
 }

@@ -1049,7 +1049,11 @@ fn targets(
             let vault = is_vault(name);
             let (measured, ok) = match m.and_then(per_sync) {
                 Some((w, f, wf)) => (
-                    format!("{w:.2} writes, {f:.2} flushes per sync ({wf:.2} writes per flush)"),
+                    if wf.is_finite() {
+                        format!("{w:.2} writes, {f:.2} flushes per sync ({wf:.2} writes per flush)")
+                    } else {
+                        format!("{w:.2} writes, {f:.2} flushes per sync (no flush counted)")
+                    },
                     vault.then_some(if w <= 1.1 && f <= 1.1 {
                         Verdict::Met
                     } else {
@@ -1202,7 +1206,7 @@ fn render(
     let _ = writeln!(s, "\n### Targets (ratios measured in this run)\n");
     let _ = writeln!(
         s,
-        "Ratios are the median of the {} rounds' ratios, [lowest–highest] round beside it.\n",
+        "Ratios are the median of the rounds' ratios ({} round(s)), [lowest–highest] round beside it.\n",
         config.rounds()
     );
     let _ = writeln!(s, "| target | goal | measured | verdict |");
