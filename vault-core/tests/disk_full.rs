@@ -93,6 +93,7 @@ fn disk_full_writer_child() {
     match std::env::var(CHILD_MODE).as_deref() {
         Ok("fill") => fill_writer(Path::new(&dir)),
         Ok("fsize") => fsize_writer(Path::new(&dir)),
+        Ok("raw-mmap") => raw_mmap_writer(Path::new(&dir)),
         other => panic!("unknown mode {other:?}"),
     }
 }
@@ -196,6 +197,49 @@ fn fsize_writer(dir: &Path) {
     }
     wal.close().unwrap();
     say("closed");
+}
+
+/// Writes through vault-segment's mapping directly (the path `Wal::open` refuses on btrfs):
+/// segments of 1 MiB, one sync per record, until a segment cannot be allocated; then goes on
+/// into the last segment, syncing each record, until it is full. Prints `ack N`, `error ...`,
+/// `done`.
+fn raw_mmap_writer(dir: &Path) {
+    use vault_segment::{FsStorage, IoPath, Segment};
+    std::fs::create_dir_all(dir).unwrap();
+    let mut lsn = 1u64;
+    let mut index = 1;
+    let mut app = Segment::create(&FsStorage, dir, index, 1 << 20, IoPath::Mmap)
+        .unwrap()
+        .activate(1);
+    loop {
+        if app.append_and_checksum(&record(lsn, 2000)).is_err() {
+            index += 1;
+            match Segment::create(&FsStorage, dir, index, 1 << 20, IoPath::Mmap) {
+                Ok(next) => app = next.activate(lsn),
+                Err(e) => {
+                    say(&format!("error {e}"));
+                    break;
+                }
+            }
+            continue;
+        }
+        app.publish();
+        app.segment().sync_to(app.offset()).unwrap();
+        say(&format!("ack {lsn}"));
+        lsn += 1;
+    }
+    // The disk is full: the last segment still has room, and every record rewrites the page
+    // the previous sync wrote back.
+    loop {
+        if app.append_and_checksum(&record(lsn, 2000)).is_err() {
+            break;
+        }
+        app.publish();
+        app.segment().sync_to(app.offset()).unwrap();
+        say(&format!("ack {lsn}"));
+        lsn += 1;
+    }
+    say("done");
 }
 
 /// What a writer printed.
@@ -460,6 +504,43 @@ fn a_full_btrfs_is_a_typed_error_and_the_wal_goes_on_after_space_is_freed() {
     disk_full_on(
         Kind::Btrfs,
         "a_full_btrfs_is_a_typed_error_and_the_wal_goes_on_after_space_is_freed",
+    );
+}
+
+/// Why `IoMode::Mmap` is refused on btrfs: stores through a mapping of a file on a full btrfs
+/// die of `SIGBUS` (copy-on-write: a store into a page that was written back needs new space,
+/// and the page fault cannot report that it has none). This drives vault-segment's mapping
+/// directly, below the `Wal` that refuses it, and expects the writer to be killed. Ignored
+/// because it asserts the kernel's behaviour, not vault's: run it with `--ignored` (as root).
+#[test]
+#[ignore = "demonstrates the kernel behaviour behind Error::MmapUnsupported (root, btrfs)"]
+fn stores_through_a_mapping_on_a_full_btrfs_die_of_sigbus() {
+    if !need_root("stores_through_a_mapping_on_a_full_btrfs_die_of_sigbus") {
+        return;
+    }
+    let Some(m) = Mount::or_skip(Kind::Btrfs, 16, "stores_through_a_mapping_on_a_full_btrfs")
+    else {
+        return;
+    };
+    m.ballast(12);
+    let out = child(&m.path().join("wal"), "raw-mmap").output().unwrap();
+    let acks = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("ack"))
+        .count();
+    println!(
+        "the mapping on a full btrfs: {acks} records synced, then {}",
+        describe(out.status, "")
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(7),
+        "expected SIGBUS; stdout tail: {}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
     );
 }
 
