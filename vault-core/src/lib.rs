@@ -106,5 +106,7 @@ pub use options::{BudgetPolicy, IoMode, Options, SyncPolicy};
 pub use read::{inspect, Health, Inspection, Iter, SegmentSummary};
 pub use recovery::{RecoveryReport, TornTail};
 pub use vault_buffer::{Pool, PoolConfig, PoolStats, PooledBuf};
-pub use vault_segment::{FsStorage, IoPath, Record, RecordingStorage, Segment, Storage, SyncEvent};
+pub use vault_segment::{
+    FileMode, FsStorage, IoPath, Record, RecordingStorage, Segment, Storage, SyncEvent,
+};
 pub use wal::{Durable, Follower, Lsn, MustWriteError, Room, Wal, WalStats};

@@ -2,9 +2,10 @@
 
 use crate::sync::StdArc as Arc;
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
-use vault_segment::{FileSystem, FsStorage, IoPath, Storage, MAX_PAYLOAD};
+use vault_segment::{FileMode, FileSystem, FsStorage, IoPath, Storage, MAX_PAYLOAD};
 
 use crate::error::{Error, Result};
 
@@ -29,11 +30,16 @@ pub enum IoMode {
     /// Chosen at open by a fixed rule from the directory's file system (no timing): direct
     /// I/O where the file system takes it and has a device behind it (ext4, xfs, btrfs, and
     /// other file systems that accept an `O_DIRECT` write), the mapping elsewhere (tmpfs,
-    /// or a storage without direct I/O). The choice is in [`crate::RecoveryReport::io_path`]
-    /// and [`crate::WalStats::io_path`].
+    /// or a storage without direct I/O). Never the mapping on a copy-on-write file system
+    /// (btrfs, zfs, bcachefs): there, without direct I/O, `open` fails with
+    /// [`crate::Error::MmapUnsupported`]. The choice is in
+    /// [`crate::RecoveryReport::io_path`] and [`crate::WalStats::io_path`].
     #[default]
     Auto,
-    /// Memory-mapped segments: appends store into the page cache, syncs are `msync`.
+    /// Memory-mapped segments: appends store into the page cache, syncs are `msync`. `open`
+    /// refuses it with [`crate::Error::MmapUnsupported`] on a copy-on-write file system
+    /// (btrfs, zfs, bcachefs), where a store into a mapped page can need new space and a full
+    /// disk turns it into `SIGBUS` (see `docs/ARCHITECTURE.md`, "File systems").
     Mmap,
     /// Direct I/O: appends copy into process memory, syncs write the dirty blocks with
     /// `O_DIRECT` + `RWF_DSYNC`, bypassing the page cache. `open` fails with
@@ -43,16 +49,32 @@ pub enum IoMode {
 }
 
 impl IoMode {
-    /// The I/O path this mode takes on `fs`, or why it cannot be taken.
-    pub(crate) fn resolve(self, fs: &FileSystem) -> std::result::Result<IoPath, String> {
-        match self {
-            IoMode::Mmap => Ok(IoPath::Mmap),
-            IoMode::Direct if fs.direct_io => Ok(IoPath::Direct),
-            IoMode::Direct => Err(fs
+    /// The I/O path this mode takes on `fs` for the log in `dir`, or the typed error that
+    /// says why it cannot be taken.
+    pub(crate) fn resolve(self, fs: &FileSystem, dir: &Path) -> Result<IoPath> {
+        let no_direct = || Error::DirectIoUnsupported {
+            dir: dir.to_path_buf(),
+            file_system: fs.name.clone(),
+            reason: fs
                 .direct_io_error
                 .clone()
-                .unwrap_or_else(|| "direct I/O is not available".into())),
+                .unwrap_or_else(|| "direct I/O is not available".into()),
+        };
+        let no_mmap = |also: &str| Error::MmapUnsupported {
+            dir: dir.to_path_buf(),
+            file_system: fs.name.clone(),
+            also: also.to_string(),
+        };
+        match self {
+            IoMode::Mmap if fs.copy_on_write => Err(no_mmap("")),
+            IoMode::Mmap => Ok(IoPath::Mmap),
+            IoMode::Direct if fs.direct_io => Ok(IoPath::Direct),
+            IoMode::Direct => Err(no_direct()),
             IoMode::Auto if fs.direct_io && fs.name != "sim" => Ok(IoPath::Direct),
+            IoMode::Auto if fs.copy_on_write => Err(no_mmap(&format!(
+                ", and direct I/O, the path vault takes there, is not available: {}",
+                fs.direct_io_error.as_deref().unwrap_or("unknown reason")
+            ))),
             IoMode::Auto => Ok(IoPath::Mmap),
         }
     }
@@ -130,6 +152,11 @@ pub struct Options {
     pub disk_budget: Option<u64>,
     /// What appends do at the bound (default [`BudgetPolicy::Fail`]).
     pub budget_policy: BudgetPolicy,
+    /// Who may read the log (default [`FileMode::Private`]: segments `0600`, the directory
+    /// `0700` when vault creates it). With [`FileMode::GroupReadable`] every segment the log
+    /// holds is `0640` and a directory vault creates `0750`; spares and `-pre` files, which
+    /// hold no records, stay `0600`. The mode of an existing directory is left alone.
+    pub file_mode: FileMode,
 }
 
 impl fmt::Debug for Options {
@@ -144,6 +171,7 @@ impl fmt::Debug for Options {
             .field("write_behind", &self.write_behind)
             .field("disk_budget", &self.disk_budget)
             .field("budget_policy", &self.budget_policy)
+            .field("file_mode", &self.file_mode)
             .finish()
     }
 }
@@ -160,6 +188,7 @@ impl Default for Options {
             write_behind: false,
             disk_budget: None,
             budget_policy: BudgetPolicy::Fail,
+            file_mode: FileMode::Private,
         }
     }
 }
@@ -204,6 +233,13 @@ impl Options {
     #[must_use]
     pub fn with_write_behind(mut self, on: bool) -> Self {
         self.write_behind = on;
+        self
+    }
+
+    /// Sets who may read the log's files.
+    #[must_use]
+    pub fn with_file_mode(mut self, mode: FileMode) -> Self {
+        self.file_mode = mode;
         self
     }
 

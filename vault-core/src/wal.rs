@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use vault_buffer::PooledBuf;
 use vault_segment::{
-    capacity_for, frame_len, partial_crc, Access, DirLock, IoPath, Record, Segment,
-    SegmentAppender, DATA_OFFSET, MARKER_FRAME_LEN,
+    capacity_for, frame_len, is_no_space, partial_crc, Access, DirLock, FileMode, IoPath, Record,
+    Segment, SegmentAppender, Storage, DATA_OFFSET, MARKER_FRAME_LEN,
 };
 
 use crate::error::{Error, Result};
@@ -67,6 +67,9 @@ struct Shared {
     last_lsn: AtomicU64,
     /// Set (with `SyncState::poison`) after a failed sync.
     poisoned: AtomicBool,
+    /// Set while the last flush failed for lack of space on the direct path (not poisoned:
+    /// the records are in memory); appends retry the flush before appending while it is.
+    stalled: AtomicBool,
     /// Held for the whole of `truncate_front`, `truncate_back` and `reset`: one change of the
     /// segment files at a time.
     truncation: Mutex<()>,
@@ -221,9 +224,15 @@ impl Wal {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
         let storage = StdArc::clone(&options.storage);
+        let existed = storage.list(&dir).is_ok();
         storage
             .create_dir_all(&dir)
             .map_err(|e| Error::io("create directory", &dir, e))?;
+        if !existed && options.file_mode != FileMode::Private {
+            storage
+                .set_mode(&dir, options.file_mode, true)
+                .map_err(|e| Error::io("set the mode of", &dir, e))?;
+        }
         let dir_lock = storage.lock_dir(&dir).map_err(|e| {
             if e.kind() == std::io::ErrorKind::WouldBlock {
                 Error::Locked { dir: dir.clone() }
@@ -234,14 +243,7 @@ impl Wal {
         let fs = storage
             .file_system(&dir)
             .map_err(|e| Error::io("inspect the file system of", &dir, e))?;
-        let io = options
-            .io
-            .resolve(&fs)
-            .map_err(|reason| Error::DirectIoUnsupported {
-                dir: dir.clone(),
-                file_system: fs.name.clone(),
-                reason,
-            })?;
+        let io = options.io.resolve(&fs, &dir)?;
         // The direct path reads the log through read-only mappings and makes only the tail
         // writable (below), so that the segments it never writes take no process memory.
         let access = match io {
@@ -297,6 +299,9 @@ impl Wal {
             }
         }
         let mut segments: Vec<Segment> = a.kept.iter().map(|s| s.segment.clone()).collect();
+        for s in &segments {
+            set_segment_mode(&*storage, s, options.file_mode);
+        }
         let appender = if let Some(tail) = a.kept.last() {
             let first = match tail.segment.first_lsn() {
                 0 => a.next_lsn,
@@ -306,6 +311,7 @@ impl Wal {
                 .resume(first, a.tail_end, a.next_lsn, a.tail_dirty_end)?
         } else {
             let app = rotator.next_segment()?.activate(1);
+            set_segment_mode(&*storage, app.segment(), options.file_mode);
             segments.push(app.segment().clone());
             app
         };
@@ -343,6 +349,7 @@ impl Wal {
             durable: AtomicU64::new(durable),
             last_lsn: AtomicU64::new(durable),
             poisoned: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
             truncation: Mutex::new(()),
             stop_flusher: Mutex::new(false),
             stop_flusher_cv: Condvar::new(),
@@ -389,6 +396,7 @@ impl Wal {
     /// rotation (for example a full disk); [`Error::Closed`].
     pub fn append(&self, data: &[u8]) -> Result<Lsn> {
         self.check_len(data.len())?;
+        self.retry_stalled()?;
         let (lsn, wake, out) = {
             // Uncontended, the record is checksummed under the lock while it is copied
             // (`append_and_checksum`): the CPU overlaps the two (a short record's chain of
@@ -424,7 +432,9 @@ impl Wal {
         }
         self.request_write_behind(out);
         if self.shared.options.sync == SyncPolicy::Always {
-            self.shared.sync_through(lsn)?;
+            self.shared
+                .sync_through(lsn)
+                .map_err(|e| e.appended_at(lsn))?;
         }
         Ok(lsn)
     }
@@ -440,6 +450,7 @@ impl Wal {
         for r in records {
             self.check_len(r.as_ref().len())?;
         }
+        self.retry_stalled()?;
         let (first, last, wake, out) = {
             let mut w = lock(&self.shared.writer);
             let mut deadline = None;
@@ -479,7 +490,9 @@ impl Wal {
         }
         self.request_write_behind(out);
         if self.shared.options.sync == SyncPolicy::Always && last >= first {
-            self.shared.sync_through(last)?;
+            self.shared
+                .sync_through(last)
+                .map_err(|e| e.appended_at(first))?;
         }
         Ok(first)
     }
@@ -743,6 +756,17 @@ impl Wal {
         result
     }
 
+    /// While the last flush found no space ([`Error::NoSpace`]), flushes again before an
+    /// append adds to the records that wait in memory: an append either finds space for them
+    /// (and goes on) or fails with nothing appended.
+    fn retry_stalled(&self) -> Result<()> {
+        if self.shared.stalled.load(Ordering::Acquire) {
+            let last = self.shared.last_lsn.load(Ordering::Acquire);
+            self.shared.sync_through(last)?;
+        }
+        Ok(())
+    }
+
     fn check_len(&self, len: usize) -> Result<()> {
         let max = self.shared.options.max_record_size;
         if len > max {
@@ -946,6 +970,11 @@ impl Wal {
         let end = w.appender.offset();
         w.appender.publish();
         let next = rotator.next_segment_with_capacity(capacity_for(payload_len))?;
+        set_segment_mode(
+            &*self.shared.options.storage,
+            next.segment(),
+            self.shared.options.file_mode,
+        );
         // Taking the spare asked the worker for the next one; it prepares that first and then
         // does this segment's final sync.
         rotator.retire(old.clone(), end);
@@ -1056,6 +1085,24 @@ impl Shared {
                 Ok(covered) => {
                     sh.durable.fetch_max(covered, Ordering::AcqRel);
                     sh.counters.flushes.fetch_add(1, Ordering::Relaxed);
+                    sh.stalled.store(false, Ordering::Release);
+                }
+                // The direct path with a full disk: the records are in process memory and the
+                // file below the durable end is untouched, so nothing is lost and the WAL is
+                // not poisoned. Appends retry the flush first until one finds space.
+                Err(Error::Io { path, source, .. })
+                    if sh.io == IoPath::Direct && is_no_space(&source) =>
+                {
+                    sh.stalled.store(true, Ordering::Release);
+                    drop(st);
+                    sh.sync_done.notify_all();
+                    return Err(Error::NoSpace {
+                        durable: sh.durable.load(Ordering::Acquire),
+                        last: sh.last_lsn.load(Ordering::Acquire),
+                        appended: None,
+                        path,
+                        source,
+                    });
                 }
                 Err(e) => {
                     st.poison.get_or_insert_with(|| e.to_string());
@@ -1162,6 +1209,16 @@ impl Shared {
                 }
             }
         }
+    }
+}
+
+/// Widens a segment the log takes to `mode` (files are created owner-only; nothing to do for
+/// [`FileMode::Private`]). Best effort: it runs where a failure must not undo a step the log
+/// already took (a rotation, a cut), and a segment left owner-only (on a file system without
+/// Unix permissions, say) is only less readable.
+fn set_segment_mode(storage: &dyn Storage, seg: &Segment, mode: FileMode) {
+    if mode != FileMode::Private {
+        let _ = storage.set_mode(seg.path(), mode, false);
     }
 }
 
@@ -1394,6 +1451,7 @@ impl Wal {
         let app = rep
             .install(storage)
             .map_err(|e| CutError::Poison(e.into()))?;
+        set_segment_mode(storage, app.segment(), sh.options.file_mode);
         // The name now holds the cut file: switch the in-memory log at once, so that even if a
         // step below fails (and poisons) no reader is shown a discarded record. Old handles
         // (held by readers) stop before the cut.

@@ -544,3 +544,89 @@ fn a_fault_at_each_step_of_truncate_back_is_an_error_and_reopen_recovers_a_valid
         "{outcomes:?}"
     );
 }
+
+/// A full disk on the direct path: the records whose write found no space stay in memory, the
+/// WAL is not poisoned, appends fail (appending nothing) until space is back, and then the same
+/// WAL writes them and goes on; a reopen finds every record.
+#[test]
+fn a_full_disk_on_the_direct_path_is_retried_once_space_is_back() {
+    let sim = SimStorage::new();
+    let opts = options(&sim, SyncPolicy::Always, vault_core::IoMode::Direct);
+    let (wal, report) = Wal::open(dir(), opts.clone()).unwrap();
+    assert_eq!(report.io_path, vault_core::IoPath::Direct);
+    for lsn in 1..=20 {
+        assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
+    }
+    sim.fail_from(
+        OpKind::Sync,
+        sim.calls(OpKind::Sync) + 1,
+        FaultError::NoSpace,
+    );
+    // The record is appended (LSN 21) but not durable.
+    match wal.append(&record(21)) {
+        Err(e @ Error::NoSpace { .. }) => {
+            assert!(e.is_disk_full());
+            assert!(e.to_string().contains("No space left on device"), "{e}");
+            let Error::NoSpace {
+                durable,
+                last,
+                appended,
+                ..
+            } = e
+            else {
+                unreachable!()
+            };
+            assert_eq!((durable, last, appended), (20, 21, Some(21)));
+        }
+        other => panic!("expected NoSpace, got {other:?}"),
+    }
+    assert_eq!(wal.durable_lsn(), 20);
+    assert!(wal.read(21).unwrap().data() == record(21));
+    // While there is no space, an append appends nothing.
+    for _ in 0..3 {
+        match wal.append(&record(22)) {
+            Err(Error::NoSpace { appended: None, .. }) => {}
+            other => panic!("expected NoSpace without an append, got {other:?}"),
+        }
+        assert_eq!(wal.last_lsn(), 21);
+    }
+    assert!(matches!(wal.sync(), Err(Error::NoSpace { .. })));
+    // Space is back: the next append writes 21 and itself.
+    sim.clear_faults();
+    assert_eq!(wal.append(&record(22)).unwrap(), 22);
+    assert_eq!(wal.durable_lsn(), 22);
+    for lsn in 23..=60 {
+        assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
+    }
+    wal.close().unwrap();
+    let (wal, report) = Wal::open(dir(), opts).unwrap();
+    assert_eq!(report.next_lsn, 61);
+    for lsn in 1..=60 {
+        assert!(wal.read(lsn).unwrap().data() == record(lsn), "record {lsn}");
+    }
+}
+
+/// The same fault on the mapping poisons the WAL: the kernel may have dropped the pages.
+#[test]
+fn a_full_disk_in_a_sync_of_the_mapping_poisons_the_wal() {
+    let sim = SimStorage::new();
+    let opts = options(&sim, SyncPolicy::Always, vault_core::IoMode::Mmap);
+    let (wal, _) = Wal::open(dir(), opts).unwrap();
+    for lsn in 1..=5 {
+        assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
+    }
+    sim.fail_nth(
+        OpKind::Sync,
+        sim.calls(OpKind::Sync) + 1,
+        FaultError::NoSpace,
+    );
+    assert!(matches!(
+        wal.append(&record(6)),
+        Err(Error::Poisoned { .. })
+    ));
+    sim.clear_faults();
+    assert!(matches!(
+        wal.append(&record(7)),
+        Err(Error::Poisoned { .. })
+    ));
+}

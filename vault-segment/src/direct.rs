@@ -151,7 +151,7 @@ mod imp {
     use rustix::io::{Errno, ReadWriteFlags};
 
     fn open_direct(path: &Path, write: bool) -> io::Result<File> {
-        let flags = OFlags::DIRECT.bits();
+        let flags = (OFlags::DIRECT | OFlags::NOFOLLOW).bits();
         #[allow(clippy::cast_possible_wrap)]
         OpenOptions::new()
             .read(true)
@@ -380,6 +380,7 @@ mod imp {
             0x794c_7630 => "overlayfs",
             0x6969 => "nfs",
             0x2fc1_2fc1 => "zfs",
+            0xca45_1a4e => "bcachefs",
             0xF2F5_2010 => "f2fs",
             0x6573_5546 => "fuse",
             _ => "unknown",
@@ -400,6 +401,7 @@ mod imp {
             probe(dir).err().map(|e| e.to_string())
         };
         Ok(FileSystem {
+            copy_on_write: matches!(name.as_str(), "btrfs" | "zfs" | "bcachefs"),
             name,
             direct_io: direct_io_error.is_none(),
             direct_io_error,
@@ -455,6 +457,7 @@ mod imp {
             name: "unknown".into(),
             direct_io: false,
             direct_io_error: Some(unsupported().to_string()),
+            copy_on_write: false,
         })
     }
 }

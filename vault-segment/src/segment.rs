@@ -678,10 +678,12 @@ impl Segment {
     ///
     /// Crash semantics: when this returns `Ok`, the bytes before `end` survive power loss. On
     /// error nothing is known about them, and the error must poison the caller (the kernel may
-    /// have dropped the dirty pages; a retry could report success over lost data).
+    /// have dropped the dirty pages; a retry could report success over lost data), with one
+    /// exception: on the direct path a full disk ([`is_no_space`]) leaves the bytes in the
+    /// region and the segment usable, and a later call writes them again.
     ///
     /// # Errors
-    /// The I/O error of the `msync`, naming the file.
+    /// The I/O error of the `msync` or direct write, naming the file.
     pub fn sync_to(&self, end: usize) -> Result<()> {
         let end = end.min(self.inner.limit);
         if end <= self.inner.synced.load(Ordering::Acquire) && !self.sync_failed() {
@@ -901,7 +903,14 @@ impl Segment {
         }
         let from_page = from - from % (PAGE as usize);
         if let Err(e) = inner.region.sync(from_page, end - from_page) {
-            inner.sync_failed.store(true, Ordering::Release);
+            // On the direct path the bytes are still in the region (process memory) and a
+            // failed write changed no byte of the file below `synced`: with a full disk
+            // (ENOSPC, EDQUOT) nothing is lost, and a later sync writes them again. Any other
+            // failure, and any failure of the mapping (whose pages the kernel may have dropped,
+            // fsyncgate), poisons the segment.
+            if !(inner.io == Some(IoPath::Direct) && is_no_space(&e)) {
+                inner.sync_failed.store(true, Ordering::Release);
+            }
             return Err(Error::io("sync", &inner.path, e));
         }
         if all {
@@ -1610,6 +1619,15 @@ impl SegmentAppender {
         }
         self.seg.inner.witness.wrote(at, bytes.len());
     }
+}
+
+/// Whether `e` says the file system (or the user's quota) has no space left.
+#[must_use]
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Index of the last non-zero byte. Recovery calls it on the rest of a tail segment, mostly

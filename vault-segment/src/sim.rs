@@ -1083,6 +1083,7 @@ impl Storage for SimStorage {
             name: "sim".into(),
             direct_io: true,
             direct_io_error: None,
+            copy_on_write: false,
         })
     }
 

@@ -30,7 +30,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use memmap2::{Advice, MmapOptions, MmapRaw};
@@ -145,6 +145,48 @@ pub struct FileSystem {
     pub direct_io: bool,
     /// Why `O_DIRECT` is unavailable, when it is.
     pub direct_io_error: Option<String>,
+    /// Whether the file system writes every overwritten block to new space (btrfs, zfs,
+    /// bcachefs). There a store into a mapped page that was written back needs new space, and
+    /// with none left the page fault that asks for it kills the process with `SIGBUS`:
+    /// `fallocate` reserves the first write of each block, not its rewrites. vault never
+    /// writes through a mapping there.
+    pub copy_on_write: bool,
+}
+
+/// Who may read a log's files besides their owner.
+///
+/// Files are created owner-only whatever this says ([`Storage::create_allocated`],
+/// [`Storage::write_file`]); a caller that wants them group-readable widens a file with
+/// [`Storage::set_mode`] once it holds records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FileMode {
+    /// Owner-only: files `0600`, a directory vault creates `0700` (as etcd and PostgreSQL
+    /// keep their logs).
+    #[default]
+    Private,
+    /// The file's group may read: files `0640`, a directory vault creates `0750` (for a log
+    /// shipper or backup job in the owner's group).
+    GroupReadable,
+}
+
+impl FileMode {
+    /// The permission bits of a file.
+    #[must_use]
+    pub fn file_bits(self) -> u32 {
+        match self {
+            FileMode::Private => 0o600,
+            FileMode::GroupReadable => 0o640,
+        }
+    }
+
+    /// The permission bits of a directory.
+    #[must_use]
+    pub fn dir_bits(self) -> u32 {
+        match self {
+            FileMode::Private => 0o700,
+            FileMode::GroupReadable => 0o750,
+        }
+    }
 }
 
 /// A held exclusive lock on a WAL directory; dropping it releases the lock.
@@ -167,13 +209,15 @@ impl DirLock {
 
 /// Every file-system operation of a segment's life. Paths are full paths.
 pub trait Storage: Send + Sync + fmt::Debug {
-    /// Creates `dir` and its parents if missing.
+    /// Creates `dir` and its parents if missing (owner-only, `0700`, where the storage has
+    /// permissions).
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Takes the exclusive lock on `dir`; `ErrorKind::WouldBlock` if another holder has it.
     fn lock_dir(&self, dir: &Path) -> io::Result<DirLock>;
     /// Names of the entries of `dir`.
     fn list(&self, dir: &Path) -> io::Result<Vec<OsString>>;
-    /// Creates a new file (failing if it exists) of `len` bytes whose blocks are allocated for
+    /// Creates a new file (failing if it exists, never through a symbolic link; owner-only,
+    /// `0600`, where the storage has permissions) of `len` bytes whose blocks are allocated for
     /// real, so that stores through a mapping never hit a full disk.
     ///
     /// For [`IoPath::Direct`] the blocks are also written with zeros and synced, so that a
@@ -181,8 +225,26 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// but never written space converts an unwritten extent: a second, metadata, write per
     /// sync). For [`IoPath::Mmap`] only the allocation is made.
     fn create_allocated(&self, path: &Path, len: u64, io: IoPath) -> io::Result<()>;
-    /// Opens the whole file as a [`Region`] with the given access.
+    /// Opens the whole file as a [`Region`] with the given access. Never follows a symbolic
+    /// link (`ELOOP`), and refuses anything that is not a regular file.
     fn map(&self, path: &Path, access: Access) -> io::Result<Box<dyn Region>>;
+
+    /// What `path` is if it is not a regular file ("a symbolic link", "a directory", ...), without
+    /// following a link; `None` for a regular file. Recovery refuses a log in which a name
+    /// that claims to be a segment is anything else.
+    ///
+    /// The default says every name is a regular file (a storage without other kinds).
+    fn not_regular(&self, path: &Path) -> io::Result<Option<&'static str>> {
+        let _ = path;
+        Ok(None)
+    }
+
+    /// Sets the permission bits of a file (or, with [`FileMode::dir_bits`], a directory) to
+    /// `mode`. The default does nothing (a storage without permissions).
+    fn set_mode(&self, path: &Path, mode: FileMode, dir: bool) -> io::Result<()> {
+        let _ = (path, mode, dir);
+        Ok(())
+    }
     /// What file system `dir` is on and whether it takes `O_DIRECT` (which [`IoPath::Direct`]
     /// needs). May create and remove a probe file in `dir`.
     ///
@@ -193,6 +255,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
             name: "unknown".into(),
             direct_io: false,
             direct_io_error: Some("this storage has no direct I/O".into()),
+            copy_on_write: false,
         })
     }
     /// Renames `from` to `to` (atomic on POSIX file systems; durable after `sync_dir`).
@@ -292,9 +355,23 @@ unsafe impl Region for MmapRegion {
     }
 }
 
+/// `O_NOFOLLOW` for `OpenOptionsExt::custom_flags`: a segment name that is a symbolic link is
+/// refused (`ELOOP`), not followed to a file elsewhere.
+#[allow(clippy::cast_possible_wrap)]
+const NO_FOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+
+/// `O_NOFOLLOW | O_NONBLOCK`: as [`NO_FOLLOW`], and an open never waits on a FIFO that claims
+/// a segment's name (`O_NONBLOCK` changes nothing for a regular file).
+#[allow(clippy::cast_possible_wrap)]
+const NO_FOLLOW_NO_WAIT: i32 =
+    (rustix::fs::OFlags::NOFOLLOW.bits() | rustix::fs::OFlags::NONBLOCK.bits()) as i32;
+
 impl Storage for FsStorage {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(FileMode::Private.dir_bits())
+            .create(dir)
     }
 
     fn lock_dir(&self, dir: &Path) -> io::Result<DirLock> {
@@ -320,6 +397,8 @@ impl Storage for FsStorage {
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(FileMode::Private.file_bits())
+            .custom_flags(NO_FOLLOW)
             .open(path)?;
         match rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, len) {
             Ok(()) if io == IoPath::Direct => crate::direct::write_zeros(path, len),
@@ -340,8 +419,19 @@ impl Storage for FsStorage {
             Access::Read | Access::Write(IoPath::Mmap) | Access::Fresh(IoPath::Mmap) => {}
         }
         let writable = access.writable();
-        let file = OpenOptions::new().read(true).write(writable).open(path)?;
-        let len = file.metadata()?.len();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .custom_flags(NO_FOLLOW_NO_WAIT)
+            .open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::other(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
+        let len = meta.len();
         if len == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "empty file"));
         }
@@ -361,6 +451,34 @@ impl Storage for FsStorage {
         crate::direct::file_system(dir)
     }
 
+    fn not_regular(&self, path: &Path) -> io::Result<Option<&'static str>> {
+        use std::os::unix::fs::FileTypeExt;
+        let t = std::fs::symlink_metadata(path)?.file_type();
+        Ok(if t.is_file() {
+            None
+        } else if t.is_symlink() {
+            Some("a symbolic link")
+        } else if t.is_dir() {
+            Some("a directory")
+        } else if t.is_fifo() {
+            Some("a FIFO")
+        } else if t.is_socket() {
+            Some("a socket")
+        } else {
+            Some("a device")
+        })
+    }
+
+    fn set_mode(&self, path: &Path, mode: FileMode, dir: bool) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let bits = if dir {
+            mode.dir_bits()
+        } else {
+            mode.file_bits()
+        };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits))
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         std::fs::rename(from, to)
     }
@@ -374,7 +492,15 @@ impl Storage for FsStorage {
     }
 
     fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        std::fs::write(path, bytes)
+        use std::io::Write;
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(FileMode::Private.file_bits())
+            .custom_flags(NO_FOLLOW)
+            .open(path)?
+            .write_all(bytes)
     }
 
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -533,6 +659,12 @@ impl<S: Storage> Storage for RecordingStorage<S> {
     }
     fn file_system(&self, dir: &Path) -> io::Result<FileSystem> {
         self.inner.file_system(dir)
+    }
+    fn not_regular(&self, path: &Path) -> io::Result<Option<&'static str>> {
+        self.inner.not_regular(path)
+    }
+    fn set_mode(&self, path: &Path, mode: FileMode, dir: bool) -> io::Result<()> {
+        self.inner.set_mode(path, mode, dir)
     }
     fn map(&self, path: &Path, access: Access) -> io::Result<Box<dyn Region>> {
         // Segments are renamed from `-pre` after mapping; record under the final name.

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo xtask            # list the commands
-//! cargo xtask ci         # conflict markers, fmt, clippy, test, doc, CLI contract, stress, kill -9, disk full, shipper
+//! cargo xtask ci         # the checks of .ci/run (the fs matrix in its test step, as root)
 //! cargo xtask crash      # thousands of kill -9 generations (release)
 //! cargo xtask powerloss  # the power-loss model in release, 100,000+ crash states per I/O path
 //! cargo xtask loom       # the loom models in release, preemption bound 3
@@ -198,25 +198,15 @@ fn ci(workspace: &Workspace, args: &[String]) -> Result<(), Error> {
         crash.env("VAULT_KILL9_CYCLES", "300");
         crash
     }));
-    // The tmpfs and ext4 disk-full cases mount file systems, so they need root; without it
-    // they skip, and this says so up front.
+    // The file-system matrix (disk full, power cut, kill -9 on tmpfs and loop-mounted ext4,
+    // xfs and btrfs) mounts file systems, so it needs root; it runs inside the test step, and
+    // skips there with the reason printed otherwise. Say which up front.
     if is_root() {
-        steps.push(Step::new(
-            "disk-full",
-            workspace.cargo([
-                "test",
-                "-p",
-                "vault-core",
-                "--test",
-                "disk_full",
-                "--",
-                "--nocapture",
-            ]),
-        ));
+        println!("xtask: root, so the test step runs the file-system matrix");
     } else {
         println!(
-            "xtask: not root, so the tmpfs and ext4 disk-full cases will skip (run as root to \
-             include them)"
+            "xtask: not root, so the tmpfs, ext4, xfs and btrfs cases of the file-system matrix \
+             will skip (run as root to include them)"
         );
     }
     steps.push(Step::new(
