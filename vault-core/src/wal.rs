@@ -76,6 +76,9 @@ struct Shared {
     /// Released by `close` itself, not when the last handle to this state goes: a follower
     /// may hold one after close.
     dir_lock: Mutex<Option<DirLock>>,
+    /// The metric handles, registered at open (see `crate::metrics`).
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::WalMetrics,
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +98,12 @@ struct Writer {
     /// Records appended since open: counted under this lock, which every append holds anyway,
     /// rather than with an atomic read-modify-write of its own.
     appends: u64,
+    /// Payload bytes appended since open, counted as `appends` is.
+    #[cfg(feature = "metrics")]
+    bytes: u64,
+    /// `appends` and `bytes` when they were last published to the metrics.
+    #[cfg(feature = "metrics")]
+    published: (u64, u64),
 }
 
 #[derive(Debug, Default)]
@@ -186,6 +195,8 @@ impl Wal {
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<(Self, RecoveryReport)> {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
+        #[cfg(feature = "tracing")]
+        let _span = tracing::info_span!("vault_open", dir = %dir.display()).entered();
         let storage = StdArc::clone(&options.storage);
         storage
             .create_dir_all(&dir)
@@ -203,11 +214,23 @@ impl Wal {
         let io = options
             .io
             .resolve(&fs)
-            .map_err(|reason| Error::DirectIoUnsupported {
-                dir: dir.clone(),
-                file_system: fs.name.clone(),
-                reason,
+            .map_err(|reason| {
+                #[cfg(feature = "tracing")]
+                tracing::error!(file_system = %fs.name, %reason, "direct I/O asked for but unsupported");
+                Error::DirectIoUnsupported {
+                    dir: dir.clone(),
+                    file_system: fs.name.clone(),
+                    reason,
+                }
             })?;
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            requested = ?options.io,
+            file_system = %fs.name,
+            o_direct = fs.direct_io,
+            io = %io,
+            "I/O path chosen"
+        );
         // The direct path reads the log through read-only mappings and makes only the tail
         // writable (below), so that the segments it never writes take no process memory.
         let access = match io {
@@ -216,6 +239,8 @@ impl Wal {
         };
         let mut a = analyse(&*storage, &dir, access)?;
         if let Some(problem) = a.problem {
+            #[cfg(feature = "tracing")]
+            tracing::error!(error = %problem, "recovery found damaged durable records; not opening");
             return Err(problem);
         }
         let mut report = RecoveryReport {
@@ -284,6 +309,8 @@ impl Wal {
         report.first_lsn = a.first_lsn;
         report.next_lsn = a.next_lsn;
         report.records = a.next_lsn - a.first_lsn;
+        #[cfg(feature = "tracing")]
+        trace_recovery(&report);
         let durable = a.next_lsn - 1;
         let shared = Arc::new(Shared {
             dir,
@@ -294,6 +321,10 @@ impl Wal {
                 sealed: Vec::with_capacity(8),
                 attested: a.attested,
                 appends: 0,
+                #[cfg(feature = "metrics")]
+                bytes: 0,
+                #[cfg(feature = "metrics")]
+                published: (0, 0),
             }),
             segments: RwLock::new(segments),
             sync_state: Mutex::new(SyncState {
@@ -313,7 +344,18 @@ impl Wal {
             commit: commit::Committer::new(),
             options,
             dir_lock: Mutex::new(Some(dir_lock)),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::WalMetrics::register(io),
         });
+        #[cfg(feature = "metrics")]
+        {
+            let w = lock(&shared.writer);
+            if let Some(r) = &w.rotator {
+                // The first segment of a brand-new log.
+                shared.metrics.segment_waited(r.stats().waits);
+            }
+            shared.publish_state(&w);
+        }
         let flusher = match shared.options.sync {
             SyncPolicy::Interval(every) => Some(start_flusher(Arc::clone(&shared), every)?),
             _ => None,
@@ -361,6 +403,10 @@ impl Wal {
             let lsn = self.append_locked(&mut w, data, partial)?;
             w.appender.publish();
             w.appends += 1;
+            #[cfg(feature = "metrics")]
+            {
+                w.bytes += data.len() as u64;
+            }
             self.shared.last_lsn.store(lsn, Ordering::Release);
             // Under the append lock (see `wal::follow`, "The wake-up protocol").
             (lsn, self.shared.tail.has_waiters())
@@ -393,7 +439,13 @@ impl Wal {
             for r in records {
                 let data = r.as_ref();
                 match self.append_locked(&mut w, data, None) {
-                    Ok(lsn) => last = lsn,
+                    Ok(lsn) => {
+                        last = lsn;
+                        #[cfg(feature = "metrics")]
+                        {
+                            w.bytes += data.len() as u64;
+                        }
+                    }
                     Err(e) => {
                         w.appender.publish();
                         w.appends += (last + 1).saturating_sub(first);
@@ -530,7 +582,10 @@ impl Wal {
     pub fn stats(&self) -> WalStats {
         let c = &self.shared.counters;
         let (appends, rot) = {
-            let w = lock(&self.shared.writer);
+            #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
+            let mut w = lock(&self.shared.writer);
+            #[cfg(feature = "metrics")]
+            self.shared.publish(&mut w);
             let rot = w.rotator.as_ref().map(Rotator::stats).unwrap_or_default();
             (w.appends, rot)
         };
@@ -604,6 +659,15 @@ impl Wal {
                 .sync_dir(&self.shared.dir)
                 .map_err(|e| Error::io("sync directory", &self.shared.dir, e))?;
         }
+        #[cfg(feature = "metrics")]
+        self.shared.publish(&mut lock(&self.shared.writer));
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            lsn,
+            removed = removed.len(),
+            first_lsn = self.first_lsn(),
+            "truncate_front"
+        );
         Ok(removed.len())
     }
 
@@ -710,7 +774,26 @@ impl Wal {
         let old = w.appender.segment().clone();
         let end = w.appender.offset();
         w.appender.publish();
+        #[cfg(any(feature = "metrics", feature = "tracing"))]
+        let waits_before = rotator.stats().waits;
+        #[cfg(feature = "tracing")]
+        let asked = Instant::now();
         let next = rotator.next_segment_with_capacity(capacity_for(payload_len))?;
+        #[cfg(any(feature = "metrics", feature = "tracing"))]
+        {
+            let waited = rotator.stats().waits - waits_before;
+            #[cfg(feature = "metrics")]
+            self.shared.metrics.segment_waited(waited);
+            #[cfg(feature = "tracing")]
+            if waited > 0 {
+                tracing::debug!(
+                    waited_us = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    capacity = capacity_for(payload_len),
+                    segment = next.index(),
+                    "rotation waited for a segment"
+                );
+            }
+        }
         // Taking the spare asked the worker for the next one; it prepares that first and then
         // does this segment's final sync.
         rotator.retire(old.clone(), end);
@@ -731,6 +814,11 @@ impl Wal {
             .counters
             .rotations
             .fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        {
+            self.shared.metrics.rotated();
+            self.shared.publish(w);
+        }
         Ok(())
     }
 }
@@ -792,6 +880,8 @@ impl Shared {
             let flushed = self.flush(&mut scratch);
             let took = started.elapsed();
             scratch.clear();
+            #[cfg(feature = "metrics")]
+            let before = sh.durable.load(Ordering::Acquire);
             let mut st = lock(&sh.sync_state);
             st.scratch = scratch;
             st.in_progress = false;
@@ -804,8 +894,24 @@ impl Shared {
                 Ok(covered) => {
                     sh.durable.fetch_max(covered, Ordering::AcqRel);
                     sh.counters.flushes.fetch_add(1, Ordering::Relaxed);
+                    #[cfg(feature = "metrics")]
+                    {
+                        // `durable` moves only under the leader's turn, which this thread holds.
+                        sh.metrics.flushed(covered.saturating_sub(before), took);
+                        let last = sh.last_lsn.load(Ordering::Acquire);
+                        sh.metrics
+                            .durable_lag(last.saturating_sub(covered.max(before)));
+                    }
                 }
                 Err(e) => {
+                    #[cfg(feature = "tracing")]
+                    if st.poison.is_none() {
+                        tracing::error!(
+                            cause = %e,
+                            durable_lsn = sh.durable.load(Ordering::Acquire),
+                            "WAL poisoned: a sync failed"
+                        );
+                    }
                     st.poison.get_or_insert_with(|| e.to_string());
                     sh.poisoned.store(true, Ordering::Release);
                 }
@@ -876,6 +982,8 @@ impl Shared {
             let mut w = lock(&self.writer);
             scratch.append(&mut w.sealed);
             scratch.push((w.appender.segment().clone(), w.appender.offset()));
+            #[cfg(feature = "metrics")]
+            self.publish_appends(&mut w);
             w.appender.next_lsn() - 1
         };
         for (seg, end) in scratch.iter() {
@@ -911,6 +1019,90 @@ impl Shared {
             }
         }
     }
+}
+
+/// Publishing to the metrics (see `crate::metrics`).
+#[cfg(feature = "metrics")]
+impl Shared {
+    /// Adds the appends and bytes counted since the last call to the metrics. Under the
+    /// append lock.
+    fn publish_appends(&self, w: &mut Writer) {
+        let (records, bytes) = w.published;
+        self.metrics
+            .appended(w.appends - records, w.bytes.wrapping_sub(bytes));
+        w.published = (w.appends, w.bytes);
+    }
+
+    /// Brings every metric up to date: [`Shared::publish_appends`] and
+    /// [`Shared::publish_state`]. Under the append lock.
+    fn publish(&self, w: &mut Writer) {
+        self.publish_appends(w);
+        self.publish_state(w);
+    }
+
+    /// Sets the gauges: bytes on disk and the durable lag. Under the append lock (which keeps
+    /// the segment list and the rotator still).
+    fn publish_state(&self, w: &Writer) {
+        let segments: u64 = self
+            .segments
+            .read()
+            .unwrap_or_else(crate::sync::PoisonError::into_inner)
+            .iter()
+            .map(|s| s.limit() as u64)
+            .sum();
+        let spares = w.rotator.as_ref().map_or(0, |r| {
+            let s = r.stats();
+            s.prepared.saturating_sub(s.handed_off)
+        });
+        self.metrics
+            .disk_bytes(segments + spares * self.options.segment_size);
+        let last = self.last_lsn.load(Ordering::Acquire);
+        let durable = self.durable.load(Ordering::Acquire);
+        self.metrics.durable_lag(last.saturating_sub(durable));
+    }
+}
+
+impl Shared {
+    /// The disk budget's hook: an append had to wait for space. Records
+    /// `vault_disk_budget_waits_total` with the `metrics` feature, nothing without it.
+    #[allow(dead_code)] // called by the disk budget, which is not part of this crate yet
+    pub(crate) fn record_disk_budget_wait(&self) {
+        #[cfg(feature = "metrics")]
+        self.metrics.disk_budget_waited();
+    }
+}
+
+/// The `tracing` events of a recovery: what `open` found and cut, and where.
+#[cfg(feature = "tracing")]
+fn trace_recovery(report: &RecoveryReport) {
+    for p in &report.removed_pre {
+        tracing::info!(file = %p.display(), "removed a half-made segment");
+    }
+    for p in &report.removed_segments {
+        tracing::info!(file = %p.display(), "removed a segment past the tail");
+    }
+    if let Some(t) = &report.torn_tail {
+        tracing::warn!(
+            file = %t.file.display(),
+            offset = t.offset,
+            bytes_dropped = t.bytes_dropped,
+            reason = %t.reason,
+            "recovery cut a torn tail"
+        );
+    }
+    tracing::info!(
+        segments = report.segments,
+        records = report.records,
+        first_lsn = report.first_lsn,
+        next_lsn = report.next_lsn,
+        removed_pre = report.removed_pre.len(),
+        removed_segments = report.removed_segments.len(),
+        torn_tail = report.torn_tail.is_some(),
+        bytes_dropped = report.torn_tail.as_ref().map_or(0, |t| t.bytes_dropped),
+        io_path = %report.io_path,
+        file_system = %report.file_system,
+        "recovered"
+    );
 }
 
 impl Drop for Wal {
@@ -1057,6 +1249,14 @@ impl Wal {
             let mut st = lock(&sh.sync_state);
             st.in_progress = false;
             if let Err(CutError::Poison(e)) = &outcome {
+                #[cfg(feature = "tracing")]
+                if st.poison.is_none() {
+                    tracing::error!(
+                        cause = %e,
+                        durable_lsn = sh.durable.load(Ordering::Acquire),
+                        "WAL poisoned: a truncation failed after it changed the log"
+                    );
+                }
                 st.poison
                     .get_or_insert_with(|| format!("truncation failed: {e}"));
                 sh.poisoned.store(true, Ordering::Release);
@@ -1065,6 +1265,17 @@ impl Wal {
         sh.sync_done.notify_all();
         if matches!(outcome, Ok(true) | Err(CutError::Poison(_))) {
             sh.readers_changed();
+        }
+        #[cfg(feature = "metrics")]
+        if matches!(outcome, Ok(true)) {
+            sh.publish(&mut lock(&sh.writer));
+        }
+        #[cfg(feature = "tracing")]
+        if let Ok(changed) = &outcome {
+            match how {
+                Cut::Back(lsn) => tracing::info!(lsn, changed = *changed, "truncate_back"),
+                Cut::Reset(next_lsn) => tracing::info!(next_lsn, "reset"),
+            }
         }
         match outcome {
             Ok(_) => Ok(()),

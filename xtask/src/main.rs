@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo xtask            # list the commands
-//! cargo xtask ci         # conflict markers, fmt, clippy, test, doc, CLI contract, stress, kill -9, disk full
+//! cargo xtask ci         # conflict markers, fmt, clippy, test, doc, features, CLI contract, stress, kill -9, disk full
 //! cargo xtask crash      # thousands of kill -9 generations (release)
 //! cargo xtask powerloss  # the power-loss model in release, 100,000+ crash states
 //! cargo xtask loom       # the loom models in release, preemption bound 3
@@ -173,6 +173,46 @@ fn ci(workspace: &Workspace, args: &[String]) -> Result<(), Error> {
             doc.env("RUSTDOCFLAGS", "-D warnings");
             doc
         }),
+        Step::new(
+            "clippy-features",
+            workspace.cargo([
+                "clippy",
+                "-p",
+                "vault-core",
+                "--all-targets",
+                "--features",
+                "metrics,tracing",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        ),
+        Step::new(
+            "test-features",
+            workspace.cargo([
+                "test",
+                "-p",
+                "vault-core",
+                "--features",
+                "metrics,tracing",
+                "--test",
+                "metrics",
+                "--test",
+                "tracing",
+            ]),
+        ),
+        Step::new(
+            "metrics-example",
+            workspace.cargo([
+                "run",
+                "-p",
+                "vault-core",
+                "--example",
+                "metrics",
+                "--features",
+                "metrics",
+            ]),
+        ),
     ];
     let contract = workspace.root.join(CLI_CONTRACT);
     if contract.is_file() {
