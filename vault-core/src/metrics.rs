@@ -6,7 +6,9 @@
 //! see `examples/metrics.rs`). Every metric carries the label [`IO_LABEL`] = `"direct"` or
 //! `"mmap"`, the I/O path the WAL writes through. The handles are registered at
 //! [`Wal::open`](crate::Wal::open), so install the recorder before opening (a WAL opened with
-//! no recorder records nothing, and pays only for no-op calls at the points below).
+//! no recorder records nothing, and pays only for no-op calls at the points below). Several
+//! WALs on the same I/O path in one process share each series: their counters and histograms
+//! add up, and a gauge shows the WAL that set it last.
 //!
 //! | name | kind | what |
 //! |---|---|---|

@@ -188,3 +188,20 @@ fn a_failed_sync_is_traced_as_poisoning_with_its_cause() {
         .count();
     assert_eq!(n, 1);
 }
+
+#[test]
+fn a_rotation_that_waits_for_a_segment_is_traced_with_its_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(64 * 1024, SyncPolicy::Manual)).unwrap();
+    wal.append(b"first").unwrap();
+    let waits = wal.stats().segment_waits;
+    let capture = Capture::default();
+    // Larger than a segment: the rotation must wait for an enlarged one, whatever is ready.
+    capture.during(|| wal.append(&vec![3u8; 100 * 1024]).unwrap());
+    assert!(wal.stats().segment_waits > waits);
+    let waited = capture.find("rotation waited for a segment");
+    assert_eq!(waited.level, tracing::Level::DEBUG);
+    assert!(waited.field("waited_us").parse::<u64>().is_ok());
+    assert!(waited.field("capacity").parse::<u64>().unwrap() > 100 * 1024);
+    wal.close().unwrap();
+}
