@@ -7,10 +7,10 @@
 //!   `wait_durable(lsn, None)` (the same group commit `SyncPolicy::Always` runs, on this
 //!   thread), timing the two parts separately.
 //! - `always`: `SyncPolicy::Always`, timing `append` as a whole.
-//! `GC_IO=mmap|direct|auto` chooses the I/O path (default auto).
-//!
 //! - `floor`: each thread `pwrite`s 256 B into its own preallocated file and `fdatasync`s it
 //!   (the device's scaling for independent syncs).
+//!
+//! `GC_IO=mmap|direct|auto` chooses the I/O path (default auto).
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
