@@ -73,6 +73,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Metrics and tracing
+//!
+//! Two cargo features, both off by default (with neither, this crate depends on neither facade
+//! and compiles none of their calls). `metrics` records through the `metrics` facade into the
+//! recorder installed before [`Wal::open`]: the names, their labels and when each is recorded
+//! are in [`metrics`]. `tracing` emits `tracing` events for open and recovery (the I/O path
+//! chosen; what was cut or removed, and where), truncations, rotations that waited for a
+//! segment (with the wait) and poisoning (with the cause); the README lists them with their
+//! fields.
+//!
 //! # Crash semantics
 //!
 //! A record whose sync returned survives power loss. A crash may lose records appended after
@@ -83,6 +93,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod metrics;
 // vault-rotate's sources, built under loom for the models: see `sync.rs`. Parts of its API that
 // the WAL does not use are dead code here.
 #[cfg(test)]

@@ -92,6 +92,9 @@ struct Shared {
     /// Appends waiting for room under [`BudgetPolicy::Wait`], and those queued behind them,
     /// wait here with the append lock (`writer`) released.
     room_cv: Condvar,
+    /// The metric handles, registered at open (see `crate::metrics`).
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::WalMetrics,
 }
 
 #[derive(Debug, Default)]
@@ -122,6 +125,12 @@ struct Writer {
     /// queue behind it (on `room_cv`), so that LSNs keep the order appends got the lock in and
     /// a waiting batch keeps contiguous LSNs.
     room_waiters: usize,
+    /// Payload bytes appended since open, counted as `appends` is.
+    #[cfg(feature = "metrics")]
+    bytes: u64,
+    /// `appends` and `bytes` when they were last published to the metrics.
+    #[cfg(feature = "metrics")]
+    published: (u64, u64),
 }
 
 #[derive(Debug, Default)]
@@ -223,6 +232,8 @@ impl Wal {
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<(Self, RecoveryReport)> {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
+        #[cfg(feature = "tracing")]
+        let _span = tracing::info_span!("vault_open", dir = %dir.display()).entered();
         let storage = StdArc::clone(&options.storage);
         let existed = storage.list(&dir).is_ok();
         storage
@@ -244,6 +255,14 @@ impl Wal {
             .file_system(&dir)
             .map_err(|e| Error::io("inspect the file system of", &dir, e))?;
         let io = options.io.resolve(&fs, &dir)?;
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            requested = ?options.io,
+            file_system = %fs.name,
+            o_direct = fs.direct_io,
+            io = %io,
+            "I/O path chosen"
+        );
         // The direct path reads the log through read-only mappings and makes only the tail
         // writable (below), so that the segments it never writes take no process memory.
         let access = match io {
@@ -252,6 +271,8 @@ impl Wal {
         };
         let mut a = analyse(&*storage, &dir, access)?;
         if let Some(problem) = a.problem {
+            #[cfg(feature = "tracing")]
+            tracing::error!(error = %problem, "recovery found damaged durable records; not opening");
             return Err(problem);
         }
         let mut report = RecoveryReport {
@@ -324,6 +345,8 @@ impl Wal {
         report.first_lsn = a.first_lsn;
         report.next_lsn = a.next_lsn;
         report.records = a.next_lsn - a.first_lsn;
+        #[cfg(feature = "tracing")]
+        trace_recovery(&report);
         let durable = a.next_lsn - 1;
         let log_bytes = segments.iter().map(|s| s.limit() as u64).sum();
         let budget = budget::Budget::new(&options, log_bytes);
@@ -338,6 +361,10 @@ impl Wal {
                 appends: 0,
                 written_mark: 0,
                 room_waiters: 0,
+                #[cfg(feature = "metrics")]
+                bytes: 0,
+                #[cfg(feature = "metrics")]
+                published: (0, 0),
             }),
             segments: RwLock::new(segments),
             sync_state: Mutex::new(SyncState {
@@ -362,7 +389,18 @@ impl Wal {
             dir_lock: Mutex::new(Some(dir_lock)),
             budget,
             room_cv: Condvar::new(),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::WalMetrics::register(io),
         });
+        #[cfg(feature = "metrics")]
+        {
+            let w = lock(&shared.writer);
+            if let Some(r) = &w.rotator {
+                // The first segment of a brand-new log.
+                shared.metrics.segment_waited(r.stats().waits);
+            }
+            shared.publish_state(&w);
+        }
         let flusher = match shared.options.sync {
             SyncPolicy::Interval(every) => Some(start_flusher(Arc::clone(&shared), every)?),
             _ => None,
@@ -422,6 +460,10 @@ impl Wal {
             let lsn = lsn?;
             w.appender.publish();
             w.appends += 1;
+            #[cfg(feature = "metrics")]
+            {
+                w.bytes += data.len() as u64;
+            }
             self.shared.last_lsn.store(lsn, Ordering::Release);
             let out = self.write_behind_due(&mut w);
             // Under the append lock (see `wal::follow`, "The wake-up protocol").
@@ -465,7 +507,13 @@ impl Wal {
                 let (g, appended) = self.append_budgeted(w, data, None, &mut deadline, true);
                 w = g;
                 match appended {
-                    Ok(lsn) => last = lsn,
+                    Ok(lsn) => {
+                        last = lsn;
+                        #[cfg(feature = "metrics")]
+                        {
+                            w.bytes += data.len() as u64;
+                        }
+                    }
                     Err(e) => {
                         w.appender.publish();
                         w.appends += (last + 1).saturating_sub(first);
@@ -607,7 +655,10 @@ impl Wal {
         let c = &self.shared.counters;
         let (disk_bytes, budget_refusals) = self.shared.budget.usage();
         let (appends, rot) = {
-            let w = lock(&self.shared.writer);
+            #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
+            let mut w = lock(&self.shared.writer);
+            #[cfg(feature = "metrics")]
+            self.shared.publish(&mut w);
             let rot = w.rotator.as_ref().map(Rotator::stats).unwrap_or_default();
             (w.appends, rot)
         };
@@ -688,6 +739,15 @@ impl Wal {
                 .sync_dir(&self.shared.dir)
                 .map_err(|e| Error::io("sync directory", &self.shared.dir, e))?;
         }
+        #[cfg(feature = "metrics")]
+        self.shared.publish(&mut lock(&self.shared.writer));
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            lsn,
+            removed = removed.len(),
+            first_lsn = self.first_lsn(),
+            "truncate_front"
+        );
         Ok(removed.len())
     }
 
@@ -832,6 +892,7 @@ impl Wal {
                 Err(Error::BudgetExhausted { needed, .. }) => needed,
                 r => return (w, r),
             };
+            self.shared.record_disk_budget_wait();
             let next = w.appender.next_lsn();
             w.room_waiters += 1;
             let mut waited = Ok(());
@@ -969,12 +1030,31 @@ impl Wal {
         let old = w.appender.segment().clone();
         let end = w.appender.offset();
         w.appender.publish();
+        #[cfg(any(feature = "metrics", feature = "tracing"))]
+        let waits_before = rotator.stats().waits;
+        #[cfg(feature = "tracing")]
+        let asked = Instant::now();
         let next = rotator.next_segment_with_capacity(capacity_for(payload_len))?;
         set_segment_mode(
             &*self.shared.options.storage,
             next.segment(),
             self.shared.options.file_mode,
         );
+        #[cfg(any(feature = "metrics", feature = "tracing"))]
+        {
+            let waited = rotator.stats().waits - waits_before;
+            #[cfg(feature = "metrics")]
+            self.shared.metrics.segment_waited(waited);
+            #[cfg(feature = "tracing")]
+            if waited > 0 {
+                tracing::debug!(
+                    waited_us = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    capacity = capacity_for(payload_len),
+                    segment = next.index(),
+                    "rotation waited for a segment"
+                );
+            }
+        }
         // Taking the spare asked the worker for the next one; it prepares that first and then
         // does this segment's final sync.
         rotator.retire(old.clone(), end);
@@ -1012,6 +1092,11 @@ impl Wal {
             .counters
             .rotations
             .fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        {
+            self.shared.metrics.rotated();
+            self.shared.publish(w);
+        }
         Ok(())
     }
 }
@@ -1073,6 +1158,8 @@ impl Shared {
             let flushed = self.flush(&mut scratch);
             let took = started.elapsed();
             scratch.clear();
+            #[cfg(feature = "metrics")]
+            let before = sh.durable.load(Ordering::Acquire);
             let mut st = lock(&sh.sync_state);
             st.scratch = scratch;
             st.in_progress = false;
@@ -1086,6 +1173,14 @@ impl Shared {
                     sh.durable.fetch_max(covered, Ordering::AcqRel);
                     sh.counters.flushes.fetch_add(1, Ordering::Relaxed);
                     sh.stalled.store(false, Ordering::Release);
+                    #[cfg(feature = "metrics")]
+                    {
+                        // `durable` moves only under the leader's turn, which this thread holds.
+                        sh.metrics.flushed(covered.saturating_sub(before), took);
+                        let last = sh.last_lsn.load(Ordering::Acquire);
+                        sh.metrics
+                            .durable_lag(last.saturating_sub(covered.max(before)));
+                    }
                 }
                 // The direct path with a full disk: the records are in process memory and the
                 // file below the durable end is untouched, so nothing is lost and the WAL is
@@ -1105,6 +1200,14 @@ impl Shared {
                     });
                 }
                 Err(e) => {
+                    #[cfg(feature = "tracing")]
+                    if st.poison.is_none() {
+                        tracing::error!(
+                            cause = %e,
+                            durable_lsn = sh.durable.load(Ordering::Acquire),
+                            "WAL poisoned: a sync failed"
+                        );
+                    }
                     st.poison.get_or_insert_with(|| e.to_string());
                     sh.poisoned.store(true, Ordering::Release);
                 }
@@ -1175,6 +1278,8 @@ impl Shared {
             let mut w = lock(&self.writer);
             scratch.append(&mut w.sealed);
             scratch.push((w.appender.segment().clone(), w.appender.offset()));
+            #[cfg(feature = "metrics")]
+            self.publish_appends(&mut w);
             w.appender.next_lsn() - 1
         };
         for (seg, end) in scratch.iter() {
@@ -1220,6 +1325,89 @@ fn set_segment_mode(storage: &dyn Storage, seg: &Segment, mode: FileMode) {
     if mode != FileMode::Private {
         let _ = storage.set_mode(seg.path(), mode, false);
     }
+}
+
+/// Publishing to the metrics (see `crate::metrics`).
+#[cfg(feature = "metrics")]
+impl Shared {
+    /// Adds the appends and bytes counted since the last call to the metrics. Under the
+    /// append lock.
+    fn publish_appends(&self, w: &mut Writer) {
+        let (records, bytes) = w.published;
+        self.metrics
+            .appended(w.appends - records, w.bytes.wrapping_sub(bytes));
+        w.published = (w.appends, w.bytes);
+    }
+
+    /// Brings every metric up to date: [`Shared::publish_appends`] and
+    /// [`Shared::publish_state`]. Under the append lock.
+    fn publish(&self, w: &mut Writer) {
+        self.publish_appends(w);
+        self.publish_state(w);
+    }
+
+    /// Sets the gauges: bytes on disk and the durable lag. Under the append lock (which keeps
+    /// the segment list and the rotator still).
+    fn publish_state(&self, w: &Writer) {
+        let segments: u64 = self
+            .segments
+            .read()
+            .unwrap_or_else(crate::sync::PoisonError::into_inner)
+            .iter()
+            .map(|s| s.limit() as u64)
+            .sum();
+        let spares = w.rotator.as_ref().map_or(0, |r| {
+            let s = r.stats();
+            s.prepared.saturating_sub(s.handed_off)
+        });
+        self.metrics
+            .disk_bytes(segments + spares * self.options.segment_size);
+        let last = self.last_lsn.load(Ordering::Acquire);
+        let durable = self.durable.load(Ordering::Acquire);
+        self.metrics.durable_lag(last.saturating_sub(durable));
+    }
+}
+
+impl Shared {
+    /// The disk budget's hook: an append had to wait for space. Records
+    /// `vault_disk_budget_waits_total` with the `metrics` feature, nothing without it.
+    pub(crate) fn record_disk_budget_wait(&self) {
+        #[cfg(feature = "metrics")]
+        self.metrics.disk_budget_waited();
+    }
+}
+
+/// The `tracing` events of a recovery: what `open` found and cut, and where.
+#[cfg(feature = "tracing")]
+fn trace_recovery(report: &RecoveryReport) {
+    for p in &report.removed_pre {
+        tracing::info!(file = %p.display(), "removed a half-made segment");
+    }
+    for p in &report.removed_segments {
+        tracing::info!(file = %p.display(), "removed a segment past the tail");
+    }
+    if let Some(t) = &report.torn_tail {
+        tracing::warn!(
+            file = %t.file.display(),
+            offset = t.offset,
+            bytes_dropped = t.bytes_dropped,
+            reason = %t.reason,
+            "recovery cut a torn tail"
+        );
+    }
+    tracing::info!(
+        segments = report.segments,
+        records = report.records,
+        first_lsn = report.first_lsn,
+        next_lsn = report.next_lsn,
+        removed_pre = report.removed_pre.len(),
+        removed_segments = report.removed_segments.len(),
+        torn_tail = report.torn_tail.is_some(),
+        bytes_dropped = report.torn_tail.as_ref().map_or(0, |t| t.bytes_dropped),
+        io_path = %report.io_path,
+        file_system = %report.file_system,
+        "recovered"
+    );
 }
 
 impl Drop for Wal {
@@ -1366,6 +1554,14 @@ impl Wal {
             let mut st = lock(&sh.sync_state);
             st.in_progress = false;
             if let Err(CutError::Poison(e)) = &outcome {
+                #[cfg(feature = "tracing")]
+                if st.poison.is_none() {
+                    tracing::error!(
+                        cause = %e,
+                        durable_lsn = sh.durable.load(Ordering::Acquire),
+                        "WAL poisoned: a truncation failed after it changed the log"
+                    );
+                }
                 st.poison
                     .get_or_insert_with(|| format!("truncation failed: {e}"));
                 sh.poisoned.store(true, Ordering::Release);
@@ -1375,6 +1571,17 @@ impl Wal {
         if matches!(outcome, Ok(true) | Err(CutError::Poison(_))) {
             sh.readers_changed();
             self.budget_changed();
+        }
+        #[cfg(feature = "metrics")]
+        if matches!(outcome, Ok(true)) {
+            sh.publish(&mut lock(&sh.writer));
+        }
+        #[cfg(feature = "tracing")]
+        if let Ok(changed) = &outcome {
+            match how {
+                Cut::Back(lsn) => tracing::info!(lsn, changed = *changed, "truncate_back"),
+                Cut::Reset(next_lsn) => tracing::info!(next_lsn, "reset"),
+            }
         }
         match outcome {
             Ok(_) => Ok(()),

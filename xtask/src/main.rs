@@ -174,6 +174,46 @@ fn ci(workspace: &Workspace, args: &[String]) -> Result<(), Error> {
             doc.env("RUSTDOCFLAGS", "-D warnings");
             doc
         }),
+        Step::new(
+            "clippy-features",
+            workspace.cargo([
+                "clippy",
+                "-p",
+                "vault-core",
+                "--all-targets",
+                "--features",
+                "metrics,tracing",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        ),
+        Step::new(
+            "test-features",
+            workspace.cargo([
+                "test",
+                "-p",
+                "vault-core",
+                "--features",
+                "metrics,tracing",
+                "--test",
+                "metrics",
+                "--test",
+                "tracing",
+            ]),
+        ),
+        Step::new(
+            "metrics-example",
+            workspace.cargo([
+                "run",
+                "-p",
+                "vault-core",
+                "--example",
+                "metrics",
+                "--features",
+                "metrics",
+            ]),
+        ),
     ];
     let contract = workspace.root.join(CLI_CONTRACT);
     if contract.is_file() {
