@@ -170,6 +170,7 @@ pub(crate) fn analyse(storage: &dyn Storage, dir: &Path, access: Access) -> Resu
         } else {
             match Segment::open(storage, path, *index, access) {
                 Ok(segment) => {
+                    segment.prefetch();
                     let scan = segment.scan();
                     segs.push(Scanned { segment, scan });
                     continue;

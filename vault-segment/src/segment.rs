@@ -581,6 +581,13 @@ impl Segment {
         Ok(seg)
     }
 
+    /// Hints that the whole file is about to be read ([`Region::will_read`]): a recovery scan
+    /// of a log whose files are not in the page cache (the direct path never puts them there)
+    /// then reads ahead in large requests.
+    pub fn prefetch(&self) {
+        self.inner.region.will_read();
+    }
+
     /// The I/O path of this handle's region, or `None` if it is read-only.
     #[must_use]
     pub fn io_path(&self) -> Option<IoPath> {
