@@ -448,7 +448,7 @@ fn truncate_back_racing_a_group_commit_appender_never_overstates_durability() {
     assert!(before > 0 && after > 0, "explored {before} / {after}");
 }
 
-/// Issue 7, tail-following: a follower waits at the end of the log while another thread
+/// Tail-following: a follower waits at the end of the log while another thread
 /// appends. The appender notifies only if it sees a waiter counted (no lock, no syscall
 /// otherwise), so a wake-up lost between the follower's last check and its wait would leave
 /// it asleep forever: loom reports that as a deadlock. (The stand-in condition variable lets
@@ -474,7 +474,7 @@ fn a_waiting_follower_is_never_missed_by_an_append() {
     });
 }
 
-/// Issue 7, close: a follower waiting at the end is woken by `close` on another thread and
+/// Close: a follower waiting at the end is woken by `close` on another thread and
 /// then gets `Closed`, after the record published before it; `close` never waits for it.
 #[test]
 fn close_wakes_a_waiting_follower_after_its_last_record() {

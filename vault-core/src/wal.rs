@@ -1443,7 +1443,7 @@ fn start_flusher(shared: Arc<Shared>, every: Duration) -> Result<JoinHandle<()>>
         .map_err(|e| Error::io("spawn flusher for", PathBuf::new(), e))
 }
 
-// ---- Issue 7 API (signatures fixed; bodies filled by the issue-7 branches) ----
+// ---- Cutting the back of the log: truncate_back and reset ----
 
 /// What [`Wal::cut`] does.
 #[derive(Debug, Clone, Copy)]
