@@ -548,8 +548,16 @@ impl Segment {
     /// The I/O error of opening the file.
     pub fn reopen(&self, storage: &dyn Storage, access: Access) -> Result<Segment> {
         let inner = &*self.inner;
+        // A writable direct region is filled from this handle's published bytes rather than
+        // by reading the whole file again: they are the file's bytes (this handle reads the
+        // file), the rest of a fresh region is zeros, and past the published end the file
+        // holds zeros or a torn tail that `resume` zeroes and recovery then writes.
+        let (map_as, copy) = match access {
+            Access::Write(IoPath::Direct) => (Access::Fresh(IoPath::Direct), true),
+            other => (other, false),
+        };
         let region = storage
-            .map(&inner.path, access)
+            .map(&inner.path, map_as)
             .map_err(|e| Error::io("map", &inner.path, e))?;
         if region.len() < inner.limit {
             return Err(Error::io(
@@ -557,6 +565,11 @@ impl Segment {
                 &inner.path,
                 std::io::Error::other("the file is shorter than when it was first opened"),
             ));
+        }
+        // A storage whose regions are views of one buffer per file (`SimStorage`) hands back
+        // this handle's own memory, which holds the bytes already.
+        if copy && region.as_ptr() != inner.region.as_ptr() {
+            write_bytes(&*region, 0, self.published_slice(0, self.published_end()));
         }
         let seg = Segment::from_parts(
             inner.path.clone(),
