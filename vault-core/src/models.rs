@@ -499,7 +499,7 @@ fn close_wakes_a_waiting_follower_after_its_last_record() {
     });
 }
 
-/// Issue 7, the committer hand-off: two threads append and register `on_durable` callbacks
+/// The committer hand-off: two threads append and register `on_durable` callbacks
 /// while the committer may be flushing. Each callback is called exactly once, with `Ok`, and
 /// only when its record is in the durable image (a power cut then would keep it); no
 /// registration is left unserved (a lost hand-off would leave its callback uncalled, which the
@@ -546,7 +546,7 @@ fn register_checked(wal: &Wal, tag: u8, sim: &SimStorage, called: &Arc<crate::sy
     });
 }
 
-/// Issue 7, `wait_durable` with a time limit: the flush runs on the committer and the waiter
+/// `wait_durable` with a time limit: the flush runs on the committer and the waiter
 /// is woken when it is done; it returns `true` only with its record in the durable image.
 #[test]
 fn wait_durable_with_a_timeout_returns_once_the_committer_made_it_durable() {
@@ -570,7 +570,7 @@ fn wait_durable_with_a_timeout_returns_once_the_committer_made_it_durable() {
     });
 }
 
-/// Issue 15, awaitable durability: a `Durable` future arms its waker slot while another
+/// Awaitable durability: a `Durable` future arms its waker slot while another
 /// thread's `sync` may be making its record durable (so the committer's own flush finds
 /// nothing to do). The future must resolve (a lost wake-up leaves `block_on` parked forever,
 /// which loom reports as a deadlock), with its record in the durable image.
@@ -592,7 +592,7 @@ fn a_durable_future_is_woken_when_another_thread_flushes_its_record() {
     });
 }
 
-/// Issue 15: `close` races a `Durable` future (polled on another thread) for an LSN never
+/// `close` races a `Durable` future (polled on another thread) for an LSN never
 /// appended. Whether the future arms its slot before the committer's last pass or looks after
 /// it, it resolves with `Closed`; none is left waiting.
 #[test]
@@ -608,7 +608,7 @@ fn close_racing_a_durable_future_resolves_it_with_closed() {
     });
 }
 
-/// Review (issue 7): a follower that returned records a `truncate_back` then discards must get
+/// A follower that returned records a `truncate_back` then discards must get
 /// `Error::Truncated`, never go on with a record appended after the cut as if the discarded
 /// ones were still the log. Here it has returned LSNs 1..=3 (next = 4) when, on another thread,
 /// `truncate_back(2)` discards 2 and 3 and three appends bring the log to LSN 4 again; its one
@@ -642,7 +642,7 @@ fn a_follower_racing_a_cut_and_appends_never_continues_past_a_discarded_record()
     });
 }
 
-/// Review (issue 7): a follower positioned exactly at a cut (it returned LSN 1, next = 2) races
+/// A follower positioned exactly at a cut (it returned LSN 1, next = 2) races
 /// `truncate_back(2)` and the appends after it. It may return the new LSN 2, or nothing yet;
 /// if it returns the old record 2 (read just before the cut hid it), its next call must report
 /// `Truncated`, never go on with the new LSN 3.

@@ -1,4 +1,4 @@
-//! Review of issue 7 (durability API): lost wake-ups of `wait_durable` with a timeout.
+//! The durability API: lost wake-ups of `wait_durable` with a timeout.
 
 mod common;
 

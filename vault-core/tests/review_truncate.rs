@@ -1,4 +1,4 @@
-//! Review of issue 7 (truncate_back / reset): cases found in review.
+//! `truncate_back` and `reset`: edge cases of readers and appends racing a cut.
 
 mod common;
 

@@ -1199,7 +1199,7 @@ impl Segment {
     /// `from` with its records cut at `next_lsn`). Call it before the copy is published.
     /// Without it lookups stay correct (an unwritten entry makes them start earlier), only
     /// slower.
-    #[allow(dead_code)] // for the replacement file of `truncate_back` (issue 7, other branch)
+    #[allow(dead_code)] // for the replacement file of `truncate_back`
     pub(crate) fn adopt_index(&self, from: &Segment, next_lsn: u64) {
         let (to, src) = (&self.inner.index, &from.inner.index);
         let first = from.first_lsn();
