@@ -986,15 +986,7 @@ impl Wal {
     /// After a truncation changed the log's segments: recounts their bytes for the budget and
     /// wakes whoever waits for room. Call without the append lock held.
     fn budget_changed(&self) {
-        let bytes = self
-            .shared
-            .segments
-            .read()
-            .unwrap_or_else(crate::sync::PoisonError::into_inner)
-            .iter()
-            .map(|s| s.limit() as u64)
-            .sum();
-        self.shared.budget.set(bytes);
+        self.shared.budget.set(self.shared.segment_bytes());
         // Taking the append lock once orders this after every waiter's check: each is either
         // before its check (and sees the new count) or in its wait (and is notified).
         drop(lock(&self.shared.writer));
@@ -1102,6 +1094,17 @@ impl Wal {
 }
 
 impl Shared {
+    /// Bytes of the log's segment files (their usable lengths), as the disk budget and the
+    /// bytes-on-disk gauge count them.
+    fn segment_bytes(&self) -> u64 {
+        self.segments
+            .read()
+            .unwrap_or_else(crate::sync::PoisonError::into_inner)
+            .iter()
+            .map(|s| s.limit() as u64)
+            .sum()
+    }
+
     /// Group commit: returns once every record up to `target` is durable. One caller at a
     /// time flushes everything published so far; the others wait for it and return if it
     /// covered them, or take the next turn.
@@ -1349,13 +1352,7 @@ impl Shared {
     /// Sets the gauges: bytes on disk and the durable lag. Under the append lock (which keeps
     /// the segment list and the rotator still).
     fn publish_state(&self, w: &Writer) {
-        let segments: u64 = self
-            .segments
-            .read()
-            .unwrap_or_else(crate::sync::PoisonError::into_inner)
-            .iter()
-            .map(|s| s.limit() as u64)
-            .sum();
+        let segments = self.segment_bytes();
         let spares = w.rotator.as_ref().map_or(0, |r| {
             let s = r.stats();
             s.prepared.saturating_sub(s.handed_off)
