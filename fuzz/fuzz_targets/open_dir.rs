@@ -5,14 +5,15 @@
 //! LSN, same records); a refused open changes no byte; after a successful open an append gets
 //! the next LSN and survives close and reopen with every recovered record unchanged.
 //!
-//! Input layout: see `vault_fuzz::split_dir`.
+//! Input layout: see `vault_fuzz::split_dir`; bit 5 of the layout byte runs the input on the
+//! direct I/O path (on the temporary directory's disk), else on the mmap path (on tmpfs).
 #![no_main]
 
 use std::cell::Cell;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use vault_core::{inspect, Error, Health, Options, SyncPolicy, Wal};
+use vault_core::{inspect, Error, Health, IoMode, Options, SyncPolicy, Wal};
 use vault_segment::segment_file_name;
 
 thread_local! {
@@ -46,14 +47,22 @@ fuzz_target!(|data: &[u8]| {
         r.set(r.get() + 1);
         r.get()
     });
-    let dir = vault_fuzz::scratch_dir(&format!("open-{}", run % 2));
+    // The direct path needs a file system that takes O_DIRECT (tmpfs does not): those inputs
+    // run on the temporary directory's disk, the others on tmpfs for speed.
+    let direct = vault_fuzz::wants_direct(data);
+    let dir = if direct {
+        vault_fuzz::disk_scratch_dir(&format!("open-direct-{}", run % 2))
+    } else {
+        vault_fuzz::scratch_dir(&format!("open-{}", run % 2))
+    };
     for f in &files {
         let name = segment_file_name(1_700_000_000_000_000_000 + f.index, f.index, f.pre);
         std::fs::write(dir.join(name), &f.bytes).expect("write");
     }
     let opts = Options::default()
         .with_segment_size(4096)
-        .with_sync(SyncPolicy::Manual);
+        .with_sync(SyncPolicy::Manual)
+        .with_io(if direct { IoMode::Direct } else { IoMode::Mmap });
     let before = snapshot(&dir);
     let ins = inspect(&dir).expect("inspect lists the directory");
     let seen = records(ins.records_from(0));

@@ -112,6 +112,20 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// As [`scratch_dir`], but on the temporary directory's file system (a disk, not tmpfs), so
+/// that the direct I/O path can run there.
+pub fn disk_scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vault-fuzz-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the scratch directory");
+    dir
+}
+
+/// Whether an `open_dir` input asks for the direct I/O path (bit 5 of its layout byte).
+pub fn wants_direct(data: &[u8]) -> bool {
+    data.first().is_some_and(|b| b & 32 != 0)
+}
+
 /// One file of an `open_dir` input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirFile {
@@ -125,7 +139,8 @@ pub struct DirFile {
 
 /// Splits an `open_dir` input into segment files.
 ///
-/// Layout: byte 0 = `(files - 1) | last_is_pre << 2 | first_index_is_2 << 3 | set_index << 4`,
+/// Layout: byte 0 = `(files - 1) | last_is_pre << 2 | first_index_is_2 << 3 | set_index << 4
+/// | direct_io << 5`,
 /// byte 1 = repair flags (as [`repair_segment`]), then `files - 1` little-endian `u16` lengths,
 /// then the files' bytes back to back (the last file takes the rest).
 pub fn split_dir(data: &[u8]) -> Option<Vec<DirFile>> {

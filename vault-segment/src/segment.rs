@@ -571,6 +571,15 @@ impl Segment {
         if copy && region.as_ptr() != inner.region.as_ptr() {
             write_bytes(&*region, 0, self.published_slice(0, self.published_end()));
         }
+        // The published bytes were read from the file, so once this handle's sync makes the
+        // file durable (pages a dead process dirtied included) the new region need not write
+        // them again: it counts them as synced, and its first sync starts at the published end.
+        let synced = if copy {
+            self.sync_all()?;
+            self.published_end()
+        } else {
+            self.synced_end()
+        };
         let seg = Segment::from_parts(
             inner.path.clone(),
             inner.header,
@@ -584,7 +593,7 @@ impl Segment {
         seg.adopt_index(self, next);
         n.published_next_lsn.store(next, Ordering::Release);
         n.published.store(self.published_end(), Ordering::Release);
-        n.synced.store(self.synced_end(), Ordering::Release);
+        n.synced.store(synced, Ordering::Release);
         n.zeroed_end
             .store(inner.zeroed_end.load(Ordering::Acquire), Ordering::Release);
         n.discarded_from
@@ -721,8 +730,11 @@ impl Segment {
     /// the open that cut it. Syncing the rest of the file would only write the zero pages the
     /// preparation dirtied (up to a whole segment of them), which is why this stops there.
     ///
+    /// A direct region has no pages a dead process could have dirtied: its bytes below the
+    /// synced end are on the file durably (see [`Segment::reopen`]), so it writes from there.
+    ///
     /// # Errors
-    /// The I/O error of the `msync`, naming the file.
+    /// The I/O error of the `msync`, `fdatasync` or direct write, naming the file.
     pub fn sync_all(&self) -> Result<()> {
         let inner = &*self.inner;
         let end = inner
@@ -913,7 +925,10 @@ impl Segment {
                 ),
             ));
         }
-        let from = if all {
+        // A mapping's pages below `synced` may still be dirty from a process that died; a
+        // direct region's bytes below it are on the file, durably, by construction (it only
+        // counts what its own writes made durable, or what `reopen` read from a synced file).
+        let from = if all && inner.io != Some(IoPath::Direct) {
             0
         } else {
             inner.synced.load(Ordering::Acquire)
@@ -1112,6 +1127,7 @@ impl Segment {
         if zero_to > end {
             fill_zero(&*inner.region, end, zero_to - end);
             inner.zeroed_end.store(zero_to, Ordering::Release);
+            inner.synced.fetch_min(end, Ordering::AcqRel);
         }
         let current = decode_activation(
             read_bytes(&*inner.region, ACTIVATION_OFFSET, 12),

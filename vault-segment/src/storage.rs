@@ -316,9 +316,8 @@ pub struct FsStorage;
 struct MmapRegion {
     map: MmapRaw,
     writable: bool,
-    // Keeps the descriptor for the mapping's lifetime (not needed by mmap, but useful for
-    // diagnostics and future fdatasync use).
-    _file: File,
+    /// The mapped file: a read-only mapping's sync is an `fdatasync` of it.
+    file: File,
 }
 
 // SAFETY: `MmapRaw` maps the whole file once at a fixed address until dropped, so the pointer
@@ -341,6 +340,12 @@ unsafe impl Region for MmapRegion {
         let end = offset.saturating_add(len).min(self.map.len());
         if offset >= end {
             return Ok(());
+        }
+        if !self.writable {
+            // `msync` of a mapping of a file opened read-only syncs nothing (the kernel drops
+            // VM_SHARED from such a mapping), yet its pages may be dirty: a process that died
+            // left them so, and open reads them before it calls them recovered.
+            return self.file.sync_data();
         }
         // memmap2's flush_range is msync(MS_SYNC) over the page-aligned range.
         self.map.flush_range(offset, end - offset)
@@ -452,7 +457,7 @@ impl Storage for FsStorage {
         Ok(Box::new(MmapRegion {
             map,
             writable,
-            _file: file,
+            file,
         }))
     }
 

@@ -80,9 +80,12 @@ fn main() {
         }
         for start in 0..files.len().saturating_sub(1) {
             let end = (start + 3).min(files.len());
-            let seed = vault_fuzz::join_dir(&files[start..end], 0);
-            std::fs::write(open.join(format!("{name}-{start}")), seed).expect("write");
-            n += 1;
+            let mut seed = vault_fuzz::join_dir(&files[start..end], 0);
+            std::fs::write(open.join(format!("{name}-{start}")), &seed).expect("write");
+            // The same directory, opened on the direct I/O path.
+            seed[0] |= 32;
+            std::fs::write(open.join(format!("{name}-{start}-direct")), seed).expect("write");
+            n += 2;
         }
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
