@@ -109,6 +109,9 @@ pub(crate) struct DirectRegion {
     /// Offset and length alignment of direct writes.
     align: usize,
     file: File,
+    /// The file's path, to write a last block shorter than the alignment through the page
+    /// cache (a file vault did not size: its segments are whole pages).
+    path: std::path::PathBuf,
     /// Whether `RWF_DSYNC` works here; cleared (for good) after the kernel refused it once.
     dsync_flag: std::sync::atomic::AtomicBool,
 }
@@ -214,11 +217,28 @@ mod imp {
             len,
             align,
             file,
+            path: path.to_path_buf(),
             dsync_flag: AtomicBool::new(true),
         }))
     }
 
     impl DirectRegion {
+        /// Writes `[start, end)` of a last block shorter than the alignment through the page
+        /// cache and makes it durable.
+        fn write_short_tail(&self, start: usize, end: usize) -> io::Result<()> {
+            // SAFETY: `[start, end)` lies inside the live mapping (`end <= len`); the bytes
+            // below the published end are never written again while this reads them.
+            let src =
+                unsafe { std::slice::from_raw_parts(self.mem.as_ptr().add(start), end - start) };
+            #[allow(clippy::cast_possible_wrap)]
+            let f = OpenOptions::new()
+                .write(true)
+                .custom_flags(OFlags::NOFOLLOW.bits() as i32)
+                .open(&self.path)?;
+            f.write_all_at(src, start as u64)?;
+            f.sync_data()
+        }
+
         /// Writes `[start, end)` (aligned) from memory to the file, not waiting for it to be
         /// durable.
         fn write_plain(&self, start: usize, end: usize) -> io::Result<()> {
@@ -317,6 +337,16 @@ mod imp {
                 .div_ceil(self.align)
                 .saturating_mul(self.align)
                 .min(self.len);
+            // `O_DIRECT` refuses a length that is not a multiple of the alignment, so a last
+            // block the file's length cuts short goes through the page cache, with its own
+            // `fdatasync`.
+            let whole = self.len - self.len % self.align;
+            if end > whole {
+                if start < whole {
+                    self.write_durable(start, whole)?;
+                }
+                return self.write_short_tail(start.max(whole), end);
+            }
             self.write_durable(start, end)
         }
 
