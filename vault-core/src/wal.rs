@@ -1159,7 +1159,9 @@ impl Wal {
             .fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         {
-            self.shared.metrics.rotated();
+            self.shared
+                .metrics
+                .rotated(w.appender.segment().is_recycled());
             self.shared.publish(w);
         }
         Ok(())
@@ -1426,9 +1428,10 @@ impl Shared {
     /// the segment list and the rotator still).
     fn publish_state(&self, w: &Writer) {
         let segments = self.segment_bytes();
+        // Prepared spares, and dropped files waiting in the pool to be recycled.
         let spares = w.rotator.as_ref().map_or(0, |r| {
             let s = r.stats();
-            s.prepared.saturating_sub(s.handed_off)
+            s.prepared.saturating_sub(s.handed_off) + s.pooled
         });
         self.metrics
             .disk_bytes(segments + spares * self.options.segment_size);
