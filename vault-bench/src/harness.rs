@@ -264,6 +264,17 @@ impl BlockDevice {
         stat.exists().then_some(BlockDevice { name, stat })
     }
 
+    /// The device `/sys/block/{name}` (`vda`, `loop0`): for a file system whose device number
+    /// is anonymous (btrfs), given by the caller who mounted it.
+    #[must_use]
+    pub fn named(name: &str) -> Option<BlockDevice> {
+        let stat = std::path::PathBuf::from(format!("/sys/block/{name}/stat"));
+        stat.exists().then(|| BlockDevice {
+            name: name.to_owned(),
+            stat,
+        })
+    }
+
     /// The counters now.
     #[must_use]
     pub fn read(&self) -> Option<DeviceCounters> {

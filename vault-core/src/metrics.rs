@@ -19,8 +19,8 @@
 //! | `vault_flush_seconds` | histogram | how long each flush took (its syncs), in seconds |
 //! | `vault_segment_waits_total` | counter | rotations that had to wait for a segment |
 //! | `vault_rotations_total` | counter | segment rotations |
-//! | `vault_recycled_segments_total` | counter | segments reused instead of created; 0: vault does not recycle segments yet |
-//! | `vault_disk_bytes` | gauge | bytes the log's files occupy: its segments and the prepared spares |
+//! | `vault_recycled_segments_total` | counter | rotations into a recycled segment (a file `truncate_front` dropped, reused instead of a new one) |
+//! | `vault_disk_bytes` | gauge | bytes the log's files occupy: its segments, the prepared spares and the dropped files waiting to be recycled |
 //! | `vault_durable_lag_records` | gauge | `last_lsn − durable_lsn`: records appended but not yet durable |
 //! | `vault_disk_budget_waits_total` | counter | appends that waited for the disk budget (`BudgetPolicy::Wait`) |
 //!
@@ -49,11 +49,11 @@ pub const FLUSH_SECONDS: &str = "vault_flush_seconds";
 pub const SEGMENT_WAITS: &str = "vault_segment_waits_total";
 /// Counter: segment rotations.
 pub const ROTATIONS: &str = "vault_rotations_total";
-/// Counter: segments reused rather than created. vault does not recycle segments yet, so this
-/// stays 0; it is registered so that dashboards can be built against it now.
+/// Counter: rotations into a recycled segment, a file `truncate_front` dropped that the rotation
+/// worker reused instead of creating a new one (`Options::recycle_segments`).
 pub const RECYCLED_SEGMENTS: &str = "vault_recycled_segments_total";
 /// Gauge: bytes the log's files occupy (segments of the log by their capacity, plus the spares
-/// the rotation worker has prepared).
+/// the rotation worker has prepared and the dropped files it holds for recycling).
 pub const DISK_BYTES: &str = "vault_disk_bytes";
 /// Gauge: `last_lsn − durable_lsn`, records appended but not yet durable.
 pub const DURABLE_LAG: &str = "vault_durable_lag_records";
@@ -101,6 +101,7 @@ mod recording {
         flush_seconds: Histogram,
         segment_waits: Counter,
         rotations: Counter,
+        recycled: Counter,
         disk_bytes: Gauge,
         durable_lag: Gauge,
         disk_budget_waits: Counter,
@@ -112,7 +113,6 @@ mod recording {
             describe();
             let io = io.name();
             let recycled = metrics::counter!(RECYCLED_SEGMENTS, IO_LABEL => io);
-            // Registered (so that it is exported, at 0) but never incremented: see its doc.
             recycled.increment(0);
             let disk_budget_waits = metrics::counter!(DISK_BUDGET_WAITS, IO_LABEL => io);
             disk_budget_waits.increment(0);
@@ -124,6 +124,7 @@ mod recording {
                 flush_seconds: metrics::histogram!(FLUSH_SECONDS, IO_LABEL => io),
                 segment_waits: metrics::counter!(SEGMENT_WAITS, IO_LABEL => io),
                 rotations: metrics::counter!(ROTATIONS, IO_LABEL => io),
+                recycled,
                 disk_bytes: metrics::gauge!(DISK_BYTES, IO_LABEL => io),
                 durable_lag: metrics::gauge!(DURABLE_LAG, IO_LABEL => io),
                 disk_budget_waits,
@@ -152,9 +153,12 @@ mod recording {
             self.flush_seconds.record(took.as_secs_f64());
         }
 
-        /// A rotation.
-        pub(crate) fn rotated(&self) {
+        /// A rotation, into a recycled segment or not.
+        pub(crate) fn rotated(&self, recycled: bool) {
             self.rotations.increment(1);
+            if recycled {
+                self.recycled.increment(1);
+            }
         }
 
         /// `n` more waits for a segment.
@@ -206,12 +210,12 @@ mod recording {
         metrics::describe_counter!(
             RECYCLED_SEGMENTS,
             Unit::Count,
-            "Segments reused instead of created (vault does not recycle yet: always 0)"
+            "Rotations into a recycled segment (a dropped file reused instead of a new one)"
         );
         metrics::describe_gauge!(
             DISK_BYTES,
             Unit::Bytes,
-            "Bytes the log's segment files and prepared spares occupy"
+            "Bytes the log's segment files, prepared spares and files pooled for recycling occupy"
         );
         metrics::describe_gauge!(
             DURABLE_LAG,

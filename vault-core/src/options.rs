@@ -157,6 +157,17 @@ pub struct Options {
     /// holds is `0640` and a directory vault creates `0750`; spares and `-pre` files, which
     /// hold no records, stay `0600`. The mode of an existing directory is left alone.
     pub file_mode: FileMode,
+    /// How many files dropped by [`crate::Wal::truncate_front`] are kept for reuse as later
+    /// segments (default `None`: as many as [`Options::spares`]; `Some(0)`: never, every
+    /// dropped file is removed). A recycled file is renamed out of the log, given a new
+    /// header, index and salt by the rotation worker and appended to like a new segment: no
+    /// allocation, and on ext4 and xfs no metadata write when its blocks are written (see
+    /// `docs/ARCHITECTURE.md`, "Recycled segments"). Until they are overwritten, its old
+    /// records stay in the file as stale bytes: turn recycling off where discarded records
+    /// must leave the disk with `truncate_front`. Files the log dropped while a reader still
+    /// held one of their records, files of another size (a segment enlarged for a large
+    /// record), and every file of a log with a [`Options::disk_budget`] are removed instead.
+    pub recycle_segments: Option<usize>,
 }
 
 impl fmt::Debug for Options {
@@ -172,6 +183,7 @@ impl fmt::Debug for Options {
             .field("disk_budget", &self.disk_budget)
             .field("budget_policy", &self.budget_policy)
             .field("file_mode", &self.file_mode)
+            .field("recycle_segments", &self.recycle_segments)
             .finish()
     }
 }
@@ -189,6 +201,7 @@ impl Default for Options {
             disk_budget: None,
             budget_policy: BudgetPolicy::Fail,
             file_mode: FileMode::Private,
+            recycle_segments: None,
         }
     }
 }
@@ -250,6 +263,25 @@ impl Options {
         self
     }
 
+    /// Sets how many dropped segment files are kept for reuse (see
+    /// [`Options::recycle_segments`]; 0: never recycle).
+    #[must_use]
+    pub fn with_recycle_segments(mut self, n: usize) -> Self {
+        self.recycle_segments = Some(n);
+        self
+    }
+
+    /// The number of dropped segment files kept for reuse with these options: 0 with a disk
+    /// budget (the space a truncation frees must be free at once), else
+    /// [`Options::recycle_segments`] or, by default, [`Options::spares`].
+    #[must_use]
+    pub fn recycled_segments(&self) -> usize {
+        if self.disk_budget.is_some() {
+            return 0;
+        }
+        self.recycle_segments.unwrap_or_else(|| self.spares())
+    }
+
     /// Bounds the bytes of the log's files (see [`Options::disk_budget`]), with `policy` at the
     /// bound.
     #[must_use]
@@ -296,6 +328,12 @@ impl Options {
             return Err(Error::InvalidOptions(format!(
                 "spare_segments {} is more than 64: each spare is a whole segment file on disk",
                 self.spare_segments
+            )));
+        }
+        if self.recycle_segments.is_some_and(|n| n > 64) {
+            return Err(Error::InvalidOptions(format!(
+                "recycle_segments {} is more than 64: each is a whole segment file on disk",
+                self.recycle_segments.unwrap_or_default()
             )));
         }
         if self.segment_size < 4096 || self.segment_size > (1 << 40) {

@@ -21,6 +21,11 @@
 //! on disk attests, no acknowledged record can be there (a sync covers all bytes before it), and
 //! the tail is cut: zeroed in the last kept segment, later segments removed.
 //!
+//! A recycled segment (format version 2) may hold stale bytes of its file's earlier use past
+//! its chain: there "past the chain" means the frames past it that validate under the
+//! segment's salt (stale ones never do), and the writer's zero terminator after its last frame
+//! marks a clean end (see `Segment::scan_beyond` and `docs/ARCHITECTURE.md` §4.7).
+//!
 //! Under power loss alone (synced bytes stay intact) this never cuts a record whose sync
 //! returned. Damage to the records of the very last completed sync, with nothing written after
 //! it, cannot be told from a torn write by any on-disk evidence (Alagappan et al., FAST'18); it

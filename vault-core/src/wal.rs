@@ -182,6 +182,12 @@ pub struct WalStats {
     pub segment_waits: u64,
     /// Segments prepared by the background worker.
     pub segments_prepared: u64,
+    /// Of those, segments made from a file `truncate_front` dropped
+    /// ([`Options::recycle_segments`]), since the worker started (at open, or at the last
+    /// `truncate_back`/`reset` that removed segments).
+    pub segments_recycled: u64,
+    /// Dropped files waiting in the worker's pool to be reused.
+    pub recycle_pool: u64,
     /// Segments in the log now.
     pub segments: usize,
     /// The durable LSN.
@@ -313,7 +319,8 @@ impl Wal {
                 io,
             },
             options.spares(),
-        )?;
+        )?
+        .with_recycling(options.recycled_segments());
         if io == IoPath::Direct {
             if let Some(tail) = a.kept.last_mut() {
                 tail.segment = tail.segment.reopen(&*storage, Access::Write(io))?;
@@ -668,6 +675,8 @@ impl Wal {
             rotations: c.rotations.load(Ordering::Relaxed),
             segment_waits: rot.waits,
             segments_prepared: rot.prepared,
+            segments_recycled: rot.recycled,
+            recycle_pool: rot.pooled,
             segments: self
                 .shared
                 .segments
@@ -687,12 +696,18 @@ impl Wal {
     /// Drops whole segments that hold only records before `lsn` (after a checkpoint); the
     /// segment the writer appends to is never dropped. Returns the number of segments removed.
     ///
+    /// A dropped file is recycled rather than removed while the rotation worker's pool has
+    /// room ([`Options::recycle_segments`]) and nothing else holds it (no reader keeps one of
+    /// its records): it is renamed to a `-pre` name, out of the log, and handed to the worker,
+    /// which makes a later segment of it. Its old records stay in the file until overwritten.
+    ///
     /// Crash semantics: it first syncs, and makes sure the activation block (the first LSN) of
     /// the segment that becomes first is durable, even if a concurrent rotation activated it
-    /// after that sync; then it unlinks the segments oldest first and syncs the directory
-    /// before returning. A crash
-    /// in between leaves a prefix of them removed, which recovery reads as a log that starts
-    /// later; it never leaves a gap.
+    /// after that sync; then it unlinks (or renames to `-pre`) the segments oldest first and
+    /// syncs the directory before returning: once it returns, the dropped files are out of
+    /// the log durably, recycled or not. A crash in between leaves a prefix of them gone
+    /// (a renamed one is a `-pre` file, which `open` removes), which recovery reads as a log
+    /// that starts later; it never leaves a gap.
     ///
     /// # Errors
     /// [`Error::Poisoned`]; I/O errors of the removal.
@@ -729,26 +744,84 @@ impl Wal {
             self.budget_changed();
         }
         let storage = &*self.shared.options.storage;
-        for s in &removed {
-            storage
-                .remove(s.path())
-                .map_err(|e| Error::io("remove", s.path(), e))?;
-        }
-        if !removed.is_empty() {
-            storage
+        let count = removed.len();
+        let recycled = self.drop_files(removed)?;
+        if count > 0 {
+            let synced = storage
                 .sync_dir(&self.shared.dir)
-                .map_err(|e| Error::io("sync directory", &self.shared.dir, e))?;
+                .map_err(|e| Error::io("sync directory", &self.shared.dir, e));
+            let w = lock(&self.shared.writer);
+            for pre in recycled {
+                match (&synced, &w.rotator) {
+                    (Ok(()), Some(r)) => r.recycle(pre),
+                    (_, r) => {
+                        if let Some(r) = r {
+                            r.unreserve_recycling();
+                        }
+                        let _ = storage.remove(&pre);
+                    }
+                }
+            }
+            synced?;
         }
         #[cfg(feature = "metrics")]
         self.shared.publish(&mut lock(&self.shared.writer));
         #[cfg(feature = "tracing")]
         tracing::info!(
             lsn,
-            removed = removed.len(),
+            removed = count,
             first_lsn = self.first_lsn(),
             "truncate_front"
         );
-        Ok(removed.len())
+        Ok(count)
+    }
+
+    /// Takes the files of `removed` (segments just dropped from the front of the log) out of
+    /// the directory's log, oldest first: each one the rotation worker's pool has room for,
+    /// that nothing else holds and that has the normal size is renamed to its `-pre` name
+    /// (returned, in order, for the worker once the directory is synced); the others are
+    /// removed. Every handle of `removed` is dropped on return.
+    fn drop_files(&self, removed: Vec<Segment>) -> Result<Vec<PathBuf>> {
+        let storage = &*self.shared.options.storage;
+        let normal = self.shared.options.segment_file_len();
+        let mut recycled = Vec::new();
+        for s in removed {
+            let path = s.path().to_path_buf();
+            let reusable = s.is_sole_handle() && s.limit() as u64 == normal;
+            let h = *s.header();
+            // Unmapped before the file is renamed, so the worker is its only user.
+            drop(s);
+            let reserved = reusable && {
+                let w = lock(&self.shared.writer);
+                w.rotator.as_ref().is_some_and(Rotator::reserve_recycling)
+            };
+            if reserved {
+                let pre = self.shared.dir.join(vault_segment::segment_file_name(
+                    h.created_nanos,
+                    h.index,
+                    true,
+                ));
+                if storage.rename(&path, &pre).is_ok() {
+                    recycled.push(pre);
+                    continue;
+                }
+                if let Some(r) = &lock(&self.shared.writer).rotator {
+                    r.unreserve_recycling();
+                }
+            }
+            if let Err(e) = storage.remove(&path) {
+                // The files already renamed stay `-pre` files, which `open` removes.
+                let w = lock(&self.shared.writer);
+                for pre in recycled {
+                    if let Some(r) = &w.rotator {
+                        r.unreserve_recycling();
+                    }
+                    let _ = storage.remove(&pre);
+                }
+                return Err(Error::io("remove", &path, e));
+            }
+        }
+        Ok(recycled)
     }
 
     /// Syncs everything, writes a final commit marker (so that damage anywhere in the log is
@@ -1086,7 +1159,9 @@ impl Wal {
             .fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         {
-            self.shared.metrics.rotated();
+            self.shared
+                .metrics
+                .rotated(w.appender.segment().is_recycled());
             self.shared.publish(w);
         }
         Ok(())
@@ -1353,9 +1428,10 @@ impl Shared {
     /// the segment list and the rotator still).
     fn publish_state(&self, w: &Writer) {
         let segments = self.segment_bytes();
+        // Prepared spares, and dropped files waiting in the pool to be recycled.
         let spares = w.rotator.as_ref().map_or(0, |r| {
             let s = r.stats();
-            s.prepared.saturating_sub(s.handed_off)
+            s.prepared.saturating_sub(s.handed_off) + s.pooled
         });
         self.metrics
             .disk_bytes(segments + spares * self.options.segment_size);
@@ -1705,7 +1781,8 @@ impl Wal {
                 },
                 sh.options.spares(),
             )
-            .map_err(|e| CutError::Poison(e.into()))?;
+            .map_err(|e| CutError::Poison(e.into()))?
+            .with_recycling(sh.options.recycled_segments());
             w.rotator = Some(rotator);
         }
         Ok(true)

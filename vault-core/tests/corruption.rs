@@ -788,6 +788,7 @@ fn patch(files: &mut Files, name: &str, at: usize, bytes: &[u8]) {
 fn rewrite_header(files: &mut Files, s: &Seg, f: impl FnOnce(&mut SegmentHeader)) {
     let b = files.get_mut(&s.name).unwrap();
     let mut h = SegmentHeader {
+        version: 1,
         index: s.index,
         salt: s.salt,
         capacity: s.capacity as u64,
@@ -965,13 +966,13 @@ fn build_cases(t: &Template, other: &Template) -> Vec<Case> {
         let mut files = t.files.clone();
         {
             let h = files.get_mut(&s.name).unwrap();
-            h[8..12].copy_from_slice(&2u32.to_le_bytes());
+            h[8..12].copy_from_slice(&3u32.to_le_bytes());
             let crc = crc32c_of(&h[0..60]);
             h[60..64].copy_from_slice(&crc.to_le_bytes());
         }
         b.push(
             "header",
-            format!("version 2 in {}", s.name),
+            format!("version 3 in {}", s.name),
             files,
             Expected::Unsupported {
                 file: s.name.clone(),
@@ -1082,6 +1083,7 @@ fn build_cases(t: &Template, other: &Template) -> Vec<Case> {
         let s = &t.segs[0];
         let mut v = vec![0u8; SEGMENT as usize];
         let mut h = SegmentHeader {
+            version: 1,
             index: tail.index + 1,
             salt: 0x1234_5679,
             capacity: SEGMENT,
@@ -1339,6 +1341,7 @@ fn handmade_log(dir: &Path, first: u64, records: &[&[u8]]) -> PathBuf {
     let salt = 0x0BAD_5EED_0000_0001;
     let mut v = vec![0u8; 4096];
     let h = SegmentHeader {
+        version: 1,
         index: 1,
         salt,
         capacity: 4096,
@@ -1394,4 +1397,179 @@ fn a_first_lsn_whose_records_would_overflow_is_corruption_not_a_panic(io: IoMode
     let (wal, report) = Wal::open(dir.path(), opts(io)).unwrap();
     assert_eq!((report.first_lsn, report.next_lsn), (first, first + 2));
     assert_eq!(wal.read(first + 1).unwrap().data(), b"two");
+}
+
+/// A log whose tail segment is recycled (version 2), with the stale frames of the file's
+/// earlier use after its chain, as a writer that died left it: records 1..=1000 acknowledged
+/// (synced every 20 from 901 on), 1001..=1010 appended after the last sync (in the file on the
+/// mmap path only). Returns the files, the tail's name and the offsets of its frames' headers
+/// with their LSNs, and where its chain ends.
+struct Recycled {
+    files: Files,
+    tail: String,
+    frames: Vec<(u64, usize)>,
+    end: usize,
+    next_lsn: u64,
+}
+
+fn recycled_template(base: &Path, io: IoMode) -> Recycled {
+    let dir = tempfile::tempdir_in(base).unwrap();
+    let o = opts(io).with_spare_segments(1).with_recycle_segments(4);
+    let (wal, _) = Wal::open(dir.path(), o).unwrap();
+    for lsn in 1..=600 {
+        wal.append(&record(lsn)).unwrap();
+    }
+    wal.sync().unwrap();
+    assert!(wal.truncate_front(550).unwrap() >= 4);
+    for lsn in 601..=1010 {
+        wal.append(&record(lsn)).unwrap();
+        if lsn == 700 || lsn == 800 || (lsn > 900 && lsn <= 1000 && lsn % 20 == 0) {
+            wal.sync().unwrap();
+        }
+    }
+    assert!(wal.stats().segments_recycled >= 3);
+    let tail_path = wal.read(1000).unwrap().segment().path().to_path_buf();
+    // Dies without closing: no final sync, no final marker. (The leaked writer keeps its
+    // lock; the cases open copies.)
+    std::mem::forget(wal);
+    let files: Files = read_files(dir.path())
+        .into_iter()
+        .filter(|(n, _)| !n.ends_with("-pre.log"))
+        .collect();
+    let tail = file_name(&tail_path);
+    let bytes = &files[&tail];
+    assert_eq!(u32_at(bytes, 8), 2, "the tail is a recycled segment");
+    let index = parse_segment_name(&tail).unwrap().index;
+    let copy = tempfile::tempdir_in(base).unwrap();
+    std::fs::write(copy.path().join(&tail), bytes).unwrap();
+    let seg = vault_segment::Segment::open(
+        &vault_segment::FsStorage,
+        &copy.path().join(&tail),
+        index,
+        vault_segment::Access::Read,
+    )
+    .unwrap();
+    let scan = seg.scan();
+    assert_eq!(scan.stop, vault_segment::Stop::End);
+    let frames: Vec<(u64, usize)> = seg
+        .records_from(0)
+        .map(|r| (r.lsn(), r.offset() - 16))
+        .collect();
+    let end = scan.end;
+    assert!(bytes[end..end + 16].iter().all(|&b| b == 0), "terminator");
+    assert!(
+        bytes[end + 16..].iter().any(|&b| b != 0),
+        "stale bytes of the earlier use follow the chain"
+    );
+    Recycled {
+        files,
+        tail,
+        frames,
+        end,
+        next_lsn: scan.next_lsn,
+    }
+}
+
+/// Opens a copy of `files` (and inspects it first, which must agree); returns the outcome and
+/// the tail's bytes after the open.
+fn open_copy(
+    base: &Path,
+    files: &Files,
+    tail: &str,
+    io: IoMode,
+) -> (Result<(Wal, vault_core::RecoveryReport), Error>, Vec<u8>) {
+    let dir = tempfile::tempdir_in(base).unwrap().keep();
+    write_files(&dir, files);
+    let seen = inspect(&dir).unwrap();
+    let opened = Wal::open(&dir, opts(io));
+    match (&opened, seen.health()) {
+        (Ok((_, r)), Health::Clean) => assert!(r.torn_tail.is_none(), "{r:?}"),
+        (Ok((_, r)), Health::TornTail(t)) => assert_eq!(r.torn_tail.as_ref(), Some(t)),
+        (Err(e), Health::Corrupt(c)) => assert_eq!(e.to_string(), c.to_string()),
+        (o, h) => panic!("open and inspect disagree: {o:?} vs {h:?}"),
+    }
+    let after = std::fs::read(dir.join(tail)).unwrap();
+    (opened, after)
+}
+
+common::both_io_paths!(stale_frames_after_a_recycled_tail_are_told_from_torn_and_damaged_ones);
+fn stale_frames_after_a_recycled_tail_are_told_from_torn_and_damaged_ones(io: IoMode) {
+    let base_dir = tempfile::tempdir_in(scratch_base(io)).unwrap();
+    let base = base_dir.path();
+    let t = recycled_template(base, io);
+    let tail = &t.tail;
+    let bytes = &t.files[tail];
+    let (&(last_lsn, last_at), _) = t.frames.split_last().unwrap();
+    let expected_next = if io == IoMode::Mmap { 1011 } else { 1001 };
+    assert_eq!(t.next_lsn, expected_next);
+    // Bytes a cut may write: whole blocks on the direct path (its memory holds zeros past
+    // the chain), single frame headers on the mmap path.
+    let untouched = |from: usize| (from + 16).next_multiple_of(4096);
+
+    // Clean: the chain ends at its terminator; the stale frames after it are not a torn tail.
+    let (opened, after) = open_copy(base, &t.files, tail, io);
+    let (wal, report) = opened.unwrap();
+    assert!(report.torn_tail.is_none(), "clean: {report:?}");
+    assert_eq!(report.next_lsn, expected_next);
+    common::assert_log(&wal, wal.first_lsn(), expected_next - 1);
+    drop(wal);
+    assert_eq!(
+        after[t.end + 16..],
+        bytes[t.end + 16..],
+        "stale bytes left alone"
+    );
+
+    // A stale frame header where the terminator was: a chain that ends at a non-zero header
+    // that does not validate is torn; nothing attests past it, so only those 16 bytes go.
+    let mut files = t.files.clone();
+    let stale_at = (t.end + 16..bytes.len() - 16)
+        .step_by(8)
+        .find(|&o| matches!(bytes[o + 4], 1 | 2) && bytes[o + 5..o + 8] == [0, 0, 0])
+        .expect("a stale frame header after the chain");
+    let stale: Vec<u8> = bytes[stale_at..stale_at + 16].to_vec();
+    patch(&mut files, tail, t.end, &stale);
+    let (opened, after) = open_copy(base, &files, tail, io);
+    let (wal, report) = opened.unwrap();
+    let torn = report.torn_tail.clone().expect("torn");
+    assert_eq!((torn.offset, torn.bytes_dropped), (t.end as u64, 16));
+    assert_eq!(report.next_lsn, expected_next, "no record lost");
+    drop(wal);
+    assert!(after[t.end..t.end + 16].iter().all(|&b| b == 0));
+    assert_eq!(after[untouched(t.end)..], bytes[untouched(t.end)..]);
+
+    // The last frame torn (its checksum bytes lost): nothing on disk attests it, so the log
+    // is cut before it, by zeroing its header.
+    let mut files = t.files.clone();
+    patch(&mut files, tail, last_at + 8, &[0xEE; 4]);
+    let (opened, after) = open_copy(base, &files, tail, io);
+    let (wal, report) = opened.unwrap();
+    let torn = report.torn_tail.clone().expect("torn");
+    assert_eq!(torn.offset, last_at as u64);
+    assert_eq!(report.next_lsn, last_lsn);
+    common::assert_log(&wal, wal.first_lsn(), last_lsn - 1);
+    drop(wal);
+    assert!(after[last_at..last_at + 16].iter().all(|&b| b == 0));
+    assert_eq!(after[untouched(t.end)..], bytes[untouched(t.end)..]);
+
+    // Damage in the middle of the tail's chain, before records a later commit marker
+    // attests: acknowledged records are lost, so `open` refuses, naming file and offset.
+    let (lsn, at) = t.frames[0];
+    assert!(lsn <= 980, "the marker attesting 980 follows record {lsn}");
+    let mut files = t.files.clone();
+    patch(&mut files, tail, at + 20, &[0x5A; 3]);
+    let (opened, after) = open_copy(base, &files, tail, io);
+    match opened {
+        Err(Error::Corruption {
+            file,
+            offset,
+            reason: CorruptionKind::AcknowledgedRecordLost { lsn: lost, .. },
+        }) => {
+            assert_eq!(file_name(&file), *tail);
+            assert_eq!((offset, lost), (at as u64, lsn));
+        }
+        other => panic!("expected corruption at {tail}:{at}, got {other:?}"),
+    }
+    let mut damaged = bytes.clone();
+    damaged[at + 20..at + 23].fill(0x5A);
+    assert_eq!(after, damaged, "a refused open changes nothing");
 }

@@ -155,7 +155,8 @@ fn counters_follow_appends_syncs_and_rotations() {
     assert_eq!(seen.histograms[FLUSH_SECONDS].len() as u64, stats.flushes);
     assert!(seen.histograms[FLUSH_SECONDS].iter().all(|&s| s >= 0.0));
 
-    // The disk gauge: the log's segments plus prepared spares, and less after truncate_front.
+    // The disk gauge: the log's segments plus prepared spares (and dropped files pooled for
+    // recycling), and less after truncate_front.
     seen.take(&snapshotter);
     let _ = wal.stats();
     seen.take(&snapshotter);
@@ -167,16 +168,34 @@ fn counters_follow_appends_syncs_and_rotations() {
     );
     let removed = wal.truncate_front(wal.last_lsn()).unwrap() as f64;
     assert!(removed >= 2.0, "{removed} segments removed");
+    let pooled = wal.stats().recycle_pool as f64;
+    assert!(pooled <= 1.0, "one file pooled at most (the spare count)");
     seen.take(&snapshotter);
     // The worker may have prepared one more spare meanwhile (`with_spare_segments(1)`).
     let after = seen.gauge(DISK_BYTES);
     let segment = 64.0 * 1024.0;
     assert!(
-        after <= disk - (removed - 1.0) * segment && after < disk,
+        after <= disk - (removed - 1.0 - pooled) * segment && after < disk,
         "truncate_front of {removed} segments took the disk gauge from {disk} to {after}"
     );
-    assert_eq!(seen.counter(RECYCLED_SEGMENTS), 0, "no recycling yet");
+    assert_eq!(
+        seen.counter(RECYCLED_SEGMENTS),
+        0,
+        "no rotation since the truncation"
+    );
     assert_eq!(seen.counter(APPENDS), N + 5, "counted once");
+    // Rotations after it use the pooled file: counted as they take it.
+    for _ in 0..2000 {
+        wal.append(&[7u8; 100]).unwrap();
+    }
+    let s = wal.stats();
+    seen.take(&snapshotter);
+    let recycled = seen.counter(RECYCLED_SEGMENTS);
+    assert!(
+        recycled >= 1 && recycled <= s.segments_recycled,
+        "{recycled} rotations into recycled segments, {} prepared",
+        s.segments_recycled
+    );
     wal.close().unwrap();
 }
 

@@ -93,6 +93,9 @@ struct Workload {
     segment_size: u64,
     steps: Vec<Step>,
     io: IoMode,
+    /// Spares the worker keeps (0: the default). With one, files `truncate_front` pools are
+    /// recycled from the next rotation on.
+    spares: usize,
 }
 
 impl Workload {
@@ -125,6 +128,7 @@ impl Workload {
             segment_size,
             steps,
             io,
+            spares: 0,
         }
     }
 
@@ -133,6 +137,7 @@ impl Workload {
             .with_io(self.io)
             .with_segment_size(self.segment_size)
             .with_sync(self.sync)
+            .with_spare_segments(self.spares)
             .with_storage(Arc::new(storage.clone()) as Arc<dyn Storage>)
     }
 }
@@ -141,6 +146,8 @@ impl Workload {
 struct Recorded {
     snapshots: Vec<Snapshot>,
     history: Vec<Expect>,
+    /// Segments made from recycled files during the run.
+    recycled: u64,
 }
 
 struct Runner<'a> {
@@ -180,6 +187,7 @@ fn run(w: &Workload) -> Recorded {
     let (mut wal, _) =
         Wal::open(dir(), w.options(&sim)).unwrap_or_else(|e| panic!("{}", ctx(&e.to_string())));
     let mut last = 0u64;
+    let mut recycled = 0;
     for step in &w.steps {
         match *step {
             Step::Append(n) => {
@@ -236,6 +244,7 @@ fn run(w: &Workload) -> Recorded {
                 assert_eq!(wal.first_lsn(), n, "{}", ctx("reset"));
             }
             Step::Reopen => {
+                recycled += wal.stats().segments_recycled;
                 wal.close().unwrap();
                 r.set(|e| e.acked = last);
                 let (w2, rep) = Wal::open(dir(), w.options(&sim)).unwrap();
@@ -252,6 +261,7 @@ fn run(w: &Workload) -> Recorded {
         assert!(durable <= last);
         r.set(|e| e.acked = e.acked.max(durable));
     }
+    recycled += wal.stats().segments_recycled;
     wal.close().unwrap();
     r.set(|e| e.acked = last);
     sim.record_snapshots(false);
@@ -260,6 +270,7 @@ fn run(w: &Workload) -> Recorded {
     Recorded {
         snapshots,
         history: r.history,
+        recycled,
     }
 }
 
@@ -585,7 +596,16 @@ fn fail(
 /// Runs one workload and checks its crash states: every choice of
 /// [`exhaustive_choices`] when that is small enough, else `samples` random choices per state.
 fn check_workload(w: &Workload, exhaustive_limit: usize, samples: u64, tally: &mut Tally) {
-    let rec = run(w);
+    check_recorded(w, &run(w), exhaustive_limit, samples, tally);
+}
+
+fn check_recorded(
+    w: &Workload,
+    rec: &Recorded,
+    exhaustive_limit: usize,
+    samples: u64,
+    tally: &mut Tally,
+) {
     let mut seen = HashSet::new();
     let mut rng = SimRng::new(w.seed ^ 0xC0FF_EE00);
     for (n, snap) in rec.snapshots.iter().enumerate() {
@@ -689,6 +709,7 @@ fn every_crash_point_of_small_workloads_recovers_every_acknowledged_record(io: I
     let mut tally = Tally::default();
     for (i, (sync, seg, steps, limit)) in workloads.into_iter().enumerate() {
         let w = Workload {
+            spares: 0,
             seed: i as u64,
             sync,
             segment_size: seg,
@@ -698,6 +719,71 @@ fn every_crash_point_of_small_workloads_recovers_every_acknowledged_record(io: I
         check_workload(&w, limit, 4, &mut tally);
     }
     report(io, "exhaustive", &tally);
+    assert!(tally.states >= 1_000, "{tally:?}");
+}
+
+common::both_io_paths!(sim a_recycling_workload_recovers_every_acknowledged_record_after_power_loss);
+/// Workloads whose `truncate_front` calls pool the dropped files and whose rotations then
+/// reuse them (one spare, so the worker prepares from the pool at the next rotation): every
+/// crash point, including each step of a recycling (the rename to `-pre`, the header write,
+/// the rename to the segment name, their directory syncs), and the tails that recycled
+/// segments' stale frames follow.
+fn a_recycling_workload_recovers_every_acknowledged_record_after_power_loss(io: IoMode) {
+    use Step::*;
+    use SyncPolicy::*;
+    let workloads = [
+        (
+            Manual,
+            vec![
+                Append(40),
+                Sync,
+                Truncate(3),
+                Append(30),
+                Sync,
+                Append(5),
+                Truncate(3),
+                Append(30),
+                Reopen,
+                Append(20),
+                Sync,
+                Append(3),
+            ],
+        ),
+        (
+            Always,
+            vec![
+                Batch(40),
+                Truncate(3),
+                Append(25),
+                Truncate(3),
+                Append(25),
+                Reopen,
+                Append(10),
+            ],
+        ),
+    ];
+    if replay_seed().is_some() {
+        return;
+    }
+    let mut tally = Tally::default();
+    for (i, (sync, steps)) in workloads.into_iter().enumerate() {
+        let w = Workload {
+            seed: 100 + i as u64,
+            sync,
+            segment_size: 4096,
+            steps,
+            io,
+            spares: 1,
+        };
+        let rec = run(&w);
+        assert!(
+            rec.recycled >= 1,
+            "workload {i} recycled {} files",
+            rec.recycled
+        );
+        check_recorded(&w, &rec, 40, 4, &mut tally);
+    }
+    report(io, "recycling", &tally);
     assert!(tally.states >= 1_000, "{tally:?}");
 }
 
@@ -728,6 +814,7 @@ fn a_crash_between_two_syncs_never_loses_the_first(io: IoMode) {
     // A direct case that needs no enumeration, as a readable example of the check.
     let sim = SimStorage::new();
     let w = Workload {
+        spares: 0,
         seed: 0,
         sync: SyncPolicy::Manual,
         segment_size: 4096,
@@ -760,6 +847,7 @@ common::both_io_paths!(sim a_crash_while_recovery_removes_segments_past_the_tail
 fn a_crash_while_recovery_removes_segments_past_the_tail_leaves_no_gap(io: IoMode) {
     let sim = SimStorage::new();
     let w = Workload {
+        spares: 0,
         seed: 0,
         sync: SyncPolicy::Manual,
         segment_size: 4096,
@@ -902,6 +990,7 @@ fn concurrent_acknowledged_appends_survive_power_loss_at_every_step(io: IoMode) 
     let sim = SimStorage::new();
     sim.record_snapshots(true);
     let w = Workload {
+        spares: 0,
         seed: 7,
         sync: SyncPolicy::Always,
         segment_size: 4096,
@@ -991,6 +1080,7 @@ fn a_record_appended_during_a_flush_is_not_counted_durable_by_it(io: IoMode) {
 
     let sim = SimStorage::new();
     let w = Workload {
+        spares: 0,
         seed: 0,
         sync: SyncPolicy::Manual,
         segment_size: 4096,
@@ -1137,6 +1227,7 @@ fn check_cut_log(wal: &Wal, c: &CutCase, exp: CutExpect, strict: bool) -> Result
 fn check_cut_case(c: &CutCase, samples: u64, tally: &mut Tally, io: IoMode) {
     let sim = SimStorage::new();
     let w = Workload {
+        spares: 0,
         seed: 0,
         sync: c.sync,
         segment_size: 4096,

@@ -273,6 +273,7 @@ fn resalt(file: &Path) {
     f.read_exact_at(&mut h, 0).unwrap();
     let u64_at = |at: usize| u64::from_le_bytes(h[at..at + 8].try_into().unwrap());
     let header = vault_segment::format::SegmentHeader {
+        version: 1,
         index: u64_at(16),
         salt: u64_at(24) ^ 0x0101_0000,
         capacity: u64_at(32),

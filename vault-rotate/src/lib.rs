@@ -7,7 +7,9 @@
 //! (consecutive indexes) in a bounded channel ([`default_spares`]: 128 MiB of them, one to
 //! four): when the writer rotates, [`Rotator::next_segment`] takes the oldest without waiting
 //! and asks for a refill, and the worker prepares the next one at once, before it retires full
-//! segments (their final `msync`), so the spares are ready as early as possible.
+//! segments (their final `msync`), so the spares are ready as early as possible. With
+//! [`Rotator::with_recycling`] it makes them, when it can, from files the log dropped
+//! ([`Rotator::recycle`], [`vault_segment::Segment::recycle`]) instead of new ones.
 //!
 //! This crate decides *when* and *which*; the file work itself is `vault-segment`'s, and what a
 //! rotation means for LSNs and durability is `vault-core`'s.

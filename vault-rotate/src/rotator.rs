@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::sync::{bounded, unbounded, Arc, AtomicU64, JoinHandle, Ordering, Receiver, Sender};
 use super::sync::{StdArc, StdMutex, StdPoisonError, ThreadBuilder, TryRecvError, MAX_SPARES};
-use vault_segment::{IoPath, PreparedSegment, Segment, SegmentHeader, Storage};
+use vault_segment::{round_capacity, IoPath, PreparedSegment, Segment, SegmentHeader, Storage};
 
 /// Errors of the rotation worker.
 #[non_exhaustive]
@@ -87,6 +87,10 @@ pub struct RotateStats {
     pub retired: u64,
     /// Retirements whose final sync failed.
     pub retire_failures: u64,
+    /// Segments prepared by reusing a dropped file (counted in `prepared` too).
+    pub recycled: u64,
+    /// Dropped files handed over for reuse and not used yet.
+    pub pooled: u64,
 }
 
 #[derive(Debug, Default)]
@@ -96,6 +100,10 @@ struct Counters {
     waits: AtomicU64,
     retired: AtomicU64,
     retire_failures: AtomicU64,
+    recycled: AtomicU64,
+    /// Dropped files reserved with [`Rotator::reserve_recycling`] and not yet used or given
+    /// up: the pool the bound applies to.
+    pooled: AtomicU64,
 }
 
 enum Request {
@@ -107,6 +115,9 @@ enum Request {
     Retry,
     /// Final sync of a full segment up to `end`, then drop the worker's handle.
     Retire(Segment, usize),
+    /// A file the log dropped, renamed out of it (a `-pre` name), to reuse for a later
+    /// segment.
+    Recycle(PathBuf),
 }
 
 /// Handle to the rotation worker. Dropping it stops the worker (as [`Rotator::shutdown`] does,
@@ -121,6 +132,8 @@ pub struct Rotator {
     /// A spare taken from the worker whose enlargement failed: its index is still the next
     /// one, so the next hand-off must use it.
     owed: StdMutex<Option<Owed>>,
+    /// How many dropped files the pool may hold (0: no recycling).
+    recycle_limit: u64,
 }
 
 /// The index the next hand-off owes after a failed enlargement.
@@ -176,7 +189,53 @@ impl Rotator {
             counters,
             config,
             owed: StdMutex::new(None),
+            recycle_limit: 0,
         })
+    }
+
+    /// Lets the worker reuse up to `n` files the log dropped (see [`Rotator::recycle`]);
+    /// 0 (the default) turns recycling off.
+    #[must_use]
+    pub fn with_recycling(mut self, n: usize) -> Self {
+        self.recycle_limit = n as u64;
+        self
+    }
+
+    /// Reserves a place in the pool of dropped files to reuse: `true` if the pool has room
+    /// (then hand the file over with [`Rotator::recycle`], or give the place back with
+    /// [`Rotator::unreserve_recycling`]), `false` if the file should be removed instead.
+    #[must_use]
+    pub fn reserve_recycling(&self) -> bool {
+        self.requests.is_some()
+            && self
+                .counters
+                .pooled
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < self.recycle_limit).then_some(n + 1)
+                })
+                .is_ok()
+    }
+
+    /// Gives back a place [`Rotator::reserve_recycling`] reserved, for a file that was not
+    /// handed over after all.
+    pub fn unreserve_recycling(&self) {
+        self.counters.pooled.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Hands over a dropped file, which the caller renamed out of the log to a `-pre` name
+    /// (and made that durable), for a place reserved with [`Rotator::reserve_recycling`]. The
+    /// worker makes a later segment of it ([`Segment::recycle`]) instead of allocating a new
+    /// file; a file it cannot use is removed. Files still pooled when the worker stops are
+    /// removed then (and a `-pre` file left by a crash is removed by `open`).
+    pub fn recycle(&self, path: PathBuf) {
+        let sent = self
+            .requests
+            .as_ref()
+            .is_some_and(|tx| tx.send(Request::Recycle(path.clone())).is_ok());
+        if !sent {
+            self.unreserve_recycling();
+            let _ = self.config.storage.remove(&path);
+        }
     }
 
     /// Takes the next prepared segment: at once if the worker has one ready (the normal case),
@@ -293,6 +352,8 @@ impl Rotator {
             waits: c.waits.load(Ordering::Relaxed),
             retired: c.retired.load(Ordering::Relaxed),
             retire_failures: c.retire_failures.load(Ordering::Relaxed),
+            recycled: c.recycled.load(Ordering::Relaxed),
+            pooled: c.pooled.load(Ordering::Relaxed),
         }
     }
 
@@ -413,16 +474,19 @@ fn run(
     // space would be one of them.)
     let mut failed = false;
     let mut retire_later = Vec::new();
+    // Dropped files to reuse, oldest first.
+    let mut pool = std::collections::VecDeque::new();
     loop {
         // Everything already asked for, without waiting.
         loop {
             match requests.try_recv() {
-                Ok(req) => note(req, &mut in_slot, &mut failed, &mut retire_later),
+                Ok(req) => note(req, &mut in_slot, &mut failed, &mut retire_later, &mut pool),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     for req in retire_later.drain(..) {
-                        retire(req, counters);
+                        retire(req, config, counters);
                     }
+                    drain_pool(&mut pool, config, counters);
                     return;
                 }
             }
@@ -431,7 +495,7 @@ fn run(
             // A free slot: preparing comes first, retirements (background write-back of
             // full segments, which a sync of the WAL also covers) wait until the slots are
             // full.
-            let made = Segment::create(storage, &config.dir, index, config.segment_size, config.io);
+            let made = prepare(config, index, &mut pool, counters);
             if made.is_ok() {
                 index += 1;
                 counters.prepared.fetch_add(1, Ordering::Relaxed);
@@ -454,36 +518,84 @@ fn run(
         }
         // Every slot is full: one retirement, then look at the requests again.
         if !retire_later.is_empty() {
-            retire(retire_later.remove(0), counters);
+            retire(retire_later.remove(0), config, counters);
             continue;
         }
         // Nothing to do: sleep until the writer takes a spare or hands over a full segment.
         match requests.recv() {
-            Ok(req) => note(req, &mut in_slot, &mut failed, &mut retire_later),
+            Ok(req) => note(req, &mut in_slot, &mut failed, &mut retire_later, &mut pool),
             Err(_) => break,
         }
     }
     for req in retire_later.drain(..).chain(requests.iter()) {
-        retire(req, counters);
+        retire(req, config, counters);
+    }
+    drain_pool(&mut pool, config, counters);
+}
+
+/// Prepares segment `index`: from the oldest dropped file in `pool` if there is one (a file
+/// that cannot be reused is removed, and the next one or a new file is tried), else from a
+/// new file.
+fn prepare(
+    config: &RotateConfig,
+    index: u64,
+    pool: &mut std::collections::VecDeque<PathBuf>,
+    counters: &Counters,
+) -> vault_segment::Result<PreparedSegment> {
+    let storage = &*config.storage;
+    while let Some(from) = pool.pop_front() {
+        counters.pooled.fetch_sub(1, Ordering::AcqRel);
+        let capacity = round_capacity(config.segment_size);
+        // On failure `recycle` has removed the file; a new one is made below.
+        if let Ok(seg) = Segment::recycle(storage, &config.dir, &from, index, capacity, config.io) {
+            counters.recycled.fetch_add(1, Ordering::Relaxed);
+            return Ok(seg);
+        }
+    }
+    Segment::create(storage, &config.dir, index, config.segment_size, config.io)
+}
+
+/// Removes the dropped files still pooled (the worker stops). They carry `-pre` names, so
+/// the removals need no directory sync: a file a crash brings back is removed by `open`.
+fn drain_pool(
+    pool: &mut std::collections::VecDeque<PathBuf>,
+    config: &RotateConfig,
+    counters: &Counters,
+) {
+    for path in pool.drain(..) {
+        counters.pooled.fetch_sub(1, Ordering::AcqRel);
+        let _ = config.storage.remove(&path);
     }
 }
 
 /// Books one request: a `Refill` frees a slot, a `Retry` frees one and allows a new attempt
-/// after a failure, a retirement waits in `later`.
-fn note(req: Request, in_slot: &mut usize, failed: &mut bool, later: &mut Vec<Request>) {
+/// after a failure, a dropped file joins the pool, a retirement waits in `later`.
+fn note(
+    req: Request,
+    in_slot: &mut usize,
+    failed: &mut bool,
+    later: &mut Vec<Request>,
+    pool: &mut std::collections::VecDeque<PathBuf>,
+) {
     match req {
         Request::Refill => *in_slot = in_slot.saturating_sub(1),
         Request::Retry => {
             *in_slot = in_slot.saturating_sub(1);
             *failed = false;
         }
+        Request::Recycle(path) => pool.push_back(path),
         other => later.push(other),
     }
 }
 
-fn retire(req: Request, counters: &Counters) {
+fn retire(req: Request, config: &RotateConfig, counters: &Counters) {
     match req {
         Request::Refill | Request::Retry => {}
+        Request::Recycle(path) => {
+            // Only met once the worker stops: nothing will reuse the file.
+            counters.pooled.fetch_sub(1, Ordering::AcqRel);
+            let _ = config.storage.remove(&path);
+        }
         Request::Retire(seg, end) => {
             if seg.sync_to(end).is_ok() {
                 counters.retired.fetch_add(1, Ordering::Relaxed);

@@ -6,7 +6,7 @@
 //! ```text
 //! offset  size  segment header (written once by the rotation worker, synced before install)
 //!      0     8  magic "VAULTSEG"
-//!      8     4  format version (1)
+//!      8     4  format version (1 or 2, see below)
 //!     12     4  flags (0)
 //!     16     8  segment index
 //!     24     8  salt (random per segment)
@@ -28,9 +28,26 @@
 //!      4     1  kind: 1 = record, 2 = commit marker (0 = end of frames)
 //!      5     3  reserved, zero
 //!      8     4  CRC32C of (bytes 0..8, payload, salt, LSN)
-//!     12     4  reserved, zero
+//!     12     4  version 1: zero; version 2: the low 32 bits of the frame's LSN (the LSN
+//!               its checksum uses)
 //!     16     n  payload
 //! ```
+//!
+//! Version 1 segments were allocated as zeros: past the last frame the file reads as zeros
+//! until the writer puts something there, so any non-zero byte past the chain was written by
+//! this segment's writer. Version 2 marks a **recycled** segment (a file the log dropped,
+//! re-headed with a new index and salt): past its frames lie the stale bytes of its earlier
+//! use. Two rules keep a clean end recognisable there:
+//!
+//! - **the terminator**: the writer keeps a 16-byte zero frame header right after its last
+//!   frame, made durable by the same sync as that frame, so a synced chain always ends at a
+//!   zero header;
+//! - **the LSN tag** (bytes 12..16): a frame can be checked without knowing the chain before
+//!   it, so recovery finds every frame this use of the file wrote past the chain's end (stale
+//!   frames carry the old salt and never validate) and tells them from stale bytes.
+//!
+//! New files are still written as version 1 (the file system hands them over as zeros); a
+//! build that writes version 2 reads both.
 //!
 //! The LSN in the checksum of a record is its own LSN (the segment's first LSN plus the number
 //! of records before it in the segment); a commit marker's payload is
@@ -45,8 +62,12 @@ use regex::Regex;
 
 /// Magic bytes at offset 0 of every segment.
 pub const MAGIC: [u8; 8] = *b"VAULTSEG";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this build writes and reads: 2, the version of a recycled
+/// segment (see the module docs). Fresh segments are written as [`FORMAT_VERSION_ZEROED`].
+pub const FORMAT_VERSION: u32 = 2;
+/// The version of a segment whose file was allocated as zeros (every segment before
+/// recycling existed, and every fresh one still).
+pub const FORMAT_VERSION_ZEROED: u32 = 1;
 /// Bytes of the fixed header.
 pub const HEADER_LEN: usize = 64;
 /// Offset of the activation block.
@@ -85,6 +106,9 @@ pub const fn frame_len(payload_len: usize) -> usize {
 /// The fixed part of a segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// The format version: [`FORMAT_VERSION_ZEROED`] (1) for a file allocated as zeros,
+    /// [`FORMAT_VERSION`] (2) for a recycled one, whose bytes past its frames are stale.
+    pub version: u32,
     /// The segment's sequence number; order comes from it alone.
     pub index: u64,
     /// Random per segment; mixed into every frame checksum.
@@ -93,6 +117,20 @@ pub struct SegmentHeader {
     pub capacity: u64,
     /// Creation time in nanoseconds since the Unix epoch (informational only).
     pub created_nanos: u64,
+}
+
+/// The LSN tag a frame header of a segment of `version` carries in bytes 12..16.
+#[must_use]
+#[inline]
+pub fn lsn_tag(version: u32, lsn: u64) -> u32 {
+    // Truncation intended: the tag is the low 32 bits.
+    #[allow(clippy::cast_possible_truncation)]
+    let low = lsn as u32;
+    if version >= FORMAT_VERSION {
+        low
+    } else {
+        0
+    }
 }
 
 /// Why a header does not decode.
@@ -109,7 +147,7 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..8].copy_from_slice(&MAGIC);
-        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&self.version.to_le_bytes());
         b[16..24].copy_from_slice(&self.index.to_le_bytes());
         b[24..32].copy_from_slice(&self.salt.to_le_bytes());
         b[32..40].copy_from_slice(&self.capacity.to_le_bytes());
@@ -127,10 +165,11 @@ impl SegmentHeader {
             return Err(HeaderError::Checksum);
         }
         let version = read_u32(b, 8);
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION_ZEROED && version != FORMAT_VERSION {
             return Err(HeaderError::Version(version));
         }
         Ok(Self {
+            version,
             index: read_u64(b, 16),
             salt: read_u64(b, 24),
             capacity: read_u64(b, 32),
@@ -314,13 +353,21 @@ mod tests {
     proptest! {
         #[test]
         fn header_round_trips(index: u64, salt: u64, capacity: u64, created: u64) {
-            let h = SegmentHeader { index, salt, capacity, created_nanos: created };
+            let h = SegmentHeader { version: FORMAT_VERSION, index, salt, capacity, created_nanos: created };
             prop_assert_eq!(SegmentHeader::decode(&h.encode()), Ok(h));
+            let v1 = SegmentHeader { version: FORMAT_VERSION_ZEROED, ..h };
+            prop_assert_eq!(SegmentHeader::decode(&v1.encode()), Ok(v1));
         }
 
         #[test]
         fn any_header_bit_flip_is_detected(index: u64, salt: u64, bit in 0usize..512) {
-            let h = SegmentHeader { index, salt, capacity: 1 << 20, created_nanos: 1 };
+            let h = SegmentHeader {
+                version: FORMAT_VERSION,
+                index,
+                salt,
+                capacity: 1 << 20,
+                created_nanos: 1,
+            };
             let mut b = h.encode();
             b[bit / 8] ^= 1 << (bit % 8);
             prop_assert!(SegmentHeader::decode(&b).is_err());

@@ -7,11 +7,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    decode_activation, encode_activation, frame_len, frame_prefix, marker_crc, marker_payload,
-    read_u32, read_u64, seal_crc, segment_file_name, Activation, HeaderError, SegmentHeader,
-    ACTIVATION_OFFSET, DATA_OFFSET, FORMAT_VERSION, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN,
-    KIND_MARKER, KIND_RECORD, MARKER_FRAME_LEN, MARKER_PAYLOAD_LEN, MAX_CAPACITY, MAX_PAYLOAD,
-    MIN_CAPACITY,
+    decode_activation, encode_activation, frame_len, frame_prefix, lsn_tag, marker_crc,
+    marker_payload, read_u32, read_u64, seal_crc, segment_file_name, Activation, HeaderError,
+    SegmentHeader, ACTIVATION_OFFSET, DATA_OFFSET, FORMAT_VERSION, FORMAT_VERSION_ZEROED,
+    FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN, KIND_MARKER, KIND_RECORD, MARKER_FRAME_LEN,
+    MARKER_PAYLOAD_LEN, MAX_CAPACITY, MAX_PAYLOAD, MIN_CAPACITY,
 };
 use crate::storage::{Access, IoPath, Region, Storage};
 
@@ -158,6 +158,9 @@ pub struct SegmentAppender {
     limit: usize,
     /// The segment's first LSN, which the record index counts from.
     first_lsn: u64,
+    /// The segment's format version: 2 (recycled) adds the LSN tag to every frame header and
+    /// the zero terminator after the last frame.
+    version: u32,
 }
 
 // SAFETY: `base` points into the segment's mapping, which `seg` keeps alive; the appender is the
@@ -214,6 +217,15 @@ pub struct Beyond {
     pub attested: u64,
     /// End of the last non-zero byte past the chain (equal to the start when all zero).
     pub dirty_end: usize,
+}
+
+/// A frame past the end of a recycled segment's chain that validates under its salt.
+#[derive(Debug, Clone, Copy)]
+struct Stray {
+    offset: usize,
+    end: usize,
+    /// What a commit marker attests (0 for a record).
+    attested: u64,
 }
 
 /// One record read from a segment. It keeps the segment mapped while it lives.
@@ -361,6 +373,7 @@ impl Segment {
                 .prefault()
                 .map_err(|e| Error::io("pre-fault", &pre, e))?;
             let header = SegmentHeader {
+                version: FORMAT_VERSION_ZEROED,
                 index,
                 salt,
                 capacity,
@@ -411,6 +424,119 @@ impl Segment {
                 Err((e, renamed))
             }
         }
+    }
+
+    /// Makes a file the log dropped into segment `index`, ready for records: the rotation
+    /// worker's way to reuse a segment `truncate_front` gave up instead of allocating a new
+    /// one. `from` is the dropped file, already renamed out of the log to a `-pre` name (and
+    /// that rename made durable) by whoever dropped it; no one may map it any more.
+    ///
+    /// Steps, in order: map the file as it is (no allocation, and no zero-fill: past the new
+    /// header its old frames stay as stale bytes); pre-fault it; write a version-2 header
+    /// (this index, a new random salt, a new creation time) followed by zeros up to the end of
+    /// the first page (the activation block and the first frame header, so the segment reads
+    /// as unactivated and, once activated, as empty); sync that page; rename to the final name
+    /// `gs-vault-{ts}-{index}.log`; `fsync` the directory.
+    ///
+    /// Crash semantics: before the rename the file keeps its `-pre` name, whatever its header
+    /// holds (the old one, the new one or a torn mix), and `open` deletes it, as it deletes a
+    /// half-prepared segment. After the rename the name holds a durable version-2 header with
+    /// a zero activation block: an unactivated segment, removed by recovery if it lies past
+    /// the log's tail. The stale frames never validate: every frame checksum binds the salt,
+    /// and the salt is new.
+    ///
+    /// Cost: one page written and synced, one rename, one directory `fsync`; on the mmap path
+    /// the pre-fault reads whatever of the file is not in the page cache.
+    ///
+    /// # Errors
+    /// I/O errors name the file; a file whose length is not `capacity` is refused. On failure
+    /// the file is removed, under whichever name it has.
+    pub fn recycle(
+        storage: &dyn Storage,
+        dir: &Path,
+        from: &Path,
+        index: u64,
+        capacity: u64,
+        io: IoPath,
+    ) -> Result<PreparedSegment> {
+        let created = now_nanos();
+        let fin = dir.join(segment_file_name(created, index, false));
+        let mut renamed = false;
+        let mut made = || -> Result<Segment> {
+            let salt = random_salt(from)?;
+            // The file holds stale bytes, not zeros, but nothing needs them: the direct path's
+            // region starts as zeros without reading the file, and a mapping reads them in.
+            let region = storage
+                .map(from, Access::Fresh(io))
+                .map_err(|e| Error::io("map", from, e))?;
+            if region.len() as u64 != capacity || round_capacity(capacity) != capacity {
+                return Err(Error::io(
+                    "recycle",
+                    from,
+                    std::io::Error::other(format!(
+                        "the file holds {} bytes, not the {capacity} of a segment",
+                        region.len()
+                    )),
+                ));
+            }
+            region
+                .prefault()
+                .map_err(|e| Error::io("pre-fault", from, e))?;
+            let header = SegmentHeader {
+                version: FORMAT_VERSION,
+                index,
+                salt,
+                capacity,
+                created_nanos: created,
+            };
+            write_bytes(&*region, 0, &header.encode());
+            fill_zero(&*region, HEADER_LEN, PAGE as usize - HEADER_LEN);
+            region
+                .sync(0, PAGE as usize)
+                .map_err(|e| Error::io("sync", from, e))?;
+            storage
+                .rename(from, &fin)
+                .map_err(|e| Error::io("rename", from, e))?;
+            renamed = true;
+            storage
+                .sync_dir(dir)
+                .map_err(|e| Error::io("sync directory", dir, e))?;
+            let limit = usize::try_from(capacity)
+                .unwrap_or(usize::MAX)
+                .min(region.len());
+            Ok(Segment::from_parts(
+                fin.clone(),
+                header,
+                region,
+                limit,
+                Some(io),
+            ))
+        };
+        match made() {
+            Ok(seg) => {
+                seg.inner.synced.store(seg.inner.limit, Ordering::Release);
+                Ok(PreparedSegment { seg })
+            }
+            Err(e) => {
+                let _ = storage.remove(if renamed { &fin } else { from });
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether this handle is the only one of its segment: no reader, iterator or record
+    /// holds the file's bytes. Only such a segment's file may be recycled, since recycling
+    /// rewrites bytes an old mapping would show.
+    #[must_use]
+    pub fn is_sole_handle(&self) -> bool {
+        Arc::strong_count(&self.inner) == 1
+    }
+
+    /// Whether the segment is recycled (format version 2): past its frames the file may hold
+    /// stale bytes of an earlier use.
+    #[must_use]
+    pub fn is_recycled(&self) -> bool {
+        self.inner.header.version >= FORMAT_VERSION
     }
 
     fn from_parts(
@@ -727,7 +853,8 @@ impl Segment {
     ///
     /// Past that end the page cache holds only zeros, and the disk holds zeros too: the file
     /// was allocated as zeros and anything written past the chain was zeroed (and synced) by
-    /// the open that cut it. Syncing the rest of the file would only write the zero pages the
+    /// the open that cut it. (In a recycled segment both hold stale bytes there, of which no
+    /// frame validates, after the terminator this sync covers.) Syncing the rest of the file would only write the zero pages the
     /// preparation dirtied (up to a whole segment of them), which is why this stops there.
     ///
     /// A direct region has no pages a dead process could have dirtied: its bytes below the
@@ -937,7 +1064,15 @@ impl Segment {
             return Ok(());
         }
         let from_page = from - from % (PAGE as usize);
-        if let Err(e) = inner.region.sync(from_page, end - from_page) {
+        // A recycled segment's terminator, the zero frame header after the last frame, goes
+        // with the frames: bytes past it may be stale, and only the terminator says the chain
+        // ends there.
+        let to = if self.is_recycled() {
+            (end + FRAME_HEADER_LEN).min(inner.limit)
+        } else {
+            end
+        };
+        if let Err(e) = inner.region.sync(from_page, to - from_page) {
             // On the direct path the bytes are still in the region (process memory) and a
             // failed write changed no byte of the file below `synced`: with a full disk
             // (ENOSPC, EDQUOT) nothing is lost, and a later sync writes them again. Any other
@@ -992,6 +1127,7 @@ impl Segment {
             };
         };
         let salt = inner.header.salt;
+        let version = inner.header.version;
         let limit = inner.limit;
         let mut off = DATA_OFFSET;
         let mut lsn = first;
@@ -1006,8 +1142,9 @@ impl Segment {
             }
             let len = read_u32(h, 0) as usize;
             let kind = h[4];
+            // A record's checksum uses its LSN, a marker's the next LSN: both `lsn` here.
             if h[5..8] != [0, 0, 0]
-                || h[12..16] != [0; 4]
+                || read_u32(h, 12) != lsn_tag(version, lsn)
                 || (kind != KIND_RECORD && kind != KIND_MARKER)
             {
                 break Stop::Invalid(CorruptionKind::BadFrameHeader);
@@ -1061,8 +1198,16 @@ impl Segment {
     }
 
     /// Looks past the end of the valid chain (`from`): the highest LSN any valid commit marker
-    /// there attests, and how far non-zero bytes reach. Used by recovery to tell a torn tail
+    /// there attests, and how far the bytes to drop reach. Used by recovery to tell a torn tail
     /// (nothing attested past it) from lost acknowledged records.
+    ///
+    /// In a segment allocated as zeros (version 1) every non-zero byte past the chain was
+    /// written by its writer: `dirty_end` is the end of the last one. In a recycled segment
+    /// (version 2) the bytes there may be stale, left by the file's earlier use; what counts
+    /// is what this use wrote: `dirty_end` is the end of the last frame past `from` that
+    /// validates under this segment's salt (found with the frames' LSN tags, see
+    /// `docs/ARCHITECTURE.md` §4.7), or `from + 16` if the frame header at `from` is not zero
+    /// (a torn frame), else `from`.
     ///
     /// Returns nothing useful once an appender exists (the bytes would be racing with it).
     #[must_use]
@@ -1074,6 +1219,24 @@ impl Segment {
                 attested: 0,
                 dirty_end: from.min(limit),
             };
+        }
+        if self.is_recycled() {
+            let mut beyond = Beyond {
+                attested: 0,
+                dirty_end: from,
+            };
+            if from + FRAME_HEADER_LEN <= limit
+                && read_bytes(&*inner.region, from, FRAME_HEADER_LEN)
+                    .iter()
+                    .any(|&b| b != 0)
+            {
+                beyond.dirty_end = from + FRAME_HEADER_LEN;
+            }
+            self.stray_frames(from, |frame| {
+                beyond.attested = beyond.attested.max(frame.attested);
+                beyond.dirty_end = beyond.dirty_end.max(frame.end);
+            });
+            return beyond;
         }
         let bytes = read_bytes(&*inner.region, from, limit - from);
         let dirty_end = from + last_nonzero(bytes).map_or(0, |p| p + 1);
@@ -1100,10 +1263,89 @@ impl Segment {
         }
     }
 
+    /// Calls `found` for every frame at or past `from` (8-byte aligned offsets) that
+    /// validates under this segment's salt, in a recycled (version-2) segment: the frames this
+    /// use of the file wrote past the end of its valid chain, found without the chain. A frame
+    /// of version 2 carries the low 32 bits of the LSN its checksum uses, so a record
+    /// validates against the LSNs at or after the segment's first LSN that end in those bits
+    /// (a marker states its LSN in its payload). Bytes of the file's earlier use carry another
+    /// salt and never validate. A record cannot be checked in a segment that was never
+    /// activated (no first LSN): there only markers are found.
+    ///
+    /// Reads every byte from `from` to the end of the segment; a frame that validates is
+    /// skipped whole, anything else one alignment step at a time. Only meaningful before an
+    /// appender exists.
+    fn stray_frames(&self, from: usize, mut found: impl FnMut(Stray)) {
+        let inner = &*self.inner;
+        let limit = inner.limit;
+        let salt = inner.header.salt;
+        let version = inner.header.version;
+        let first = match decode_activation(read_bytes(&*inner.region, ACTIVATION_OFFSET, 12), salt)
+        {
+            Activation::Valid(first) => first,
+            _ => 0,
+        };
+        // Records that fit in the space after the first frame: the largest LSN to try.
+        let most = (limit.saturating_sub(DATA_OFFSET) / FRAME_HEADER_LEN) as u64;
+        let mut off = from.max(DATA_OFFSET).next_multiple_of(FRAME_ALIGN);
+        while off + FRAME_HEADER_LEN <= limit {
+            let h = read_bytes(&*inner.region, off, FRAME_HEADER_LEN);
+            let len = read_u32(h, 0) as usize;
+            let kind = h[4];
+            let plausible = h[5..8] == [0, 0, 0]
+                && (kind == KIND_RECORD || kind == KIND_MARKER)
+                && len <= limit - off - FRAME_HEADER_LEN
+                && len <= MAX_PAYLOAD;
+            if !plausible {
+                off += FRAME_ALIGN;
+                continue;
+            }
+            let tag = read_u32(h, 12);
+            let stored = read_u32(h, 8);
+            let payload = read_bytes(&*inner.region, off + FRAME_HEADER_LEN, len);
+            let mut valid = None;
+            if kind == KIND_MARKER && len == MARKER_PAYLOAD_LEN {
+                let mut p = [0u8; MARKER_PAYLOAD_LEN];
+                p.copy_from_slice(payload);
+                if marker_crc(&p, salt) == stored && lsn_tag(version, read_u64(&p, 8)) == tag {
+                    valid = Some(read_u64(&p, 0));
+                }
+            } else if kind == KIND_RECORD && first != 0 {
+                let partial = crc32c::crc32c_append(crc32c::crc32c(&h[0..8]), payload);
+                // The LSNs at or after `first` whose low 32 bits are the tag.
+                let mut lsn = first + u64::from(tag.wrapping_sub(lsn_tag(version, first)));
+                while lsn - first <= most {
+                    if seal_crc(partial, salt, lsn) == stored {
+                        valid = Some(0);
+                        break;
+                    }
+                    lsn += 1 << 32;
+                }
+            }
+            match valid {
+                Some(attested) => {
+                    let end = (off + frame_len(len)).min(limit);
+                    found(Stray {
+                        offset: off,
+                        end,
+                        attested,
+                    });
+                    off = end;
+                }
+                None => off += FRAME_ALIGN,
+            }
+        }
+    }
+
     /// Takes the segment's single appender after recovery, continuing at `end` with `next_lsn`.
-    /// Writes the activation block if `first_lsn` is not already there, and zeroes
-    /// `[end, zero_to)` so that later appends never sit before stale bytes. Neither write is
-    /// synced here: the caller syncs (recovery syncs every segment before it returns).
+    /// Writes the activation block if `first_lsn` is not already there, and clears what lies
+    /// past `end` up to `zero_to` (the [`Beyond::dirty_end`] of the scan) so that later appends
+    /// never sit before bytes this use of the file wrote: in a segment allocated as zeros
+    /// (version 1) by zeroing all of `[end, zero_to)`; in a recycled one (version 2) by zeroing
+    /// only the frame header at `end` (the terminator) and the header of every frame past it
+    /// that validates under the salt (the rest is stale, and cannot validate). No write is
+    /// synced here: the caller syncs ([`Segment::sync_all`] covers them; recovery syncs every
+    /// segment before it returns).
     ///
     /// # Errors
     /// Fails if the segment is read-only or already has an appender.
@@ -1124,7 +1366,22 @@ impl Segment {
         }
         let end = end.clamp(DATA_OFFSET, inner.limit);
         let zero_to = zero_to.min(inner.limit);
-        if zero_to > end {
+        if self.is_recycled() {
+            // The headers are found before any is zeroed, so the search sees what the scan saw.
+            let mut headers = Vec::new();
+            self.stray_frames(end, |frame| headers.push(frame.offset));
+            if end + FRAME_HEADER_LEN <= inner.limit {
+                headers.push(end);
+            }
+            let mut zeroed = end;
+            for at in headers {
+                fill_zero(&*inner.region, at, FRAME_HEADER_LEN);
+                zeroed = zeroed.max(at + FRAME_HEADER_LEN);
+            }
+            inner
+                .zeroed_end
+                .store(zeroed.max(zero_to).min(inner.limit), Ordering::Release);
+        } else if zero_to > end {
             fill_zero(&*inner.region, end, zero_to - end);
             inner.zeroed_end.store(zero_to, Ordering::Release);
             inner.synced.fetch_min(end, Ordering::AcqRel);
@@ -1151,6 +1408,7 @@ impl Segment {
             next_lsn,
             limit: inner.limit,
             first_lsn,
+            version: inner.header.version,
         })
     }
 
@@ -1455,6 +1713,7 @@ impl PreparedSegment {
             next_lsn: first_lsn,
             limit: inner.limit,
             first_lsn,
+            version: inner.header.version,
             seg: self.seg,
         }
     }
@@ -1490,14 +1749,17 @@ impl Replacement {
             .published_next_lsn
             .store(self.next_lsn, Ordering::Release);
         inner.published.store(self.end, Ordering::Release);
-        Ok(SegmentAppender {
+        let appender = SegmentAppender {
             base: inner.region.as_ptr(),
             offset: self.end,
             next_lsn: self.next_lsn,
             limit: inner.limit,
             first_lsn: self.first_lsn,
+            version: inner.header.version,
             seg: self.seg,
-        })
+        };
+        // The replacement was allocated as zeros: its terminator is there already.
+        Ok(appender)
     }
 
     /// Removes the `-pre` file (the truncation was given up before it was installed).
@@ -1600,6 +1862,7 @@ impl SegmentAppender {
         let mut h = [0u8; FRAME_HEADER_LEN];
         h[0..8].copy_from_slice(&frame_prefix(payload_len as u32, KIND_RECORD));
         h[8..12].copy_from_slice(&crc.to_le_bytes());
+        h[12..16].copy_from_slice(&lsn_tag(self.version, lsn).to_le_bytes());
         self.write(self.offset, &h);
         self.seg.inner.index.note(self.first_lsn, lsn, self.offset);
         self.offset += flen;
@@ -1622,6 +1885,7 @@ impl SegmentAppender {
         let mut f = [0u8; MARKER_FRAME_LEN];
         f[0..8].copy_from_slice(&frame_prefix(MARKER_PAYLOAD_LEN as u32, KIND_MARKER));
         f[8..12].copy_from_slice(&marker_crc(&p, self.seg.inner.header.salt).to_le_bytes());
+        f[12..16].copy_from_slice(&lsn_tag(self.version, self.next_lsn).to_le_bytes());
         f[FRAME_HEADER_LEN..].copy_from_slice(&p);
         self.write(self.offset, &f);
         self.offset += MARKER_FRAME_LEN;
@@ -1637,8 +1901,24 @@ impl SegmentAppender {
     }
 
     /// Makes every frame appended so far visible to readers and to sync.
+    ///
+    /// In a recycled segment (version 2) it first writes the terminator, a zero frame header
+    /// right after the last frame (if 16 bytes are left): the bytes there may be stale, and a
+    /// sync covers the terminator with the frames (see [`Segment::sync_to`]), so a synced
+    /// chain always ends at a zero header.
     pub fn publish(&self) {
         let inner = &*self.seg.inner;
+        if self.version >= FORMAT_VERSION && self.offset + FRAME_HEADER_LEN <= self.limit {
+            // SAFETY: `[offset, offset + 16)` lies inside the mapping (checked against `limit`,
+            // which is at most the region's length) and at or past the published end, which
+            // moves to `offset` only below: no reader forms a slice over these bytes. The
+            // appender is the segment's only writer, and `&self` here excludes the `&mut self`
+            // of every other write.
+            unsafe {
+                std::ptr::write_bytes(self.base.add(self.offset), 0, FRAME_HEADER_LEN);
+            }
+            inner.witness.wrote(self.offset, FRAME_HEADER_LEN);
+        }
         inner
             .published_next_lsn
             .store(self.next_lsn, Ordering::Release);
