@@ -1381,6 +1381,7 @@ impl Segment {
             inner
                 .zeroed_end
                 .store(zeroed.max(zero_to).min(inner.limit), Ordering::Release);
+            inner.synced.fetch_min(end, Ordering::AcqRel);
         } else if zero_to > end {
             fill_zero(&*inner.region, end, zero_to - end);
             inner.zeroed_end.store(zero_to, Ordering::Release);
