@@ -336,7 +336,7 @@ fn a_disk_full_for_a_while_fails_rotations_until_space_is_back() {
             Ok(lsn) => last = lsn,
             Err(e) => {
                 assert!(
-                    matches!(&e, Error::Io { source, .. } if source.raw_os_error() == Some(28)),
+                    matches!(&e, Error::Io { source, .. } if source.raw_os_error() == Some(FaultError::NoSpace.raw_os_error())),
                     "{e:?}"
                 );
                 failures += 1;

@@ -1,8 +1,10 @@
 //! The I/O seam: every file-system operation a segment's life needs, behind two traits.
 //!
 //! [`FsStorage`] is the real implementation (memmap2 mappings, `fallocate`, `msync(MS_SYNC)`,
-//! directory `fsync`, `flock`). A crash-simulating implementation that tracks what reached the
-//! disk can stand in for it, because nothing above this module touches a file directly.
+//! directory `fsync`, `flock` on Linux; what differs on macOS and Windows is in this module's
+//! one submodule per platform, `linux`, `macos`, `windows`). A crash-simulating implementation
+//! that tracks what reached the disk can stand in for it, because nothing above this module
+//! touches a file directly.
 //!
 //! # The mapping contract
 //!
@@ -10,30 +12,88 @@
 //! way vault reads or writes the file's bytes while it is open. The contract that makes handing
 //! out pointers into that mapping sound:
 //!
-//! - **Nobody else writes the file.** The WAL directory is locked with `flock` by the one `Wal`
+//! - **Nobody else writes the file.** The WAL directory is locked (`flock`) by the one `Wal`
 //!   that writes it; read-only users (`vault cat`, `verify`, `info`) map read-only and never write.
 //! - **The file is never truncated or shrunk while mapped.** Space is allocated for real
 //!   (`fallocate`, or written zeros where the file system lacks it; never a sparse `ftruncate`)
 //!   before the mapping is made, so a store can never fault on a full disk (`SIGBUS`). Recovery
 //!   cuts a torn tail by writing zeros, not by truncating. A file may be unlinked while still
 //!   mapped (`truncate_front`, with readers holding records): unlinking, unlike truncation,
-//!   keeps the mapped inode and its pages alive until the last mapping goes.
+//!   keeps the mapped inode and its pages alive until the last mapping goes. (Windows refuses
+//!   to delete or replace a mapped file: its module defers that until the last mapping goes.)
 //! - **Durability is only `msync(MS_SYNC)` (or `fdatasync`).** A store into the mapping is in the
 //!   page cache, nothing more. After a failed sync the pages may be marked clean with the data
 //!   lost (fsyncgate): the caller must poison itself, never retry and report success.
 //! - **Readers see only published bytes.** The writer publishes an offset after its copy
 //!   completes; a reader never forms a slice past it (see `Segment`).
 
-use crate::sync::{PoisonError, StdArc as Arc, StdMutex as Mutex};
+use crate::sync::{PoisonError, StdArc as Arc, StdAtomicBool, StdMutex as Mutex, StdOrdering};
 use std::any::Any;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use memmap2::{Advice, MmapOptions, MmapRaw};
+use memmap2::{MmapOptions, MmapRaw};
+
+// Platform code, one module per platform; `cfg` appears here and nowhere else in the crate
+// (the direct-I/O path's own platform split is in `direct.rs`). Each module provides the same
+// functions, listed in `docs/ARCHITECTURE.md`, "Platforms".
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(unix)]
+mod unix;
+#[cfg(windows)]
+mod windows;
+#[cfg(target_os = "linux")]
+use linux as platform;
+#[cfg(target_os = "macos")]
+use macos as platform;
+#[cfg(windows)]
+use windows as platform;
+
+#[cfg(windows)]
+pub use windows::{SharingViolation, LOCK_FILE};
+
+/// How a sync reaches the media on Apple platforms (ignored elsewhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppleSync {
+    /// `fcntl(F_FULLFSYNC)`: the drive writes its cache to the media before the sync returns.
+    /// The only durable choice on Apple hardware, where `fsync` and `msync` stop at the
+    /// drive's cache.
+    #[default]
+    FullFsync,
+    /// `fcntl(F_BARRIERFSYNC)`: writes before the barrier reach the media before writes after
+    /// it, but the sync may return before either has. Cheaper; a power cut may lose records
+    /// whose sync returned (never reorder them). Opt in only if that is acceptable.
+    BarrierFsync,
+}
+
+static APPLE_BARRIER: StdAtomicBool = StdAtomicBool::new(false);
+
+/// Chooses, for this whole process, how [`FsStorage`] syncs on macOS (see [`AppleSync`]); it
+/// has no effect on other platforms.
+pub fn set_apple_sync(sync: AppleSync) {
+    APPLE_BARRIER.store(sync == AppleSync::BarrierFsync, StdOrdering::Relaxed);
+}
+
+/// The choice [`set_apple_sync`] made.
+#[must_use]
+pub fn apple_sync() -> AppleSync {
+    if APPLE_BARRIER.load(StdOrdering::Relaxed) {
+        AppleSync::BarrierFsync
+    } else {
+        AppleSync::FullFsync
+    }
+}
+
+/// The raw OS error codes of an I/O error (`EIO`) and of a full disk (`ENOSPC`) on this
+/// platform, as injected faults report them.
+pub(crate) const RAW_EIO: i32 = platform::RAW_EIO;
+pub(crate) const RAW_ENOSPC: i32 = platform::RAW_ENOSPC;
 
 /// A mapped view of one file: the memory a segment lives in.
 ///
@@ -239,9 +299,11 @@ pub struct FsStorage;
 struct MmapRegion {
     map: MmapRaw,
     writable: bool,
-    // Keeps the descriptor for the mapping's lifetime (not needed by mmap, but useful for
-    // diagnostics and future fdatasync use).
-    _file: File,
+    // Keeps the descriptor for the mapping's lifetime: macOS's sync issues `F_FULLFSYNC` on it.
+    file: File,
+    // Declared last so it drops after the mapping and the descriptor: on Windows it carries out
+    // a removal deferred until the file is no longer mapped.
+    _mapped: platform::Mapped,
 }
 
 // SAFETY: `MmapRaw` maps the whole file once at a fixed address until dropped, so the pointer
@@ -265,20 +327,11 @@ unsafe impl Region for MmapRegion {
         if offset >= end {
             return Ok(());
         }
-        // memmap2's flush_range is msync(MS_SYNC) over the page-aligned range.
-        self.map.flush_range(offset, end - offset)
+        platform::sync_mapping(&self.map, &self.file, offset, end - offset)
     }
 
     fn prefault(&self) -> io::Result<()> {
-        match self.map.advise(Advice::PopulateWrite) {
-            Ok(()) => Ok(()),
-            // Kernels before 5.14 lack MADV_POPULATE_WRITE: fault each page by hand.
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                crate::segment::touch_pages(self.map.as_mut_ptr(), self.map.len());
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        platform::prefault(&self.map)
     }
 }
 
@@ -288,15 +341,7 @@ impl Storage for FsStorage {
     }
 
     fn lock_dir(&self, dir: &Path) -> io::Result<DirLock> {
-        let f = File::open(dir)?;
-        match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(DirLock::new(Box::new(Flock(f)))),
-            Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "directory is locked by another vault writer",
-            )),
-            Err(e) => Err(e.into()),
-        }
+        platform::lock_dir(dir)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<OsString>> {
@@ -306,21 +351,11 @@ impl Storage for FsStorage {
     }
 
     fn create_allocated(&self, path: &Path, len: u64, io: IoPath) -> io::Result<()> {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)?;
-        match rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, len) {
-            Ok(()) if io == IoPath::Direct => crate::direct::write_zeros(path, len),
-            Ok(()) => Ok(()),
-            // No fallocate on this file system: write the zeros ourselves. Never fall back to a
-            // sparse set_len, which turns a full disk into SIGBUS under mmap.
-            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
-                write_zeros(&f, len)
-            }
-            Err(e) => Err(e.into()),
-        }
+        let f = platform::open(
+            path,
+            OpenOptions::new().read(true).write(true).create_new(true),
+        )?;
+        platform::allocate(f, path, len, io)
     }
 
     fn map(&self, path: &Path, access: Access) -> io::Result<Box<dyn Region>> {
@@ -330,7 +365,7 @@ impl Storage for FsStorage {
             Access::Read | Access::Write(IoPath::Mmap) | Access::Fresh(IoPath::Mmap) => {}
         }
         let writable = access.writable();
-        let file = OpenOptions::new().read(true).write(writable).open(path)?;
+        let file = platform::open(path, OpenOptions::new().read(true).write(writable))?;
         let len = file.metadata()?.len();
         if len == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "empty file"));
@@ -343,7 +378,8 @@ impl Storage for FsStorage {
         Ok(Box::new(MmapRegion {
             map,
             writable,
-            _file: file,
+            file,
+            _mapped: platform::mapped(path),
         }))
     }
 
@@ -352,15 +388,15 @@ impl Storage for FsStorage {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        std::fs::rename(from, to)
+        platform::rename(from, to)
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        std::fs::remove_file(path)
+        platform::remove(path)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir)?.sync_all()
+        platform::sync_dir(dir)
     }
 
     fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -372,36 +408,31 @@ impl Storage for FsStorage {
     }
 
     fn sync_file(&self, path: &Path) -> io::Result<()> {
-        // fsync covers the inode's dirty pages whichever descriptor wrote them.
-        File::open(path)?.sync_all()
+        platform::sync_file(path)
     }
 }
 
-/// A held `flock`, released explicitly when dropped. Closing the descriptor is not enough: a
-/// process that another thread is starting holds a copy of every descriptor until its `exec`,
-/// and the lock lives while any copy does, so a reopen right after close could find the
-/// directory still locked. `LOCK_UN` releases it for every copy.
-#[derive(Debug)]
-struct Flock(File);
-
-impl Drop for Flock {
-    fn drop(&mut self) {
-        let _ = rustix::fs::flock(&self.0, rustix::fs::FlockOperation::Unlock);
-    }
-}
-
-fn write_zeros(f: &File, len: u64) -> io::Result<()> {
+/// Writes `len` zeros from the start of a new, empty file and syncs them: the allocation for
+/// file systems (and platforms) that have no `fallocate`. Never a sparse `set_len`, which turns
+/// a full disk into `SIGBUS` under mmap.
+fn write_zeros(mut f: File, len: u64) -> io::Result<()> {
+    use std::io::Write as _;
     let zeros = [0u8; 64 * 1024];
     let mut off = 0u64;
     while off < len {
         let n = (len - off).min(zeros.len() as u64);
         #[allow(clippy::cast_possible_truncation)]
-        f.write_all_at(&zeros[..n as usize], off)?;
+        f.write_all(&zeros[..n as usize])?;
         off += n;
     }
     // Durable here, since segment creation then syncs only the header's page: after a crash
     // the file must read as zeros wherever no record was synced.
     f.sync_data()
+}
+
+/// Fills `buf` from the operating system's random source.
+pub(crate) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
+    platform::fill_random(buf)
 }
 
 /// A durability event seen by [`RecordingStorage`].
