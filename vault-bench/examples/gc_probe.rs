@@ -9,13 +9,15 @@
 //! - `always`: `SyncPolicy::Always`, timing `append` as a whole.
 //! - `floor`: each thread `pwrite`s 256 B into its own preallocated file and `fdatasync`s it
 //!   (the device's scaling for independent syncs).
+//!
+//! `GC_IO=mmap|direct|auto` chooses the I/O path (default auto).
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use vault_core::{Options, SyncPolicy, Wal};
+use vault_core::{IoMode, Options, SyncPolicy, Wal};
 
 const REC: usize = 256;
 
@@ -65,7 +67,13 @@ fn main() {
     } else {
         SyncPolicy::Manual
     };
-    let (wal, _) = Wal::open(dir.path(), Options::default().with_sync(policy)).expect("open");
+    let io: IoMode = std::env::var("GC_IO")
+        .unwrap_or_else(|_| "auto".into())
+        .parse()
+        .expect("GC_IO: mmap, direct or auto");
+    let (wal, report) =
+        Wal::open(dir.path(), Options::default().with_sync(policy).with_io(io)).expect("open");
+    eprintln!("io path: {}", report.io_path);
     // Let the worker prepare its spares.
     std::thread::sleep(Duration::from_millis(500));
     let s0 = wal.stats();

@@ -643,6 +643,15 @@ mod tests {
                 records: 1000,
                 elapsed: Duration::from_millis(100),
                 allocs: 0,
+                sync_latency: crate::harness::new_histogram(),
+                syncs: 0,
+                device: None,
+                segments: None,
+                rounds: vec![crate::harness::Round {
+                    records_per_sec: rate,
+                    mib_per_sec: rate * 256.0 / f64::from(1 << 20),
+                    sync_p50_ns: None,
+                }],
             }),
         }
     }

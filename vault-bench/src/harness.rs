@@ -127,8 +127,12 @@ pub trait Subject: Send + Sync {
     /// # Errors
     /// Whatever the system reports.
     fn appender(&self, thread: usize) -> Result<Box<dyn Appender + '_>>;
-    /// Counters the report shows next to the figures, e.g. vault's segment waits.
+    /// Counters the report shows next to the figures.
     fn notes(&self) -> Option<String> {
+        None
+    }
+    /// vault's segment counters since the instance was opened (`None` for other systems).
+    fn segments(&self) -> Option<SegmentCounts> {
         None
     }
     /// Closes the instance (outside any timing).
@@ -168,6 +172,112 @@ pub struct Measurement {
     pub elapsed: Duration,
     /// Allocations during the throughput pass.
     pub allocs: u64,
+    /// Latency of the appends that asked for durability (a subset of [`Measurement::latency`];
+    /// empty for unsynced workloads): the time of one sync as the writer sees it.
+    pub sync_latency: Histogram<u64>,
+    /// Appends that asked for durability in the throughput pass, all threads.
+    pub syncs: u64,
+    /// What the block device under the directory did during the throughput pass (`None` where
+    /// the device's counters cannot be read). Other processes writing to the same device count
+    /// too.
+    pub device: Option<DeviceCounters>,
+    /// vault's segment counters (rotations and waits), summed over rounds.
+    pub segments: Option<SegmentCounts>,
+    /// One entry per round merged into this measurement, in round order.
+    pub rounds: Vec<Round>,
+}
+
+/// The figures of one round of a cell, kept apart so that the report can show medians and the
+/// spread between rounds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Round {
+    /// Records per second of the round's throughput pass.
+    pub records_per_sec: f64,
+    /// Payload MiB per second, same pass.
+    pub mib_per_sec: f64,
+    /// Median latency of the round's durable appends, in nanoseconds (`None` if unsynced).
+    pub sync_p50_ns: Option<u64>,
+}
+
+/// vault's segment counters over a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SegmentCounts {
+    /// Segment rotations.
+    pub rotations: u64,
+    /// Appends that waited for a segment.
+    pub waits: u64,
+}
+
+/// Requests a block device completed, from `/sys/dev/block/<major>:<minor>/stat` (fields as
+/// the kernel's `Documentation/block/stat.rst` numbers them, from 1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceCounters {
+    /// Write requests completed (field 5).
+    pub writes: u64,
+    /// Sectors written (field 7).
+    pub sectors_written: u64,
+    /// Flush requests completed (field 16, after the four discard fields; kernels since 5.5,
+    /// else 0).
+    pub flushes: u64,
+}
+
+impl DeviceCounters {
+    fn since(self, before: DeviceCounters) -> DeviceCounters {
+        DeviceCounters {
+            writes: self.writes.saturating_sub(before.writes),
+            sectors_written: self.sectors_written.saturating_sub(before.sectors_written),
+            flushes: self.flushes.saturating_sub(before.flushes),
+        }
+    }
+
+    fn add(&mut self, other: DeviceCounters) {
+        self.writes += other.writes;
+        self.sectors_written += other.sectors_written;
+        self.flushes += other.flushes;
+    }
+}
+
+/// The block device holding a directory, whose request counters the harness reads around each
+/// throughput pass.
+#[derive(Debug, Clone)]
+pub struct BlockDevice {
+    /// Kernel name (`vda`, `nvme0n1p2`).
+    pub name: String,
+    stat: std::path::PathBuf,
+}
+
+impl BlockDevice {
+    /// The device of the file system holding `path`, if it has one in `/sys/dev/block` (tmpfs
+    /// and btrfs' anonymous devices do not).
+    #[must_use]
+    pub fn of(path: &Path) -> Option<BlockDevice> {
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(path).ok()?.dev();
+        let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+        let sys = std::path::PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+        let stat = sys.join("stat");
+        let name = std::fs::canonicalize(&sys)
+            .ok()?
+            .file_name()?
+            .to_string_lossy()
+            .into_owned();
+        stat.exists().then_some(BlockDevice { name, stat })
+    }
+
+    /// The counters now.
+    #[must_use]
+    pub fn read(&self) -> Option<DeviceCounters> {
+        let text = std::fs::read_to_string(&self.stat).ok()?;
+        let f: Vec<u64> = text
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        Some(DeviceCounters {
+            writes: *f.get(4)?,
+            sectors_written: *f.get(6)?,
+            flushes: f.get(15).copied().unwrap_or(0),
+        })
+    }
 }
 
 impl Measurement {
@@ -187,13 +297,71 @@ impl Measurement {
         if other.notes.is_some() {
             self.notes.clone_from(&other.notes);
         }
+        self.sync_latency
+            .add(&other.sync_latency)
+            .expect("same histogram bounds");
+        self.syncs += other.syncs;
+        self.device = match (self.device, other.device) {
+            (Some(mut a), Some(b)) => {
+                a.add(b);
+                Some(a)
+            }
+            _ => None,
+        };
+        self.segments = match (self.segments, other.segments) {
+            (Some(a), Some(b)) => Some(SegmentCounts {
+                rotations: a.rotations + b.rotations,
+                waits: a.waits + b.waits,
+            }),
+            (a, b) => a.or(b),
+        };
+        self.rounds.extend_from_slice(&other.rounds);
+    }
+
+    /// Median records/s over the rounds.
+    #[must_use]
+    pub fn median_rate(&self) -> f64 {
+        median(self.rounds.iter().map(|r| r.records_per_sec))
+    }
+
+    /// Median MiB/s over the rounds.
+    #[must_use]
+    pub fn median_mib(&self) -> f64 {
+        median(self.rounds.iter().map(|r| r.mib_per_sec))
+    }
+
+    /// Lowest and highest records/s of the rounds.
+    #[must_use]
+    pub fn rate_spread(&self) -> (f64, f64) {
+        self.rounds
+            .iter()
+            .map(|r| r.records_per_sec)
+            .fold((f64::INFINITY, 0.0), |(lo, hi), r| (lo.min(r), hi.max(r)))
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count; 0 if empty).
+#[must_use]
+pub fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
 /// The allocator the benchmark binary installs; the harness reads its counters.
 pub type CountingAlloc = StatsAlloc<SystemAlloc>;
 
-fn new_histogram() -> Histogram<u64> {
+/// A latency histogram with the harness's bounds (1 ns .. 100 s, 3 significant digits).
+#[must_use]
+pub fn new_histogram() -> Histogram<u64> {
     // 1 ns .. 100 s at 3 significant digits; fixed bounds, so recording never allocates.
     Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
 }
@@ -221,6 +389,8 @@ pub fn run(
     alloc: &'static CountingAlloc,
 ) -> Result<Measurement> {
     let subject = system.open(dir, workload)?;
+    let device = BlockDevice::of(dir);
+    let segments_at_start = subject.segments();
     let threads = workload.threads;
     let gate = Barrier::new(threads + 1);
     let mut outcome: Result<Measurement> = Err("no run".into());
@@ -234,22 +404,28 @@ pub fn run(
             .collect();
         // 1: warm-up done. 2: start of the throughput pass. 3: its end.
         gate.wait();
+        let device_before = device.as_ref().and_then(BlockDevice::read);
         let before = alloc.stats();
         let start = Instant::now();
         gate.wait();
         gate.wait();
         let elapsed = start.elapsed();
         let after = alloc.stats();
+        let device_after = device.as_ref().and_then(BlockDevice::read);
         if workload.passes() == 2 {
             // 4: start of the timed-per-record pass. 5: its end.
             gate.wait();
             gate.wait();
         }
         let mut latency = new_histogram();
+        let mut sync_latency = new_histogram();
         let mut first_error = None;
         for h in handles {
             match h.join() {
-                Ok(Ok(hist)) => latency.add(hist).expect("same histogram bounds"),
+                Ok(Ok((hist, synced))) => {
+                    latency.add(hist).expect("same histogram bounds");
+                    sync_latency.add(synced).expect("same histogram bounds");
+                }
                 Ok(Err(e)) => {
                     first_error.get_or_insert(e);
                 }
@@ -266,15 +442,40 @@ pub fn run(
         let secs = elapsed.as_secs_f64().max(1e-9);
         let allocs = (after.allocations + after.reallocations)
             .saturating_sub(before.allocations + before.reallocations);
+        // The throughput pass is the first after the warm-up.
+        let first = workload.warmup_per_thread;
+        let syncs = (first..first + workload.records_per_thread)
+            .filter(|&i| workload.sync.durable_at(i))
+            .count() as u64
+            * threads as u64;
+        let records_per_sec = records / secs;
+        let mib_per_sec = records * workload.record_len as f64 / secs / f64::from(1 << 20);
+        let segments = match (segments_at_start, subject.segments()) {
+            (Some(a), Some(b)) => Some(SegmentCounts {
+                rotations: b.rotations - a.rotations,
+                waits: b.waits - a.waits,
+            }),
+            _ => None,
+        };
+        let sync_p50_ns = (!sync_latency.is_empty()).then(|| sync_latency.value_at_quantile(0.5));
         outcome = Ok(Measurement {
-            records_per_sec: records / secs,
-            mib_per_sec: records * workload.record_len as f64 / secs / f64::from(1 << 20),
+            records_per_sec,
+            mib_per_sec,
             latency,
             allocs_per_record: allocs as f64 / records,
             notes: subject.notes(),
             records: workload.records_per_thread * threads as u64,
             elapsed,
             allocs: allocs as u64,
+            sync_latency,
+            syncs,
+            device: device_before.zip(device_after).map(|(b, a)| a.since(b)),
+            segments,
+            rounds: vec![Round {
+                records_per_sec,
+                mib_per_sec,
+                sync_p50_ns,
+            }],
         });
     });
     let closed = subject.close();
@@ -290,12 +491,13 @@ fn writer(
     w: &Workload,
     thread: usize,
     gate: &Barrier,
-) -> Result<Histogram<u64>> {
+) -> Result<(Histogram<u64>, Histogram<u64>)> {
     let waits = 2 + if w.passes() == 2 { 2 } else { 0 };
     let mut waited = 0;
     let result = (|| {
         let payload = record_payload(w.record_len, thread);
         let mut hist = new_histogram();
+        let mut synced = new_histogram();
         let mut app = subject.appender(thread)?;
         let mut i = 0u64;
         for _ in 0..w.warmup_per_thread {
@@ -317,12 +519,17 @@ fn writer(
             waited += 1;
         }
         for _ in 0..w.records_per_thread {
+            let durable = w.sync.durable_at(i);
             let t = Instant::now();
-            app.append(&payload, w.sync.durable_at(i))?;
-            hist.saturating_record(duration_ns(t.elapsed()));
+            app.append(&payload, durable)?;
+            let ns = duration_ns(t.elapsed());
+            hist.saturating_record(ns);
+            if durable {
+                synced.saturating_record(ns);
+            }
             i += 1;
         }
-        Ok(hist)
+        Ok((hist, synced))
     })();
     gate.wait();
     waited += 1;

@@ -4,11 +4,14 @@
 //! - `benches/append.rs` (criterion): single-thread append throughput of `vault-core`'s
 //!   [`vault_core::Wal`] for 64 B..64 KiB records, unsynced, synced one by one, and through
 //!   `must_write`. Criterion's statistics suit one number per benchmark and nothing more.
-//! - `benches/compare.rs` (`harness = false`, driven by `cargo xtask bench`): vault side by side
-//!   with peer WALs (feature `peers`: raft-engine, okaywal, wal-db, raft-log) and with the
-//!   machine's own limits, on the same workloads in one run, reporting records/s, MiB/s, latency
-//!   percentiles (hdrhistogram) and heap allocations per record, and the targets as
-//!   ratios. It writes Markdown for `docs/PERFORMANCE.md` and SVG charts of the same figures for
+//! - `benches/compare.rs` (`harness = false`, driven by `cargo xtask bench`): vault's two I/O
+//!   paths (`vault mmap`, `vault direct`) side by side with peer WALs (feature `peers`:
+//!   raft-engine, okaywal, wal-db, raft-log, nodedb-wal) and with the machine's own limits (the
+//!   memcpy ceiling, the `pwrite` + `fdatasync` and `O_DIRECT|O_DSYNC` floors, the device's
+//!   sequential `O_DIRECT` bandwidth), on the same workloads in one run of interleaved rounds,
+//!   reporting records/s (median and spread of the rounds), MiB/s, latency percentiles
+//!   (hdrhistogram), heap allocations per record, the block device's writes and flushes per
+//!   sync, and the memory a spilling log holds, and the targets as ratios. It writes Markdown for `docs/PERFORMANCE.md` and SVG charts of the same figures for
 //!   `docs/charts/` ([`charts`]). Criterion is not used there: it
 //!   measures a mean per iteration of one thread, while this needs per-record percentiles,
 //!   several writer threads and allocation counts.

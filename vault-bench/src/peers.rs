@@ -6,12 +6,22 @@
 //! | okaywal 0.3 | – (its `commit` always fsyncs) | an entry of one chunk, `commit` | an entry of `N` chunks | a clone of the log per thread |
 //! | wal-db 1.1 | `append` | `append_and_sync` | `append`, `sync` on the `N`th | shared `Wal` |
 //! | raft-log 0.4 | `append` + `flush(false)` | `append`, `flush(true, cb)`, wait | the same on the `N`th | `Mutex<RaftLog>`, wait outside it |
+//! | nodedb-wal 0.4 | `append` | `GroupCommitter::submit` | `append`, `sync` on the `N`th | `Mutex<WalWriter>` (its group commit's own shape) |
 //!
 //! raft-engine runs with `default-features = false` and compression off; its entries are
 //! protobuf-2 `BytesValue`s with the record index in the first 8 bytes. raft-log runs with its
 //! flush batch wait set to zero (its default 1 ms window would put 1 ms into every sync).
 //! okaywal's log manager discards entries at recovery, except in the replay run, which keeps
 //! them all and reads them back through its recovery callback.
+//!
+//! nodedb-wal runs its `WalWriter` with its default configuration: `O_DIRECT` with 4 KiB
+//! alignment, a 2 MiB write buffer, its double-write buffer (torn-write protection, also
+//! `O_DIRECT`) on. A `sync` writes the buffered records padded to whole blocks (each sync starts
+//! a fresh block), then `fsync`s the double-write file and the log (`sync_all`): what it
+//! acknowledges is durable, as for every other system here. `GroupCommitter::submit` is its
+//! group commit: the first waiter appends every queued record and syncs once for all. 0.4.0 is
+//! the newest release that builds on the workspace's toolchain (1.95); 0.6 needs 1.96. Its
+//! `io-uring` feature (an io_uring writer) is left off: with it off, writes are `pwrite`.
 
 use std::io;
 use std::path::Path;
@@ -458,6 +468,112 @@ impl Appender for RaftLogAppender<'_> {
         };
         if let Some(rx) = wait {
             rx.recv()??;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// nodedb-wal
+
+/// NodeDB-Lab/nodedb's `nodedb-wal` 0.4 (`WalWriter`, one file).
+#[derive(Debug, Default)]
+pub struct NodeDbWal;
+
+const NODEDB_FILE: &str = "nodedb.wal";
+
+struct NodeDbSubject {
+    writer: Mutex<nodedb_wal::WalWriter>,
+    committer: nodedb_wal::GroupCommitter,
+    each: bool,
+}
+
+struct NodeDbAppender<'a> {
+    subject: &'a NodeDbSubject,
+    tenant: u64,
+}
+
+impl System for NodeDbWal {
+    fn name(&self) -> &'static str {
+        "nodedb-wal 0.4"
+    }
+
+    fn supports(&self, _sync: SyncMode) -> bool {
+        true
+    }
+
+    fn open(&self, dir: &Path, workload: &Workload) -> Result<Box<dyn Subject>> {
+        let writer = nodedb_wal::WalWriter::open(
+            &dir.join(NODEDB_FILE),
+            nodedb_wal::writer::WalWriterConfig::default(),
+        )?;
+        Ok(Box::new(NodeDbSubject {
+            writer: Mutex::new(writer),
+            committer: nodedb_wal::GroupCommitter::new(),
+            each: workload.sync == SyncMode::Each,
+        }))
+    }
+
+    fn replay(
+        &self,
+        dir: &Path,
+        _workload: &Workload,
+        done: &mut dyn FnMut(),
+    ) -> Option<Result<u64>> {
+        Some((|| {
+            let reader = nodedb_wal::reader::WalReader::open(&dir.join(NODEDB_FILE))?;
+            let mut bytes = 0u64;
+            for r in reader.records() {
+                bytes += r?.payload.len() as u64;
+            }
+            done();
+            Ok(bytes)
+        })())
+    }
+}
+
+impl Subject for NodeDbSubject {
+    fn appender(&self, thread: usize) -> Result<Box<dyn Appender + '_>> {
+        Ok(Box::new(NodeDbAppender {
+            subject: self,
+            tenant: thread as u64 + 1,
+        }))
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        let mut writer = self
+            .writer
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(writer.sync()?)
+    }
+}
+
+impl Appender for NodeDbAppender<'_> {
+    fn append(&mut self, record: &[u8], durable: bool) -> Result<()> {
+        let put = nodedb_wal::RecordType::Put as u32;
+        let s = self.subject;
+        if durable && s.each {
+            // Its group commit takes the payload by value: one `Vec` per record.
+            let done = s.committer.submit(
+                &s.writer,
+                nodedb_wal::group_commit::PendingWrite {
+                    record_type: put,
+                    tenant_id: self.tenant,
+                    vshard_id: 0,
+                    database_id: 0,
+                    payload: record.to_vec(),
+                },
+            )?;
+            if !done.durable {
+                return Err("nodedb-wal: group commit returned a record not durable".into());
+            }
+            return Ok(());
+        }
+        let mut writer = s.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        writer.append(put, self.tenant, 0, 0, record)?;
+        if durable {
+            writer.sync()?;
         }
         Ok(())
     }

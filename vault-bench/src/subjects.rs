@@ -1,6 +1,7 @@
 //! vault and the machine's own limits, as [`System`]s.
 //!
-//! - [`Vault`]: `vault_core::Wal` as a user runs it. `never` = `SyncPolicy::Manual`;
+//! - [`Vault`]: `vault_core::Wal` as a user runs it, on one I/O path (`vault mmap`,
+//!   `vault direct`: `Options::with_io`). `never` = `SyncPolicy::Manual`;
 //!   `each` = `SyncPolicy::Always` (concurrent appenders share flushes: group commit);
 //!   `every N` = `Manual` and [`Wal::sync`] after every `N`th record of a thread.
 //! - [`MemcpyCeiling`]: `memcpy` of each record into a pre-faulted `MAP_SHARED` mapping of
@@ -9,24 +10,34 @@
 //! - [`PwriteFloor`]: `pwrite` of each record into a preallocated, pre-zeroed (written and
 //!   synced) file, and `fdatasync` when durability is asked: the least a durable append costs.
 //!   Threads write disjoint ranges of the one file and sync it independently.
+//! - [`DirectFloor`]: each sync is one `O_DIRECT|O_DSYNC` write of the blocks that hold the
+//!   records since the last sync (one 4 KiB block for a small record, the record's aligned
+//!   length for a large one) into pre-zeroed space: the device floor for a durable append.
+//!   Threads are independent writers, each in its own region of the one file.
+//! - [`measure_direct_bandwidth`]: the device's sequential `O_DIRECT` write bandwidth.
+//! - [`measure_spill`]: what a log that spills gigabytes leaves in memory (page cache, `Dirty`,
+//!   the process's resident set).
 //! - [`HandWritten`]: `File::write_all` on an `O_APPEND` file and `sync_data`, behind a mutex:
 //!   what a user writes by hand.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use memmap2::{Advice, MmapOptions, MmapRaw};
-use vault_core::{Options, Pool, PoolConfig, SyncPolicy, Wal};
+use memmap2::{Advice, MmapMut, MmapOptions, MmapRaw};
+use vault_core::{IoMode, Options, Pool, PoolConfig, SyncPolicy, Wal};
 
-use crate::harness::{Appender, Result, Subject, SyncMode, System, Workload};
+use crate::harness::{Appender, Result, SegmentCounts, Subject, SyncMode, System, Workload};
 
 /// vault's [`Wal`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct Vault {
+    /// The I/O path (`IoMode::Auto` picks by file system; the comparison names one).
+    pub io: IoMode,
     /// Build each record in a pooled buffer and hand it to [`Wal::must_write`] instead of
     /// calling [`Wal::append`] with a slice.
     pub must_write: bool,
@@ -51,12 +62,30 @@ struct VaultAppender<'a> {
 }
 
 impl Vault {
-    fn options(workload: &Workload) -> Options {
+    /// `Wal::append` on the mmap path.
+    #[must_use]
+    pub fn mmap() -> Self {
+        Vault {
+            io: IoMode::Mmap,
+            ..Vault::default()
+        }
+    }
+
+    /// `Wal::append` on the direct-I/O path.
+    #[must_use]
+    pub fn direct() -> Self {
+        Vault {
+            io: IoMode::Direct,
+            ..Vault::default()
+        }
+    }
+
+    fn options(&self, workload: &Workload) -> Options {
         let policy = match workload.sync {
             SyncMode::Each => SyncPolicy::Always,
             SyncMode::Never | SyncMode::Every(_) => SyncPolicy::Manual,
         };
-        let mut options = Options::default().with_sync(policy);
+        let mut options = Options::default().with_sync(policy).with_io(self.io);
         if let Some(size) = workload.segment_size {
             options = options.with_segment_size(size);
         }
@@ -87,10 +116,16 @@ fn settle(wal: &Wal, spares: u64) -> Result<()> {
 
 impl System for Vault {
     fn name(&self) -> &'static str {
-        match (self.must_write, self.big_segments) {
-            (true, _) => "vault must_write",
-            (false, true) => "vault, 512 MiB segments",
-            (false, false) => "vault",
+        match (self.io, self.must_write, self.big_segments) {
+            (IoMode::Mmap, true, _) => "vault mmap must_write",
+            (IoMode::Mmap, false, true) => "vault mmap, 512 MiB segments",
+            (IoMode::Mmap, false, false) => "vault mmap",
+            (IoMode::Direct, true, _) => "vault direct must_write",
+            (IoMode::Direct, false, true) => "vault direct, 512 MiB segments",
+            (IoMode::Direct, false, false) => "vault direct",
+            (_, true, _) => "vault must_write",
+            (_, false, true) => "vault, 512 MiB segments",
+            (_, false, false) => "vault",
         }
     }
 
@@ -99,7 +134,7 @@ impl System for Vault {
     }
 
     fn open(&self, dir: &Path, workload: &Workload) -> Result<Box<dyn Subject>> {
-        let mut options = Self::options(workload);
+        let mut options = self.options(workload);
         if self.big_segments && workload.segment_size.is_none() {
             options = options.with_segment_size(512 << 20);
         }
@@ -124,7 +159,7 @@ impl System for Vault {
         done: &mut dyn FnMut(),
     ) -> Option<Result<u64>> {
         Some((|| {
-            let (wal, _) = Wal::open(dir, Self::options(workload))?;
+            let (wal, _) = Wal::open(dir, self.options(workload))?;
             let bytes = wal.iter_from(1).map(|r| r.len() as u64).sum();
             done();
             wal.close()?;
@@ -138,13 +173,12 @@ impl Subject for VaultSubject {
         Ok(Box::new(VaultAppender { subject: self }))
     }
 
-    fn notes(&self) -> Option<String> {
+    fn segments(&self) -> Option<SegmentCounts> {
         let s = self.wal.stats();
-        Some(format!(
-            "{} rotations, {} waited",
-            s.rotations - self.rotations_at_start,
-            s.segment_waits - self.waits_at_start
-        ))
+        Some(SegmentCounts {
+            rotations: s.rotations - self.rotations_at_start,
+            waits: s.segment_waits - self.waits_at_start,
+        })
     }
 
     fn close(self: Box<Self>) -> Result<()> {
@@ -444,4 +478,284 @@ fn percentiles(v: &mut [Duration]) -> (Duration, Duration) {
     v.sort_unstable();
     let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
     (at(0.5), at(0.99))
+}
+
+/// The block size of direct I/O: writes start and end on it. 4096 suits every device of the
+/// machines this runs on (512 B and 4 KiB logical blocks).
+const BLOCK: usize = 4096;
+
+fn direct_flags(dsync: bool) -> i32 {
+    let mut flags = rustix::fs::OFlags::DIRECT;
+    if dsync {
+        flags |= rustix::fs::OFlags::DSYNC;
+    }
+    // The flag bits fit an `i32` (`open(2)` takes an `int`).
+    flags.bits() as i32
+}
+
+/// Creates `path` holding `len` zero bytes, written with `O_DIRECT` and made durable, so that
+/// later overwrites change no file-system metadata and nothing of it sits in the page cache.
+fn pre_zeroed_file(path: &Path, len: u64) -> Result<()> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(direct_flags(false))
+        .open(path)?;
+    let chunk = MmapMut::map_anon(1 << 20)?;
+    let mut off = 0;
+    while off < len {
+        let n = (len - off).min(chunk.len() as u64) as usize;
+        file.write_all_at(&chunk[..n.next_multiple_of(BLOCK)], off)?;
+        off += n as u64;
+    }
+    file.sync_all()?;
+    Ok(())
+}
+
+/// The floor for durable appends on the direct path: one `O_DIRECT|O_DSYNC` write per sync.
+#[derive(Debug, Default)]
+pub struct DirectFloor;
+
+struct DirectSubject {
+    file: File,
+    per_thread: u64,
+    /// Records per sync (1 for `each`, `N` for `every N`).
+    per_sync: usize,
+    record_len: usize,
+}
+
+struct DirectAppender<'a> {
+    file: &'a File,
+    /// Start of this thread's region in the file.
+    region: u64,
+    /// Bytes not yet durable, from `stage_off` (block-aligned, relative to `region`): the
+    /// partly written tail block and the records since.
+    stage: MmapMut,
+    stage_off: u64,
+    fill: usize,
+}
+
+impl System for DirectFloor {
+    fn name(&self) -> &'static str {
+        "O_DIRECT + O_DSYNC write (floor)"
+    }
+
+    fn supports(&self, sync: SyncMode) -> bool {
+        sync != SyncMode::Never
+    }
+
+    fn open(&self, dir: &Path, workload: &Workload) -> Result<Box<dyn Subject>> {
+        let per_sync = match workload.sync {
+            SyncMode::Every(n) => n as usize,
+            SyncMode::Each | SyncMode::Never => 1,
+        };
+        let per_thread = (workload.bytes_per_thread() + BLOCK as u64).next_multiple_of(1 << 20);
+        let path = dir.join("direct-floor.bin");
+        pre_zeroed_file(&path, per_thread * workload.threads as u64)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(direct_flags(true))
+            .open(&path)?;
+        Ok(Box::new(DirectSubject {
+            file,
+            per_thread,
+            per_sync,
+            record_len: workload.record_len,
+        }))
+    }
+}
+
+impl Subject for DirectSubject {
+    fn appender(&self, thread: usize) -> Result<Box<dyn Appender + '_>> {
+        let len = (self.record_len * self.per_sync).next_multiple_of(BLOCK) + 2 * BLOCK;
+        Ok(Box::new(DirectAppender {
+            file: &self.file,
+            region: self.per_thread * thread as u64,
+            stage: MmapMut::map_anon(len)?,
+            stage_off: 0,
+            fill: 0,
+        }))
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl DirectAppender<'_> {
+    /// Writes the staged blocks with one `O_DSYNC` write and keeps the partly filled tail
+    /// block staged, to be written again with the next records.
+    fn write_out(&mut self) -> Result<()> {
+        let end = self.fill.next_multiple_of(BLOCK);
+        // The staged bytes past `fill` are zeros (a fresh anonymous map, and cleared below),
+        // as the file holds there.
+        self.file
+            .write_all_at(&self.stage[..end], self.region + self.stage_off)?;
+        let keep = self.fill - self.fill % BLOCK;
+        self.stage.copy_within(keep..self.fill, 0);
+        let left = self.fill - keep;
+        self.stage[left..end].fill(0);
+        self.stage_off += keep as u64;
+        self.fill = left;
+        Ok(())
+    }
+}
+
+impl Appender for DirectAppender<'_> {
+    fn append(&mut self, record: &[u8], durable: bool) -> Result<()> {
+        if self.fill + record.len() > self.stage.len() {
+            self.write_out()?;
+            if self.fill + record.len() > self.stage.len() {
+                return Err("record larger than the floor's staging buffer".into());
+            }
+        }
+        self.stage[self.fill..self.fill + record.len()].copy_from_slice(record);
+        self.fill += record.len();
+        if durable {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+}
+
+/// The device's sequential `O_DIRECT` write bandwidth in MiB/s: `bytes` written in 1 MiB
+/// `O_DIRECT` writes to a new file in `dir`, then `fdatasync`, timed together. The median of
+/// `runs` runs.
+///
+/// # Errors
+/// I/O errors (among them `EINVAL` where the file system refuses `O_DIRECT`).
+pub fn measure_direct_bandwidth(dir: &Path, bytes: u64, runs: u32) -> Result<f64> {
+    let chunk = MmapMut::map_anon(1 << 20)?;
+    let mut rates = Vec::new();
+    for run in 0..runs {
+        let path = dir.join(format!("direct-bandwidth-{run}.bin"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(direct_flags(false))
+            .open(&path)?;
+        let start = Instant::now();
+        let mut off = 0;
+        while off < bytes {
+            file.write_all_at(&chunk, off)?;
+            off += chunk.len() as u64;
+        }
+        file.sync_data()?;
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        drop(file);
+        std::fs::remove_file(&path)?;
+        rates.push(off as f64 / secs / f64::from(1 << 20));
+    }
+    Ok(crate::harness::median(rates.into_iter()))
+}
+
+/// What [`measure_spill`] saw.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spill {
+    /// Payload bytes appended.
+    pub bytes: u64,
+    /// Seconds the appends took (open and close not included).
+    pub secs: f64,
+    /// Bytes of the log's files resident in the page cache at the end, before close.
+    pub resident: Option<u64>,
+    /// Growth of `Dirty` in `/proc/meminfo` (system-wide): at the end, and the highest seen.
+    pub dirty_end: i64,
+    /// See [`Spill::dirty_end`].
+    pub dirty_max: i64,
+    /// Growth of the process's resident set (`VmRSS`): at the end, and the highest seen.
+    pub rss_end: i64,
+    /// See [`Spill::rss_end`].
+    pub rss_max: i64,
+}
+
+/// A `kB` field of a `/proc` file, in bytes.
+fn proc_kb(file: &str, field: &str) -> i64 {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|r| r.trim().trim_end_matches(" kB").trim().parse::<i64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn dirty_bytes() -> i64 {
+    proc_kb("/proc/meminfo", "Dirty:")
+}
+
+fn rss_bytes() -> i64 {
+    proc_kb("/proc/self/status", "VmRSS:")
+}
+
+/// Bytes of the files in `dir` resident in the page cache, from `fincore` (util-linux);
+/// `None` if it cannot be run.
+fn resident_bytes(dir: &Path) -> Option<u64> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Some(0);
+    }
+    let out = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--raw", "--output", "RES"])
+        .args(&files)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse::<u64>().ok())
+        .sum()
+}
+
+/// Appends `bytes` of `record_len`-byte records to a new log in `dir` on the I/O path `io`,
+/// with `SyncPolicy::Interval(1 s)`, as fast as one thread can, and reports what stays in
+/// memory: the log's resident page-cache pages at the end (before close), and the growth of
+/// `Dirty` and of the process's resident set, sampled every 50 ms.
+///
+/// # Errors
+/// Errors of the WAL.
+pub fn measure_spill(dir: &Path, io: IoMode, bytes: u64, record_len: usize) -> Result<Spill> {
+    let options = Options::default()
+        .with_sync(SyncPolicy::Interval(Duration::from_secs(1)))
+        .with_io(io);
+    let spares = vault_rotate::default_spares(options.segment_size) as u64;
+    let (wal, _) = Wal::open(dir, options)?;
+    settle(&wal, spares)?;
+    let record: Vec<u8> = (0..record_len).map(|i| (i % 251) as u8 + 1).collect();
+    let (dirty0, rss0) = (dirty_bytes(), rss_bytes());
+    let stop = AtomicBool::new(false);
+    let records = bytes / record_len as u64;
+    let mut spill = Spill {
+        bytes: records * record_len as u64,
+        ..Spill::default()
+    };
+    std::thread::scope(|scope| -> Result<()> {
+        let sampler = scope.spawn(|| {
+            let (mut dirty, mut rss) = (0i64, 0i64);
+            while !stop.load(Ordering::Relaxed) {
+                dirty = dirty.max(dirty_bytes() - dirty0);
+                rss = rss.max(rss_bytes() - rss0);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (dirty, rss)
+        });
+        let start = Instant::now();
+        let appended = (0..records).try_for_each(|_| wal.append(&record).map(drop));
+        spill.secs = start.elapsed().as_secs_f64();
+        spill.dirty_end = dirty_bytes() - dirty0;
+        spill.rss_end = rss_bytes() - rss0;
+        spill.resident = resident_bytes(dir);
+        stop.store(true, Ordering::Relaxed);
+        let (dirty, rss) = sampler.join().map_err(|_| "the sampler panicked")?;
+        spill.dirty_max = dirty.max(spill.dirty_end);
+        spill.rss_max = rss.max(spill.rss_end);
+        Ok(appended?)
+    })?;
+    wal.close()?;
+    Ok(spill)
 }

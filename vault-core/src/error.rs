@@ -69,6 +69,38 @@ pub enum Error {
         /// The durable LSN before the failure.
         durable: u64,
     },
+    /// On the direct path, a sync found no space left (a full disk, or the user's quota) to
+    /// write records `durable + 1..=last`. They are appended, kept in process memory and not
+    /// durable; nothing is lost and the WAL is not poisoned: the next sync writes them (an
+    /// append first retries it, and fails with this error, appending nothing, while there is
+    /// still no space). Closing the WAL or ending the process before a sync succeeds loses
+    /// them. See `docs/ARCHITECTURE.md`, "A full disk".
+    #[error(
+        "no space left on the file system to make records after LSN {durable} durable (write \
+         {}: {source}){}; records {}..={last} are appended and kept in memory, not durable: \
+         free space on that file system, and the next sync (Wal::sync, or any append) writes \
+         them; closing the WAL before that loses them",
+        path.display(),
+        match appended {
+            Some(lsn) => format!("; this call appended LSN {lsn}"),
+            None => String::new(),
+        },
+        durable + 1
+    )]
+    NoSpace {
+        /// Every record up to here is durable.
+        durable: u64,
+        /// The last appended record, in memory and not durable.
+        last: u64,
+        /// The (first) LSN the call that failed appended, if it appended before its sync
+        /// failed (an append under `SyncPolicy::Always`); `None` when it appended nothing.
+        appended: Option<u64>,
+        /// The segment file that could not be written.
+        path: PathBuf,
+        /// The operating system's error (`ENOSPC`, `EDQUOT`).
+        #[source]
+        source: io::Error,
+    },
     /// An I/O operation failed.
     #[error("{op} {}: {source}", path.display())]
     Io {
@@ -94,6 +126,71 @@ pub enum Error {
         file_system: String,
         /// Why direct I/O cannot be used there.
         reason: String,
+    },
+    /// Taking another segment would put the log past [`crate::Options::disk_budget`]: at once
+    /// under [`crate::BudgetPolicy::Fail`], after the wait under `Wait`. Nothing of the
+    /// failed append was written (of an `append_batch`, a prefix may have been).
+    #[error(
+        "the log is at its disk budget: its segments hold {log_bytes} bytes, and {needed} more \
+         for the next segment would pass the bound of {budget} bytes ({reserve} of which are \
+         kept for vault itself); free room with truncate_front once the records are consumed, \
+         or raise the budget"
+    )]
+    BudgetExhausted {
+        /// Bytes of the log's segment files now.
+        log_bytes: u64,
+        /// Bytes the next segment needs.
+        needed: u64,
+        /// Bytes of the budget kept for vault itself (spares, the copy of a cut).
+        reserve: u64,
+        /// The bound.
+        budget: u64,
+    },
+    /// [`crate::Options::disk_budget`] is below what vault itself needs
+    /// ([`crate::Options::min_disk_budget`]).
+    #[error(
+        "disk budget of {budget} bytes is too small: this log needs at least {needed} (two \
+         segments, the spares and room for the copy truncate_back makes); raise it, or use \
+         smaller segments or fewer spares"
+    )]
+    BudgetTooSmall {
+        /// The budget asked for.
+        budget: u64,
+        /// The least these options need.
+        needed: u64,
+    },
+    /// [`crate::IoMode::Mmap`] was asked for (or [`crate::IoMode::Auto`] found no other path)
+    /// on a copy-on-write file system, where writing through a mapping can end in `SIGBUS`.
+    #[error(
+        "vault does not write through a memory mapping on {file_system} ({}): it is a \
+         copy-on-write file system, where a store into a mapped page that was already written \
+         needs new space, and on a full disk the kernel answers that with SIGBUS, killing the \
+         process, instead of an error{also}; open it with IoMode::Direct or IoMode::Auto \
+         (`--io direct` or `--io auto`), which write with O_DIRECT and report a full disk as \
+         an error",
+        dir.display()
+    )]
+    MmapUnsupported {
+        /// The WAL directory.
+        dir: PathBuf,
+        /// The file system's name (`btrfs`, ...).
+        file_system: String,
+        /// More about why (empty, or why direct I/O is not available either).
+        also: String,
+    },
+    /// A name in the log directory claims to be a segment (or a `-pre` file) but is not a
+    /// regular file: vault neither follows nor removes it.
+    #[error(
+        "{} is {what}, not a regular file, but its name claims a vault segment; the log was \
+         not modified: move it out of the directory (vault never follows links or opens \
+         special files in a log)",
+        path.display()
+    )]
+    NotRegularFile {
+        /// The entry.
+        path: PathBuf,
+        /// What it is ("a symbolic link", "a directory", "a FIFO", ...).
+        what: &'static str,
     },
     /// Invalid [`crate::Options`].
     #[error("invalid options: {0}")]
@@ -175,6 +272,38 @@ impl From<RotateError> for Error {
 }
 
 impl Error {
+    /// Whether this error says a file system (or a quota) is full: a segment that could not be
+    /// allocated ([`Error::Io`] with `ENOSPC` or `EDQUOT`, nothing appended), or records that
+    /// could not be written ([`Error::NoSpace`]).
+    #[must_use]
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Self::NoSpace { .. } => true,
+            Self::Io { source, .. } => vault_segment::is_no_space(source),
+            _ => false,
+        }
+    }
+
+    /// Records in a [`Error::NoSpace`] that the failing call appended `lsn`.
+    pub(crate) fn appended_at(self, lsn: u64) -> Self {
+        match self {
+            Self::NoSpace {
+                durable,
+                last,
+                path,
+                source,
+                ..
+            } => Self::NoSpace {
+                durable,
+                last: last.max(lsn),
+                appended: Some(lsn),
+                path,
+                source,
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Self::Io {
             op,

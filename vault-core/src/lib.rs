@@ -45,7 +45,9 @@
 //!
 //! [`Wal::on_durable`] calls a callback once a record is durable, from a background committer
 //! that runs one group-commit flush for every pending callback; [`Wal::wait_durable`] blocks
-//! (with a timeout) until then. Neither needs a thread per append.
+//! (with a timeout) until then; [`Wal::durable`] is a [`Durable`] future for async code, woken
+//! by the same committer and usable with any executor (this crate depends on no async runtime).
+//! None needs a thread per append.
 //!
 //! ```
 //! use std::sync::mpsc;
@@ -63,8 +65,23 @@
 //! wal.on_durable(lsn, move |durable| tx.send(durable.is_ok()).unwrap());
 //! assert!(rx.recv()?); // called by the committer after its msync returned
 //! assert!(wal.wait_durable(lsn, Some(Duration::from_secs(1)))?);
+//!
+//! // In async code: append (it returns at once under `Manual`), then await durability.
+//! let next = wal.append(b"acknowledge me")?;
+//! let durable = futures::executor::block_on(wal.durable(next))?; // `.await` in a task
+//! assert!(durable >= next);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Metrics and tracing
+//!
+//! Two cargo features, both off by default (with neither, this crate depends on neither facade
+//! and compiles none of their calls). `metrics` records through the `metrics` facade into the
+//! recorder installed before [`Wal::open`]: the names, their labels and when each is recorded
+//! are in [`metrics`]. `tracing` emits `tracing` events for open and recovery (the I/O path
+//! chosen; what was cut or removed, and where), truncations, rotations that waited for a
+//! segment (with the wait) and poisoning (with the cause); the README lists them with their
+//! fields.
 //!
 //! # Crash semantics
 //!
@@ -76,6 +93,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod metrics;
 // vault-rotate's sources, built under loom for the models: see `sync.rs`. Parts of its API that
 // the WAL does not use are dead code here.
 #[cfg(test)]
@@ -95,9 +113,11 @@ pub use error::{CorruptionKind, Error, Result};
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
-pub use options::{IoMode, Options, SyncPolicy};
+pub use options::{BudgetPolicy, IoMode, Options, SyncPolicy};
 pub use read::{inspect, Health, Inspection, Iter, SegmentSummary};
 pub use recovery::{RecoveryReport, TornTail};
 pub use vault_buffer::{Pool, PoolConfig, PoolStats, PooledBuf};
-pub use vault_segment::{FsStorage, IoPath, Record, RecordingStorage, Segment, Storage, SyncEvent};
-pub use wal::{Follower, Lsn, MustWriteError, Wal, WalStats};
+pub use vault_segment::{
+    FileMode, FsStorage, IoPath, Record, RecordingStorage, Segment, Storage, SyncEvent,
+};
+pub use wal::{Durable, Follower, Lsn, MustWriteError, Room, Wal, WalStats};

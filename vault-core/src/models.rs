@@ -25,7 +25,7 @@ use vault_segment::sim::{CrashChoice, SimStorage, UNMAPPED_POISON};
 use vault_segment::{parse_segment_name, Record};
 
 use crate::sync::{model, spawn, Arc, StdArc};
-use crate::{Lsn, Options, SyncPolicy, Wal};
+use crate::{IoMode, Lsn, Options, SyncPolicy, Wal};
 
 const DIR: &str = "/wal";
 
@@ -451,7 +451,7 @@ fn truncate_back_racing_a_group_commit_appender_never_overstates_durability() {
     }
 }
 
-/// Issue 7, tail-following: a follower waits at the end of the log while another thread
+/// Tail-following: a follower waits at the end of the log while another thread
 /// appends. The appender notifies only if it sees a waiter counted (no lock, no syscall
 /// otherwise), so a wake-up lost between the follower's last check and its wait would leave
 /// it asleep forever: loom reports that as a deadlock. (The stand-in condition variable lets
@@ -477,7 +477,7 @@ fn a_waiting_follower_is_never_missed_by_an_append() {
     });
 }
 
-/// Issue 7, close: a follower waiting at the end is woken by `close` on another thread and
+/// Close: a follower waiting at the end is woken by `close` on another thread and
 /// then gets `Closed`, after the record published before it; `close` never waits for it.
 #[test]
 fn close_wakes_a_waiting_follower_after_its_last_record() {
@@ -502,7 +502,7 @@ fn close_wakes_a_waiting_follower_after_its_last_record() {
     });
 }
 
-/// Issue 7, the committer hand-off: two threads append and register `on_durable` callbacks
+/// The committer hand-off: two threads append and register `on_durable` callbacks
 /// while the committer may be flushing. Each callback is called exactly once, with `Ok`, and
 /// only when its record is in the durable image (a power cut then would keep it); no
 /// registration is left unserved (a lost hand-off would leave its callback uncalled, which the
@@ -549,7 +549,7 @@ fn register_checked(wal: &Wal, tag: u8, sim: &SimStorage, called: &Arc<crate::sy
     });
 }
 
-/// Issue 7, `wait_durable` with a time limit: the flush runs on the committer and the waiter
+/// `wait_durable` with a time limit: the flush runs on the committer and the waiter
 /// is woken when it is done; it returns `true` only with its record in the durable image.
 #[test]
 fn wait_durable_with_a_timeout_returns_once_the_committer_made_it_durable() {
@@ -573,7 +573,45 @@ fn wait_durable_with_a_timeout_returns_once_the_committer_made_it_durable() {
     });
 }
 
-/// Review (issue 7): a follower that returned records a `truncate_back` then discards must get
+/// Awaitable durability: a `Durable` future arms its waker slot while another
+/// thread's `sync` may be making its record durable (so the committer's own flush finds
+/// nothing to do). The future must resolve (a lost wake-up leaves `block_on` parked forever,
+/// which loom reports as a deadlock), with its record in the durable image.
+#[test]
+fn a_durable_future_is_woken_when_another_thread_flushes_its_record() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = Arc::new(open(&sim, SyncPolicy::Manual));
+        let lsn = wal.append(&record(b'a', 40)).unwrap();
+        let syncer = {
+            let wal = Arc::clone(&wal);
+            spawn(move || wal.sync().unwrap())
+        };
+        let durable = loom::future::block_on(wal.durable(lsn)).unwrap();
+        assert!(durable >= lsn);
+        assert_durable_through(&wal, &sim, lsn);
+        syncer.join().unwrap();
+        Arc::try_unwrap(wal).unwrap().close().unwrap();
+    });
+}
+
+/// `close` races a `Durable` future (polled on another thread) for an LSN never
+/// appended. Whether the future arms its slot before the committer's last pass or looks after
+/// it, it resolves with `Closed`; none is left waiting.
+#[test]
+fn close_racing_a_durable_future_resolves_it_with_closed() {
+    model(|| {
+        let sim = SimStorage::new();
+        let wal = open(&sim, SyncPolicy::Manual);
+        let lsn = wal.append(&record(b'a', 40)).unwrap();
+        let fut = wal.durable(lsn + 1);
+        let waiter = spawn(move || loom::future::block_on(fut));
+        wal.close().unwrap();
+        assert!(matches!(waiter.join().unwrap(), Err(crate::Error::Closed)));
+    });
+}
+
+/// A follower that returned records a `truncate_back` then discards must get
 /// `Error::Truncated`, never go on with a record appended after the cut as if the discarded
 /// ones were still the log. Here it has returned LSNs 1..=3 (next = 4) when, on another thread,
 /// `truncate_back(2)` discards 2 and 3 and three appends bring the log to LSN 4 again; its one
@@ -607,7 +645,7 @@ fn a_follower_racing_a_cut_and_appends_never_continues_past_a_discarded_record()
     });
 }
 
-/// Review (issue 7): a follower positioned exactly at a cut (it returned LSN 1, next = 2) races
+/// A follower positioned exactly at a cut (it returned LSN 1, next = 2) races
 /// `truncate_back(2)` and the appends after it. It may return the new LSN 2, or nothing yet;
 /// if it returns the old record 2 (read just before the cut hid it), its next call must report
 /// `Truncated`, never go on with the new LSN 3.
@@ -658,5 +696,33 @@ fn a_follower_at_the_cut_never_mixes_a_discarded_record_with_new_ones() {
             ),
             other => panic!("unexpected {other:?}"),
         }
+    });
+}
+
+/// Write-behind (direct path): an appender hands chunks to the write-behind thread while
+/// another appends too, and `close` stops that thread. No execution deadlocks (a request or
+/// the stop is never missed by the thread's wait), every record is readable and, after
+/// close, durable.
+#[test]
+fn write_behind_requests_and_close_never_hang_and_lose_nothing() {
+    model(|| {
+        let sim = SimStorage::new();
+        let opts = options(&sim, SyncPolicy::Manual)
+            .with_io(IoMode::Direct)
+            .with_write_behind(true);
+        let wal = Arc::new(Wal::open(DIR, opts).unwrap().0);
+        let other = {
+            let wal = Arc::clone(&wal);
+            spawn(move || wal.append(&record(b'b', HALF)).unwrap())
+        };
+        let mine = wal.append(&record(b'a', HALF)).unwrap();
+        let theirs = other.join().unwrap();
+        let mut lsns = [mine, theirs];
+        lsns.sort_unstable();
+        assert_eq!(lsns, [1, 2]);
+        let wal = Arc::try_unwrap(wal).unwrap();
+        wal.sync().unwrap();
+        assert_durable_through(&wal, &sim, 2);
+        wal.close().unwrap();
     });
 }

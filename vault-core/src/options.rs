@@ -2,9 +2,10 @@
 
 use crate::sync::StdArc as Arc;
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
-use vault_segment::{FileSystem, FsStorage, IoPath, Storage, MAX_PAYLOAD};
+use vault_segment::{FileMode, FileSystem, FsStorage, IoPath, Storage, MAX_PAYLOAD};
 
 use crate::error::{Error, Result};
 
@@ -29,11 +30,16 @@ pub enum IoMode {
     /// Chosen at open by a fixed rule from the directory's file system (no timing): direct
     /// I/O where the file system takes it and has a device behind it (ext4, xfs, btrfs, and
     /// other file systems that accept an `O_DIRECT` write), the mapping elsewhere (tmpfs,
-    /// or a storage without direct I/O). The choice is in [`crate::RecoveryReport::io_path`]
-    /// and [`crate::WalStats::io_path`].
+    /// or a storage without direct I/O). Never the mapping on a copy-on-write file system
+    /// (btrfs, zfs, bcachefs): there, without direct I/O, `open` fails with
+    /// [`crate::Error::MmapUnsupported`]. The choice is in
+    /// [`crate::RecoveryReport::io_path`] and [`crate::WalStats::io_path`].
     #[default]
     Auto,
-    /// Memory-mapped segments: appends store into the page cache, syncs are `msync`.
+    /// Memory-mapped segments: appends store into the page cache, syncs are `msync`. `open`
+    /// refuses it with [`crate::Error::MmapUnsupported`] on a copy-on-write file system
+    /// (btrfs, zfs, bcachefs), where a store into a mapped page can need new space and a full
+    /// disk turns it into `SIGBUS` (see `docs/ARCHITECTURE.md`, "File systems").
     Mmap,
     /// Direct I/O: appends copy into process memory, syncs write the dirty blocks with
     /// `O_DIRECT` + `RWF_DSYNC`, bypassing the page cache. `open` fails with
@@ -43,16 +49,32 @@ pub enum IoMode {
 }
 
 impl IoMode {
-    /// The I/O path this mode takes on `fs`, or why it cannot be taken.
-    pub(crate) fn resolve(self, fs: &FileSystem) -> std::result::Result<IoPath, String> {
-        match self {
-            IoMode::Mmap => Ok(IoPath::Mmap),
-            IoMode::Direct if fs.direct_io => Ok(IoPath::Direct),
-            IoMode::Direct => Err(fs
+    /// The I/O path this mode takes on `fs` for the log in `dir`, or the typed error that
+    /// says why it cannot be taken.
+    pub(crate) fn resolve(self, fs: &FileSystem, dir: &Path) -> Result<IoPath> {
+        let no_direct = || Error::DirectIoUnsupported {
+            dir: dir.to_path_buf(),
+            file_system: fs.name.clone(),
+            reason: fs
                 .direct_io_error
                 .clone()
-                .unwrap_or_else(|| "direct I/O is not available".into())),
+                .unwrap_or_else(|| "direct I/O is not available".into()),
+        };
+        let no_mmap = |also: &str| Error::MmapUnsupported {
+            dir: dir.to_path_buf(),
+            file_system: fs.name.clone(),
+            also: also.to_string(),
+        };
+        match self {
+            IoMode::Mmap if fs.copy_on_write => Err(no_mmap("")),
+            IoMode::Mmap => Ok(IoPath::Mmap),
+            IoMode::Direct if fs.direct_io => Ok(IoPath::Direct),
+            IoMode::Direct => Err(no_direct()),
             IoMode::Auto if fs.direct_io && fs.name != "sim" => Ok(IoPath::Direct),
+            IoMode::Auto if fs.copy_on_write => Err(no_mmap(&format!(
+                ", and direct I/O, the path vault takes there, is not available: {}",
+                fs.direct_io_error.as_deref().unwrap_or("unknown reason")
+            ))),
             IoMode::Auto => Ok(IoPath::Mmap),
         }
     }
@@ -70,6 +92,29 @@ impl std::str::FromStr for IoMode {
                 "unknown I/O mode {other:?}: use mmap, direct or auto"
             )),
         }
+    }
+}
+
+/// What an append does when the log is at its disk budget ([`Options::disk_budget`]): when
+/// taking a new segment would put the log's files past the bound.
+///
+/// Either way nothing already appended is dropped to make room; room comes only from
+/// [`crate::Wal::truncate_front`] (or `truncate_back`/`reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetPolicy {
+    /// Wait for room, at most this long, then fail with [`Error::BudgetExhausted`]. The
+    /// waiting append holds up the appends behind it (it waits without the append lock, so
+    /// syncs, readers and truncations go on). `Duration::MAX`: no limit.
+    Wait(Duration),
+    /// Fail at once with [`Error::BudgetExhausted`]; nothing of that append is written. An
+    /// async caller then awaits [`crate::Wal::room`] and appends again.
+    Fail,
+}
+
+impl Default for BudgetPolicy {
+    /// [`BudgetPolicy::Fail`]: an append never blocks on the budget unless asked to.
+    fn default() -> Self {
+        BudgetPolicy::Fail
     }
 }
 
@@ -92,6 +137,26 @@ pub struct Options {
     pub spare_segments: usize,
     /// The I/O path (default [`IoMode::Auto`]).
     pub io: IoMode,
+    /// On the direct path, write full blocks of unsynced records to the file as they fill
+    /// (every 256 KiB), without a sync, so that a process that dies loses at most the last
+    /// 256 KiB of unsynced records rather than all of them (default off: it writes those
+    /// blocks twice, once now and once durably at the sync). No effect on the mmap path,
+    /// whose unsynced records survive a process death in the page cache anyway.
+    pub write_behind: bool,
+    /// A bound on the bytes of the log's files (default `None`: unbounded): its segments,
+    /// the spares the worker keeps, and room for the copy `truncate_back` makes. The log
+    /// grows by whole segments, so the bound is checked where it grows, at rotation; at the
+    /// bound, appends follow [`Options::budget_policy`]. At least
+    /// [`Options::min_disk_budget`], or `open` fails with [`Error::BudgetTooSmall`]. See
+    /// `docs/ARCHITECTURE.md`, "The disk budget".
+    pub disk_budget: Option<u64>,
+    /// What appends do at the bound (default [`BudgetPolicy::Fail`]).
+    pub budget_policy: BudgetPolicy,
+    /// Who may read the log (default [`FileMode::Private`]: segments `0600`, the directory
+    /// `0700` when vault creates it). With [`FileMode::GroupReadable`] every segment the log
+    /// holds is `0640` and a directory vault creates `0750`; spares and `-pre` files, which
+    /// hold no records, stay `0600`. The mode of an existing directory is left alone.
+    pub file_mode: FileMode,
 }
 
 impl fmt::Debug for Options {
@@ -103,6 +168,10 @@ impl fmt::Debug for Options {
             .field("storage", &self.storage)
             .field("spare_segments", &self.spare_segments)
             .field("io", &self.io)
+            .field("write_behind", &self.write_behind)
+            .field("disk_budget", &self.disk_budget)
+            .field("budget_policy", &self.budget_policy)
+            .field("file_mode", &self.file_mode)
             .finish()
     }
 }
@@ -116,6 +185,10 @@ impl Default for Options {
             storage: Arc::new(FsStorage),
             spare_segments: 0,
             io: IoMode::Auto,
+            write_behind: false,
+            disk_budget: None,
+            budget_policy: BudgetPolicy::Fail,
+            file_mode: FileMode::Private,
         }
     }
 }
@@ -156,11 +229,57 @@ impl Options {
         self
     }
 
+    /// Turns write-behind on or off (see [`Options::write_behind`]).
+    #[must_use]
+    pub fn with_write_behind(mut self, on: bool) -> Self {
+        self.write_behind = on;
+        self
+    }
+
+    /// Sets who may read the log's files.
+    #[must_use]
+    pub fn with_file_mode(mut self, mode: FileMode) -> Self {
+        self.file_mode = mode;
+        self
+    }
+
     /// Sets how many prepared segments the worker keeps ready (0: automatic).
     #[must_use]
     pub fn with_spare_segments(mut self, n: usize) -> Self {
         self.spare_segments = n;
         self
+    }
+
+    /// Bounds the bytes of the log's files (see [`Options::disk_budget`]), with `policy` at the
+    /// bound.
+    #[must_use]
+    pub fn with_disk_budget(mut self, bytes: u64, policy: BudgetPolicy) -> Self {
+        self.disk_budget = Some(bytes);
+        self.budget_policy = policy;
+        self
+    }
+
+    /// The bytes of one normal segment file with these options.
+    #[must_use]
+    pub fn segment_file_len(&self) -> u64 {
+        vault_segment::round_capacity(self.segment_size)
+    }
+
+    /// Bytes the budget keeps for vault itself, whatever the log holds: the spares the worker
+    /// keeps ready, and the copy of one segment `truncate_back` writes before it renames it
+    /// over the original.
+    #[must_use]
+    pub fn budget_reserve(&self) -> u64 {
+        (self.spares() as u64 + 1).saturating_mul(self.segment_file_len())
+    }
+
+    /// The smallest disk budget `open` accepts: [`Options::budget_reserve`] plus two normal
+    /// segments, the tail and the one after it (with less, the log could never rotate: the
+    /// tail segment is never truncated away).
+    #[must_use]
+    pub fn min_disk_budget(&self) -> u64 {
+        self.budget_reserve()
+            .saturating_add(2 * self.segment_file_len())
     }
 
     /// The number of spare segments the worker keeps ready with these options.
@@ -190,6 +309,12 @@ impl Options {
                 "max_record_size {} exceeds the format's limit of {MAX_PAYLOAD} bytes",
                 self.max_record_size
             )));
+        }
+        if let Some(budget) = self.disk_budget {
+            let needed = self.min_disk_budget();
+            if budget < needed {
+                return Err(Error::BudgetTooSmall { budget, needed });
+            }
         }
         if let SyncPolicy::Interval(d) = self.sync {
             if d.is_zero() {

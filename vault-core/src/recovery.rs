@@ -120,6 +120,19 @@ struct Break {
 pub(crate) fn analyse(storage: &dyn Storage, dir: &Path, access: Access) -> Result<Analysis> {
     let names = storage.list(dir).map_err(|e| Error::io("list", dir, e))?;
     let (mut found, pre) = classify(dir, names);
+    // Before anything is opened or removed: a name that claims a segment must be a regular
+    // file (never follow a link out of the directory, never block on a FIFO).
+    for path in found.iter().map(|(_, p)| p).chain(pre.iter()) {
+        if let Some(what) = storage
+            .not_regular(path)
+            .map_err(|e| Error::io("inspect", path, e))?
+        {
+            return Err(Error::NotRegularFile {
+                path: path.clone(),
+                what,
+            });
+        }
+    }
     found.sort_by_key(|(i, _)| *i);
     let mut a = Analysis {
         kept: Vec::new(),
@@ -157,6 +170,7 @@ pub(crate) fn analyse(storage: &dyn Storage, dir: &Path, access: Access) -> Resu
         } else {
             match Segment::open(storage, path, *index, access) {
                 Ok(segment) => {
+                    segment.prefetch();
                     let scan = segment.scan();
                     segs.push(Scanned { segment, scan });
                     continue;

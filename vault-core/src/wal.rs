@@ -1,27 +1,32 @@
 //! The `Wal`: appends from many threads, group commit, reads, truncation, recovery at open.
 
+mod budget;
 mod commit;
+mod durable;
 mod follow;
+mod write_behind;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use vault_buffer::PooledBuf;
 use vault_segment::{
-    capacity_for, frame_len, partial_crc, Access, DirLock, IoPath, Record, Segment,
-    SegmentAppender, DATA_OFFSET, MARKER_FRAME_LEN,
+    capacity_for, frame_len, is_no_space, partial_crc, Access, DirLock, FileMode, IoPath, Record,
+    Segment, SegmentAppender, Storage, DATA_OFFSET, MARKER_FRAME_LEN,
 };
 
 use crate::error::{Error, Result};
-use crate::options::{Options, SyncPolicy};
+use crate::options::{BudgetPolicy, Options, SyncPolicy};
 use crate::read::Iter;
 use crate::recovery::{analyse, RecoveryReport};
 use crate::sync::{
-    lock, try_lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, JoinHandle, Mutex, Ordering,
-    RotateConfig, Rotator, RwLock, StdArc, ThreadBuilder,
+    lock, try_lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, JoinHandle, Mutex,
+    MutexGuard, Ordering, RotateConfig, Rotator, RwLock, StdArc, ThreadBuilder,
 };
 pub(crate) use follow::CutWatch;
 
+pub use budget::Room;
+pub use durable::Durable;
 pub use follow::Follower;
 
 /// A log sequence number: records are numbered 1, 2, 3, … in append order, without gaps.
@@ -35,6 +40,8 @@ pub type Lsn = u64;
 pub struct Wal {
     shared: Arc<Shared>,
     flusher: Option<JoinHandle<()>>,
+    /// The write-behind thread (direct path with `Options::write_behind`).
+    write_behind: Option<JoinHandle<()>>,
     closed: bool,
 }
 
@@ -60,6 +67,9 @@ struct Shared {
     last_lsn: AtomicU64,
     /// Set (with `SyncState::poison`) after a failed sync.
     poisoned: AtomicBool,
+    /// Set while the last flush failed for lack of space on the direct path (not poisoned:
+    /// the records are in memory); appends retry the flush before appending while it is.
+    stalled: AtomicBool,
     /// Held for the whole of `truncate_front`, `truncate_back` and `reset`: one change of the
     /// segment files at a time.
     truncation: Mutex<()>,
@@ -71,16 +81,32 @@ struct Shared {
     tail: follow::Tail,
     /// The durability completion path (`on_durable`, `wait_durable` with a timeout).
     commit: commit::Committer,
+    /// Present when full blocks are written out ahead of syncs (`Options::write_behind` on
+    /// the direct path).
+    write_behind: Option<Arc<write_behind::WriteBehind>>,
     /// Released by `close` itself, not when the last handle to this state goes: a follower
     /// may hold one after close.
     dir_lock: Mutex<Option<DirLock>>,
+    /// The disk budget's bookkeeping (see `wal::budget`).
+    budget: budget::Budget,
+    /// Appends waiting for room under [`BudgetPolicy::Wait`], and those queued behind them,
+    /// wait here with the append lock (`writer`) released.
+    room_cv: Condvar,
+    /// The metric handles, registered at open (see `crate::metrics`).
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::WalMetrics,
 }
 
 #[derive(Debug, Default)]
 struct Counters {
     flushes: AtomicU64,
     rotations: AtomicU64,
+    write_waits: AtomicU64,
 }
+
+/// Finished direct-path segments that may wait in memory for their final write before a
+/// rotation waits for the oldest (see `Wal::rotate`).
+const MAX_UNWRITTEN_SEALED: usize = 2;
 
 #[derive(Debug)]
 struct Writer {
@@ -93,6 +119,18 @@ struct Writer {
     /// Records appended since open: counted under this lock, which every append holds anyway,
     /// rather than with an atomic read-modify-write of its own.
     appends: u64,
+    /// The tail's offset at the last write-behind request (`write_behind::CHUNK` steps).
+    written_mark: usize,
+    /// Appends waiting for room under [`BudgetPolicy::Wait`]. While any does, later appends
+    /// queue behind it (on `room_cv`), so that LSNs keep the order appends got the lock in and
+    /// a waiting batch keeps contiguous LSNs.
+    room_waiters: usize,
+    /// Payload bytes appended since open, counted as `appends` is.
+    #[cfg(feature = "metrics")]
+    bytes: u64,
+    /// `appends` and `bytes` when they were last published to the metrics.
+    #[cfg(feature = "metrics")]
+    published: (u64, u64),
 }
 
 #[derive(Debug, Default)]
@@ -152,6 +190,16 @@ pub struct WalStats {
     pub last_lsn: Lsn,
     /// The I/O path the WAL writes through.
     pub io_path: IoPath,
+    /// Rotations that waited for an older segment's final write (direct path): more than
+    /// two finished segments were still only in memory because appends outran the device.
+    pub write_waits: u64,
+    /// Bytes of the log's files as the disk budget counts them: its segment files, plus the
+    /// spares the worker keeps (counted whether prepared yet or not).
+    pub disk_bytes: u64,
+    /// The disk budget ([`Options::disk_budget`]); `None`: unbounded.
+    pub disk_budget: Option<u64>,
+    /// Appends the budget refused or made wait, since open.
+    pub budget_refusals: u64,
 }
 
 /// The error of [`Wal::must_write`]: the cause, and the caller's buffer handed back untouched.
@@ -184,10 +232,18 @@ impl Wal {
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<(Self, RecoveryReport)> {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
+        #[cfg(feature = "tracing")]
+        let _span = tracing::info_span!("vault_open", dir = %dir.display()).entered();
         let storage = StdArc::clone(&options.storage);
+        let existed = storage.list(&dir).is_ok();
         storage
             .create_dir_all(&dir)
             .map_err(|e| Error::io("create directory", &dir, e))?;
+        if !existed && options.file_mode != FileMode::Private {
+            storage
+                .set_mode(&dir, options.file_mode, true)
+                .map_err(|e| Error::io("set the mode of", &dir, e))?;
+        }
         let dir_lock = storage.lock_dir(&dir).map_err(|e| {
             if e.kind() == std::io::ErrorKind::WouldBlock {
                 Error::Locked { dir: dir.clone() }
@@ -198,14 +254,15 @@ impl Wal {
         let fs = storage
             .file_system(&dir)
             .map_err(|e| Error::io("inspect the file system of", &dir, e))?;
-        let io = options
-            .io
-            .resolve(&fs)
-            .map_err(|reason| Error::DirectIoUnsupported {
-                dir: dir.clone(),
-                file_system: fs.name.clone(),
-                reason,
-            })?;
+        let io = options.io.resolve(&fs, &dir)?;
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            requested = ?options.io,
+            file_system = %fs.name,
+            o_direct = fs.direct_io,
+            io = %io,
+            "I/O path chosen"
+        );
         // The direct path reads the log through read-only mappings and makes only the tail
         // writable (below), so that the segments it never writes take no process memory.
         let access = match io {
@@ -214,6 +271,8 @@ impl Wal {
         };
         let mut a = analyse(&*storage, &dir, access)?;
         if let Some(problem) = a.problem {
+            #[cfg(feature = "tracing")]
+            tracing::error!(error = %problem, "recovery found damaged durable records; not opening");
             return Err(problem);
         }
         let mut report = RecoveryReport {
@@ -261,6 +320,9 @@ impl Wal {
             }
         }
         let mut segments: Vec<Segment> = a.kept.iter().map(|s| s.segment.clone()).collect();
+        for s in &segments {
+            set_segment_mode(&*storage, s, options.file_mode);
+        }
         let appender = if let Some(tail) = a.kept.last() {
             let first = match tail.segment.first_lsn() {
                 0 => a.next_lsn,
@@ -270,6 +332,7 @@ impl Wal {
                 .resume(first, a.tail_end, a.next_lsn, a.tail_dirty_end)?
         } else {
             let app = rotator.next_segment()?.activate(1);
+            set_segment_mode(&*storage, app.segment(), options.file_mode);
             segments.push(app.segment().clone());
             app
         };
@@ -282,7 +345,11 @@ impl Wal {
         report.first_lsn = a.first_lsn;
         report.next_lsn = a.next_lsn;
         report.records = a.next_lsn - a.first_lsn;
+        #[cfg(feature = "tracing")]
+        trace_recovery(&report);
         let durable = a.next_lsn - 1;
+        let log_bytes = segments.iter().map(|s| s.limit() as u64).sum();
+        let budget = budget::Budget::new(&options, log_bytes);
         let shared = Arc::new(Shared {
             dir,
             io,
@@ -292,6 +359,12 @@ impl Wal {
                 sealed: Vec::with_capacity(8),
                 attested: a.attested,
                 appends: 0,
+                written_mark: 0,
+                room_waiters: 0,
+                #[cfg(feature = "metrics")]
+                bytes: 0,
+                #[cfg(feature = "metrics")]
+                published: (0, 0),
             }),
             segments: RwLock::new(segments),
             sync_state: Mutex::new(SyncState {
@@ -303,23 +376,44 @@ impl Wal {
             durable: AtomicU64::new(durable),
             last_lsn: AtomicU64::new(durable),
             poisoned: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
             truncation: Mutex::new(()),
             stop_flusher: Mutex::new(false),
             stop_flusher_cv: Condvar::new(),
             counters: Counters::default(),
             tail: follow::Tail::new(),
             commit: commit::Committer::new(),
+            write_behind: (io == IoPath::Direct && options.write_behind)
+                .then(|| Arc::new(write_behind::WriteBehind::new())),
             options,
             dir_lock: Mutex::new(Some(dir_lock)),
+            budget,
+            room_cv: Condvar::new(),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::WalMetrics::register(io),
         });
+        #[cfg(feature = "metrics")]
+        {
+            let w = lock(&shared.writer);
+            if let Some(r) = &w.rotator {
+                // The first segment of a brand-new log.
+                shared.metrics.segment_waited(r.stats().waits);
+            }
+            shared.publish_state(&w);
+        }
         let flusher = match shared.options.sync {
             SyncPolicy::Interval(every) => Some(start_flusher(Arc::clone(&shared), every)?),
             _ => None,
+        };
+        let write_behind = match &shared.write_behind {
+            Some(wb) => Some(write_behind::start(Arc::clone(wb))?),
+            None => None,
         };
         Ok((
             Self {
                 shared,
                 flusher,
+                write_behind,
                 closed: false,
             },
             report,
@@ -340,7 +434,8 @@ impl Wal {
     /// rotation (for example a full disk); [`Error::Closed`].
     pub fn append(&self, data: &[u8]) -> Result<Lsn> {
         self.check_len(data.len())?;
-        let (lsn, wake) = {
+        self.retry_stalled()?;
+        let (lsn, wake, out) = {
             // Uncontended, the record is checksummed under the lock while it is copied
             // (`append_and_checksum`): the CPU overlaps the two (a short record's chain of
             // `crc32` instructions with its copy; a long one's checksum, 512 B at a time, with
@@ -355,19 +450,33 @@ impl Wal {
                     (lock(&self.shared.writer), Some(partial))
                 }
             };
+            let mut deadline = None;
+            if w.room_waiters > 0 {
+                w = self.wait_turn(w, &mut deadline)?;
+            }
             self.check_open()?;
-            let lsn = self.append_locked(&mut w, data, partial)?;
+            let (g, lsn) = self.append_budgeted(w, data, partial, &mut deadline, false);
+            w = g;
+            let lsn = lsn?;
             w.appender.publish();
             w.appends += 1;
+            #[cfg(feature = "metrics")]
+            {
+                w.bytes += data.len() as u64;
+            }
             self.shared.last_lsn.store(lsn, Ordering::Release);
+            let out = self.write_behind_due(&mut w);
             // Under the append lock (see `wal::follow`, "The wake-up protocol").
-            (lsn, self.shared.tail.has_waiters())
+            (lsn, self.shared.tail.has_waiters(), out)
         };
         if wake {
             self.shared.tail.wake();
         }
+        self.request_write_behind(out);
         if self.shared.options.sync == SyncPolicy::Always {
-            self.shared.sync_through(lsn)?;
+            self.shared
+                .sync_through(lsn)
+                .map_err(|e| e.appended_at(lsn))?;
         }
         Ok(lsn)
     }
@@ -383,15 +492,28 @@ impl Wal {
         for r in records {
             self.check_len(r.as_ref().len())?;
         }
-        let (first, last, wake) = {
+        self.retry_stalled()?;
+        let (first, last, wake, out) = {
             let mut w = lock(&self.shared.writer);
+            let mut deadline = None;
+            if w.room_waiters > 0 {
+                w = self.wait_turn(w, &mut deadline)?;
+            }
             self.check_open()?;
             let first = w.appender.next_lsn();
             let mut last = first.saturating_sub(1);
             for r in records {
                 let data = r.as_ref();
-                match self.append_locked(&mut w, data, None) {
-                    Ok(lsn) => last = lsn,
+                let (g, appended) = self.append_budgeted(w, data, None, &mut deadline, true);
+                w = g;
+                match appended {
+                    Ok(lsn) => {
+                        last = lsn;
+                        #[cfg(feature = "metrics")]
+                        {
+                            w.bytes += data.len() as u64;
+                        }
+                    }
                     Err(e) => {
                         w.appender.publish();
                         w.appends += (last + 1).saturating_sub(first);
@@ -408,13 +530,17 @@ impl Wal {
             w.appender.publish();
             w.appends += records.len() as u64;
             self.shared.last_lsn.store(last, Ordering::Release);
-            (first, last, self.shared.tail.has_waiters())
+            let out = self.write_behind_due(&mut w);
+            (first, last, self.shared.tail.has_waiters(), out)
         };
         if wake {
             self.shared.tail.wake();
         }
+        self.request_write_behind(out);
         if self.shared.options.sync == SyncPolicy::Always && last >= first {
-            self.shared.sync_through(last)?;
+            self.shared
+                .sync_through(last)
+                .map_err(|e| e.appended_at(first))?;
         }
         Ok(first)
     }
@@ -527,8 +653,12 @@ impl Wal {
     #[must_use]
     pub fn stats(&self) -> WalStats {
         let c = &self.shared.counters;
+        let (disk_bytes, budget_refusals) = self.shared.budget.usage();
         let (appends, rot) = {
-            let w = lock(&self.shared.writer);
+            #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
+            let mut w = lock(&self.shared.writer);
+            #[cfg(feature = "metrics")]
+            self.shared.publish(&mut w);
             let rot = w.rotator.as_ref().map(Rotator::stats).unwrap_or_default();
             (w.appends, rot)
         };
@@ -547,6 +677,10 @@ impl Wal {
             durable_lsn: self.durable_lsn(),
             last_lsn: self.last_lsn(),
             io_path: self.shared.io,
+            write_waits: c.write_waits.load(Ordering::Relaxed),
+            disk_bytes,
+            disk_budget: self.shared.budget.limit(),
+            budget_refusals,
         }
     }
 
@@ -590,6 +724,9 @@ impl Wal {
         };
         if !removed.is_empty() {
             self.shared.readers_changed();
+            // Counted as freed now: the files go below, and a failure there poisons nothing
+            // but reports an error (they are no longer part of the log).
+            self.budget_changed();
         }
         let storage = &*self.shared.options.storage;
         for s in &removed {
@@ -602,6 +739,15 @@ impl Wal {
                 .sync_dir(&self.shared.dir)
                 .map_err(|e| Error::io("sync directory", &self.shared.dir, e))?;
         }
+        #[cfg(feature = "metrics")]
+        self.shared.publish(&mut lock(&self.shared.writer));
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            lsn,
+            removed = removed.len(),
+            first_lsn = self.first_lsn(),
+            "truncate_front"
+        );
         Ok(removed.len())
     }
 
@@ -623,6 +769,10 @@ impl Wal {
             *lock(&self.shared.stop_flusher) = true;
             self.shared.stop_flusher_cv.notify_all();
             let _ = f.join();
+        }
+        if let (Some(t), Some(wb)) = (self.write_behind.take(), &self.shared.write_behind) {
+            wb.stop();
+            let _ = t.join();
         }
         let mut result = self.sync();
         if result.is_ok() {
@@ -651,6 +801,9 @@ impl Wal {
         // them).
         self.shared.stop_committer();
         let rotator = lock(&self.shared.writer).rotator.take();
+        // Appends waiting for room see the WAL closed (the rotator is gone).
+        self.shared.room_cv.notify_all();
+        self.shared.budget.close();
         if let Some(r) = rotator {
             let r = r.shutdown().map_err(Error::from);
             if result.is_ok() {
@@ -663,12 +816,45 @@ impl Wal {
         result
     }
 
+    /// While the last flush found no space ([`Error::NoSpace`]), flushes again before an
+    /// append adds to the records that wait in memory: an append either finds space for them
+    /// (and goes on) or fails with nothing appended.
+    fn retry_stalled(&self) -> Result<()> {
+        if self.shared.stalled.load(Ordering::Acquire) {
+            let last = self.shared.last_lsn.load(Ordering::Acquire);
+            self.shared.sync_through(last)?;
+        }
+        Ok(())
+    }
+
     fn check_len(&self, len: usize) -> Result<()> {
         let max = self.shared.options.max_record_size;
         if len > max {
             return Err(Error::RecordTooLarge { len, max });
         }
         Ok(())
+    }
+
+    /// Whether the tail crossed a write-behind chunk since the last request: then the segment
+    /// and its published end to hand to the write-behind thread (after the lock is released).
+    fn write_behind_due(&self, w: &mut Writer) -> Option<(Segment, usize)> {
+        self.shared.write_behind.as_ref()?;
+        let end = w.appender.offset();
+        if end < w.written_mark {
+            // A `truncate_back` moved the tail back.
+            w.written_mark = end - end % write_behind::CHUNK;
+        }
+        if end - w.written_mark < write_behind::CHUNK {
+            return None;
+        }
+        w.written_mark = end - end % write_behind::CHUNK;
+        Some((w.appender.segment().clone(), end))
+    }
+
+    fn request_write_behind(&self, out: Option<(Segment, usize)>) {
+        if let (Some((seg, end)), Some(wb)) = (out, &self.shared.write_behind) {
+            wb.request(seg, end);
+        }
     }
 
     fn check_open(&self) -> Result<()> {
@@ -680,6 +866,131 @@ impl Wal {
 
     fn poison_error(&self) -> Error {
         self.shared.poison_error()
+    }
+
+    /// [`Wal::append_locked`] under the disk budget: under [`BudgetPolicy::Wait`], a rotation
+    /// the budget refuses waits for room (without the append lock) until `deadline`, set at
+    /// the first wait of this call, then tries again. Hands the lock back with the outcome.
+    ///
+    /// If a cut moved the log's end while this waited, a lone append goes on at the new end;
+    /// in a batch (`in_batch`), whose records must have contiguous LSNs, it fails with
+    /// `Err(Truncated)` and nothing of `data` is written.
+    fn append_budgeted<'a>(
+        &'a self,
+        mut w: MutexGuard<'a, Writer>,
+        data: &[u8],
+        partial: Option<u32>,
+        deadline: &mut Option<Instant>,
+        in_batch: bool,
+    ) -> (MutexGuard<'a, Writer>, Result<Lsn>) {
+        let BudgetPolicy::Wait(timeout) = self.shared.options.budget_policy else {
+            let r = self.append_locked(&mut w, data, partial);
+            return (w, r);
+        };
+        loop {
+            let needed = match self.append_locked(&mut w, data, partial) {
+                Err(Error::BudgetExhausted { needed, .. }) => needed,
+                r => return (w, r),
+            };
+            self.shared.record_disk_budget_wait();
+            let next = w.appender.next_lsn();
+            w.room_waiters += 1;
+            let mut waited = Ok(());
+            loop {
+                if let Err(e) = self.check_waitable(&w) {
+                    waited = Err(e);
+                    break;
+                }
+                if self.shared.budget.room_for(needed).is_ok() {
+                    break;
+                }
+                match self.room_wait(w, timeout, deadline) {
+                    Ok(g) => w = g,
+                    Err(g) => {
+                        w = g;
+                        waited = self.shared.budget.room_for(needed);
+                        break;
+                    }
+                }
+            }
+            w.room_waiters -= 1;
+            // The appends queued behind this one look again.
+            self.shared.room_cv.notify_all();
+            if let Err(e) = waited {
+                return (w, Err(e));
+            }
+            if in_batch && w.appender.next_lsn() != next {
+                let e = Error::Truncated {
+                    lsn: next,
+                    first_lsn: self.first_lsn(),
+                    next_lsn: w.appender.next_lsn(),
+                };
+                return (w, Err(e));
+            }
+        }
+    }
+
+    /// Waits behind the appends that wait for room (see `Writer::room_waiters`), as long as
+    /// the budget's wait allows.
+    fn wait_turn<'a>(
+        &'a self,
+        mut w: MutexGuard<'a, Writer>,
+        deadline: &mut Option<Instant>,
+    ) -> Result<MutexGuard<'a, Writer>> {
+        let timeout = match self.shared.options.budget_policy {
+            BudgetPolicy::Wait(t) => t,
+            BudgetPolicy::Fail => Duration::ZERO,
+        };
+        while w.room_waiters > 0 {
+            self.check_waitable(&w)?;
+            w = self
+                .room_wait(w, timeout, deadline)
+                .map_err(|_| self.shared.budget.exhausted_now())?;
+        }
+        Ok(w)
+    }
+
+    /// One wait on `room_cv`, ending at `deadline` (set now from `timeout` if unset; none if
+    /// too far to represent). `Err` with the lock back once the deadline has passed.
+    fn room_wait<'a>(
+        &'a self,
+        w: MutexGuard<'a, Writer>,
+        timeout: Duration,
+        deadline: &mut Option<Instant>,
+    ) -> std::result::Result<MutexGuard<'a, Writer>, MutexGuard<'a, Writer>> {
+        let now = Instant::now();
+        let end = *deadline.get_or_insert_with(|| now.checked_add(timeout).unwrap_or(now));
+        let left = if timeout == Duration::MAX {
+            Duration::from_secs(3600)
+        } else if now >= end {
+            return Err(w);
+        } else {
+            end - now
+        };
+        let (w, _) = self
+            .shared
+            .room_cv
+            .wait_timeout(w, left)
+            .unwrap_or_else(crate::sync::PoisonError::into_inner);
+        Ok(w)
+    }
+
+    /// Why an append waiting for room must stop waiting: the WAL closed or is poisoned.
+    fn check_waitable(&self, w: &Writer) -> Result<()> {
+        if w.rotator.is_none() {
+            return Err(Error::Closed);
+        }
+        self.check_open()
+    }
+
+    /// After a truncation changed the log's segments: recounts their bytes for the budget and
+    /// wakes whoever waits for room. Call without the append lock held.
+    fn budget_changed(&self) {
+        self.shared.budget.set(self.shared.segment_bytes());
+        // Taking the append lock once orders this after every waiter's check: each is either
+        // before its check (and sees the new count) or in its wait (and is notified).
+        drop(lock(&self.shared.writer));
+        self.shared.room_cv.notify_all();
     }
 
     /// Appends one frame (and a commit marker first, if a sync completed since the last one).
@@ -705,10 +1016,37 @@ impl Wal {
     /// Seals the tail segment and continues in the next one, which the worker prepared.
     fn rotate(&self, w: &mut Writer, payload_len: usize) -> Result<()> {
         let rotator = w.rotator.as_ref().ok_or(Error::Closed)?;
+        self.shared
+            .budget
+            .check(capacity_for(payload_len).max(self.shared.budget.normal()))?;
         let old = w.appender.segment().clone();
         let end = w.appender.offset();
         w.appender.publish();
+        #[cfg(any(feature = "metrics", feature = "tracing"))]
+        let waits_before = rotator.stats().waits;
+        #[cfg(feature = "tracing")]
+        let asked = Instant::now();
         let next = rotator.next_segment_with_capacity(capacity_for(payload_len))?;
+        set_segment_mode(
+            &*self.shared.options.storage,
+            next.segment(),
+            self.shared.options.file_mode,
+        );
+        #[cfg(any(feature = "metrics", feature = "tracing"))]
+        {
+            let waited = rotator.stats().waits - waits_before;
+            #[cfg(feature = "metrics")]
+            self.shared.metrics.segment_waited(waited);
+            #[cfg(feature = "tracing")]
+            if waited > 0 {
+                tracing::debug!(
+                    waited_us = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    capacity = capacity_for(payload_len),
+                    segment = next.index(),
+                    "rotation waited for a segment"
+                );
+            }
+        }
         // Taking the spare asked the worker for the next one; it prepares that first and then
         // does this segment's final sync.
         rotator.retire(old.clone(), end);
@@ -718,22 +1056,55 @@ impl Wal {
             .write()
             .unwrap_or_else(crate::sync::PoisonError::into_inner)
             .push(app.segment().clone());
+        self.shared.budget.grew(app.segment().limit() as u64);
         w.sealed.push((old, end));
         w.appender = app;
+        w.written_mark = 0;
         if self.shared.io == IoPath::Direct {
             // Sealed segments the worker's final sync already made durable need no flush.
             w.sealed.retain(|(s, end)| s.synced_end() < *end);
+            // Back-pressure: a finished segment lives in process memory until it is written,
+            // so a writer that outruns the device would grow memory without bound. Past
+            // `MAX_UNWRITTEN_SEALED` of them, wait (holding the append lock, as the kernel
+            // throttles a writer with too many dirty pages) for the oldest one's write.
+            while w.sealed.len() > MAX_UNWRITTEN_SEALED {
+                self.shared
+                    .counters
+                    .write_waits
+                    .fetch_add(1, Ordering::Relaxed);
+                // On failure the segment stays in `sealed`: the next flush then meets its
+                // failed sync and poisons the WAL, so `durable` never passes its records.
+                let (s, end) = &w.sealed[0];
+                s.sync_to(*end)?;
+                w.sealed.remove(0);
+            }
             self.shared.release_durable_segments();
         }
         self.shared
             .counters
             .rotations
             .fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        {
+            self.shared.metrics.rotated();
+            self.shared.publish(w);
+        }
         Ok(())
     }
 }
 
 impl Shared {
+    /// Bytes of the log's segment files (their usable lengths), as the disk budget and the
+    /// bytes-on-disk gauge count them.
+    fn segment_bytes(&self) -> u64 {
+        self.segments
+            .read()
+            .unwrap_or_else(crate::sync::PoisonError::into_inner)
+            .iter()
+            .map(|s| s.limit() as u64)
+            .sum()
+    }
+
     /// Group commit: returns once every record up to `target` is durable. One caller at a
     /// time flushes everything published so far; the others wait for it and return if it
     /// covered them, or take the next turn.
@@ -790,6 +1161,8 @@ impl Shared {
             let flushed = self.flush(&mut scratch);
             let took = started.elapsed();
             scratch.clear();
+            #[cfg(feature = "metrics")]
+            let before = sh.durable.load(Ordering::Acquire);
             let mut st = lock(&sh.sync_state);
             st.scratch = scratch;
             st.in_progress = false;
@@ -802,8 +1175,42 @@ impl Shared {
                 Ok(covered) => {
                     sh.durable.fetch_max(covered, Ordering::AcqRel);
                     sh.counters.flushes.fetch_add(1, Ordering::Relaxed);
+                    sh.stalled.store(false, Ordering::Release);
+                    #[cfg(feature = "metrics")]
+                    {
+                        // `durable` moves only under the leader's turn, which this thread holds.
+                        sh.metrics.flushed(covered.saturating_sub(before), took);
+                        let last = sh.last_lsn.load(Ordering::Acquire);
+                        sh.metrics
+                            .durable_lag(last.saturating_sub(covered.max(before)));
+                    }
+                }
+                // The direct path with a full disk: the records are in process memory and the
+                // file below the durable end is untouched, so nothing is lost and the WAL is
+                // not poisoned. Appends retry the flush first until one finds space.
+                Err(Error::Io { path, source, .. })
+                    if sh.io == IoPath::Direct && is_no_space(&source) =>
+                {
+                    sh.stalled.store(true, Ordering::Release);
+                    drop(st);
+                    sh.sync_done.notify_all();
+                    return Err(Error::NoSpace {
+                        durable: sh.durable.load(Ordering::Acquire),
+                        last: sh.last_lsn.load(Ordering::Acquire),
+                        appended: None,
+                        path,
+                        source,
+                    });
                 }
                 Err(e) => {
+                    #[cfg(feature = "tracing")]
+                    if st.poison.is_none() {
+                        tracing::error!(
+                            cause = %e,
+                            durable_lsn = sh.durable.load(Ordering::Acquire),
+                            "WAL poisoned: a sync failed"
+                        );
+                    }
                     st.poison.get_or_insert_with(|| e.to_string());
                     sh.poisoned.store(true, Ordering::Release);
                 }
@@ -874,6 +1281,8 @@ impl Shared {
             let mut w = lock(&self.writer);
             scratch.append(&mut w.sealed);
             scratch.push((w.appender.segment().clone(), w.appender.offset()));
+            #[cfg(feature = "metrics")]
+            self.publish_appends(&mut w);
             w.appender.next_lsn() - 1
         };
         for (seg, end) in scratch.iter() {
@@ -911,6 +1320,93 @@ impl Shared {
     }
 }
 
+/// Widens a segment the log takes to `mode` (files are created owner-only; nothing to do for
+/// [`FileMode::Private`]). Best effort: it runs where a failure must not undo a step the log
+/// already took (a rotation, a cut), and a segment left owner-only (on a file system without
+/// Unix permissions, say) is only less readable.
+fn set_segment_mode(storage: &dyn Storage, seg: &Segment, mode: FileMode) {
+    if mode != FileMode::Private {
+        let _ = storage.set_mode(seg.path(), mode, false);
+    }
+}
+
+/// Publishing to the metrics (see `crate::metrics`).
+#[cfg(feature = "metrics")]
+impl Shared {
+    /// Adds the appends and bytes counted since the last call to the metrics. Under the
+    /// append lock.
+    fn publish_appends(&self, w: &mut Writer) {
+        let (records, bytes) = w.published;
+        self.metrics
+            .appended(w.appends - records, w.bytes.wrapping_sub(bytes));
+        w.published = (w.appends, w.bytes);
+    }
+
+    /// Brings every metric up to date: [`Shared::publish_appends`] and
+    /// [`Shared::publish_state`]. Under the append lock.
+    fn publish(&self, w: &mut Writer) {
+        self.publish_appends(w);
+        self.publish_state(w);
+    }
+
+    /// Sets the gauges: bytes on disk and the durable lag. Under the append lock (which keeps
+    /// the segment list and the rotator still).
+    fn publish_state(&self, w: &Writer) {
+        let segments = self.segment_bytes();
+        let spares = w.rotator.as_ref().map_or(0, |r| {
+            let s = r.stats();
+            s.prepared.saturating_sub(s.handed_off)
+        });
+        self.metrics
+            .disk_bytes(segments + spares * self.options.segment_size);
+        let last = self.last_lsn.load(Ordering::Acquire);
+        let durable = self.durable.load(Ordering::Acquire);
+        self.metrics.durable_lag(last.saturating_sub(durable));
+    }
+}
+
+impl Shared {
+    /// The disk budget's hook: an append had to wait for space. Records
+    /// `vault_disk_budget_waits_total` with the `metrics` feature, nothing without it.
+    pub(crate) fn record_disk_budget_wait(&self) {
+        #[cfg(feature = "metrics")]
+        self.metrics.disk_budget_waited();
+    }
+}
+
+/// The `tracing` events of a recovery: what `open` found and cut, and where.
+#[cfg(feature = "tracing")]
+fn trace_recovery(report: &RecoveryReport) {
+    for p in &report.removed_pre {
+        tracing::info!(file = %p.display(), "removed a half-made segment");
+    }
+    for p in &report.removed_segments {
+        tracing::info!(file = %p.display(), "removed a segment past the tail");
+    }
+    if let Some(t) = &report.torn_tail {
+        tracing::warn!(
+            file = %t.file.display(),
+            offset = t.offset,
+            bytes_dropped = t.bytes_dropped,
+            reason = %t.reason,
+            "recovery cut a torn tail"
+        );
+    }
+    tracing::info!(
+        segments = report.segments,
+        records = report.records,
+        first_lsn = report.first_lsn,
+        next_lsn = report.next_lsn,
+        removed_pre = report.removed_pre.len(),
+        removed_segments = report.removed_segments.len(),
+        torn_tail = report.torn_tail.is_some(),
+        bytes_dropped = report.torn_tail.as_ref().map_or(0, |t| t.bytes_dropped),
+        io_path = %report.io_path,
+        file_system = %report.file_system,
+        "recovered"
+    );
+}
+
 impl Drop for Wal {
     fn drop(&mut self) {
         let _ = self.shutdown();
@@ -944,7 +1440,7 @@ fn start_flusher(shared: Arc<Shared>, every: Duration) -> Result<JoinHandle<()>>
         .map_err(|e| Error::io("spawn flusher for", PathBuf::new(), e))
 }
 
-// ---- Issue 7 API (signatures fixed; bodies filled by the issue-7 branches) ----
+// ---- Cutting the back of the log: truncate_back and reset ----
 
 /// What [`Wal::cut`] does.
 #[derive(Debug, Clone, Copy)]
@@ -1055,6 +1551,14 @@ impl Wal {
             let mut st = lock(&sh.sync_state);
             st.in_progress = false;
             if let Err(CutError::Poison(e)) = &outcome {
+                #[cfg(feature = "tracing")]
+                if st.poison.is_none() {
+                    tracing::error!(
+                        cause = %e,
+                        durable_lsn = sh.durable.load(Ordering::Acquire),
+                        "WAL poisoned: a truncation failed after it changed the log"
+                    );
+                }
                 st.poison
                     .get_or_insert_with(|| format!("truncation failed: {e}"));
                 sh.poisoned.store(true, Ordering::Release);
@@ -1063,6 +1567,18 @@ impl Wal {
         sh.sync_done.notify_all();
         if matches!(outcome, Ok(true) | Err(CutError::Poison(_))) {
             sh.readers_changed();
+            self.budget_changed();
+        }
+        #[cfg(feature = "metrics")]
+        if matches!(outcome, Ok(true)) {
+            sh.publish(&mut lock(&sh.writer));
+        }
+        #[cfg(feature = "tracing")]
+        if let Ok(changed) = &outcome {
+            match how {
+                Cut::Back(lsn) => tracing::info!(lsn, changed = *changed, "truncate_back"),
+                Cut::Reset(next_lsn) => tracing::info!(next_lsn, "reset"),
+            }
         }
         match outcome {
             Ok(_) => Ok(()),
@@ -1139,6 +1655,7 @@ impl Wal {
         let app = rep
             .install(storage)
             .map_err(|e| CutError::Poison(e.into()))?;
+        set_segment_mode(storage, app.segment(), sh.options.file_mode);
         // The name now holds the cut file: switch the in-memory log at once, so that even if a
         // step below fails (and poisons) no reader is shown a discarded record. Old handles
         // (held by readers) stop before the cut.
@@ -1246,5 +1763,89 @@ impl Wal {
         F: FnOnce(Result<Lsn>) + Send + 'static,
     {
         Shared::register_durable(&self.shared, lsn, Box::new(done));
+    }
+
+    /// A future that resolves once every record up to `lsn` is durable: `on_durable` for async
+    /// code, with any executor (it needs only std's `Future` and `Waker`; no thread per waiter,
+    /// no polling). Append under [`SyncPolicy::Manual`] or [`SyncPolicy::Interval`], whose
+    /// `append` returns the LSN without waiting for a sync, then await this.
+    ///
+    /// Nothing happens until it is polled. Polled while `lsn` is not durable, it leaves its
+    /// waker with the committer (see [`Wal::on_durable`]), which runs one group-commit flush
+    /// for every pending future and callback and wakes the futures it covered; under `Manual`
+    /// that flush is the one that makes the record durable, under `Always` or `Interval` it is
+    /// usually someone else's already. An `lsn` not appended yet waits for its append first.
+    ///
+    /// The future owns a handle to the WAL's state (it is `Send + 'static`), so it may outlive
+    /// this borrow and even the `Wal`, which then closes it with `Closed`. Dropping it cancels
+    /// nothing: the flush it started and every other waiter go on, and its waker slot is
+    /// released. Allocates nothing in steady state (the first poll that must wait starts the
+    /// committer thread; the committer's table of waker slots grows to the most futures ever
+    /// pending at once, then is reused).
+    ///
+    /// Outcomes: `Ok(d)` (with `d >= lsn`, the durable LSN) once durable; `Err(Poisoned)` if a
+    /// sync failed before that; `Err(Closed)` if the WAL closed first (close syncs, so this
+    /// means `lsn` was never appended); the spawn error if the committer cannot start. An LSN
+    /// names a position in the log, as for [`Wal::on_durable`] and [`Wal::wait_durable`]: if
+    /// [`Wal::truncate_back`] discards the record at `lsn` before it is durable, the future
+    /// resolves once the record appended at that position after the cut is durable.
+    ///
+    /// Crash semantics: `Ok` means a sync covering `lsn` returned, so the record survives
+    /// power loss, as after [`Wal::sync`].
+    ///
+    /// ```
+    /// use vault_core::{Options, SyncPolicy, Wal};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let (wal, _) = Wal::open(dir.path(), Options::default().with_sync(SyncPolicy::Manual))?;
+    /// let lsn = wal.append(b"acknowledge me once durable")?; // returns at once
+    /// let durable = futures::executor::block_on(wal.durable(lsn))?; // or `.await` in a task
+    /// assert!(durable >= lsn && wal.durable_lsn() >= lsn);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn durable(&self, lsn: Lsn) -> Durable {
+        Durable::new(Arc::clone(&self.shared), lsn)
+    }
+
+    /// A future that resolves once the log has room under its disk budget
+    /// ([`Options::disk_budget`]) for the segment the last refused append needed (a normal
+    /// one, or an enlarged one for a large record): the async form of
+    /// [`BudgetPolicy::Wait`]. With [`BudgetPolicy::Fail`], an async producer appends, and on
+    /// [`Error::BudgetExhausted`] awaits this and appends again; nothing blocks a runtime
+    /// thread. Without a budget it resolves at once.
+    ///
+    /// Room comes only from truncations (`truncate_front` once the records are consumed,
+    /// `truncate_back`, `reset`), which wake it; like [`Wal::durable`] it needs only std's
+    /// `Future` and `Waker`, holds a handle to the WAL's state (`Send + 'static`), and
+    /// dropping it cancels nothing. Room is not reserved: another appender may take it first,
+    /// and then the append fails again and the caller awaits again.
+    ///
+    /// Outcomes: `Ok(())` once a segment fits; `Err(Closed)` if the WAL closed first.
+    ///
+    /// ```
+    /// use vault_core::{BudgetPolicy, Error, Options, SyncPolicy, Wal};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let opts = Options::default()
+    ///     .with_segment_size(64 << 10)
+    ///     .with_spare_segments(1)
+    ///     .with_sync(SyncPolicy::Manual);
+    /// let opts = opts.clone().with_disk_budget(opts.min_disk_budget(), BudgetPolicy::Fail);
+    /// let (wal, _) = Wal::open(dir.path(), opts)?;
+    /// let record = [7u8; 1000];
+    /// let lsn = loop {
+    ///     match wal.append(&record) {
+    ///         Err(Error::BudgetExhausted { .. }) => break wal.last_lsn(), // two segments full
+    ///         r => r?,
+    ///     };
+    /// };
+    /// let room = wal.room();
+    /// wal.truncate_front(lsn)?; // the consumer is done with everything before `lsn`
+    /// futures::executor::block_on(room)?; // `.await` in a task
+    /// wal.append(&record)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn room(&self) -> Room {
+        Room::new(Arc::clone(&self.shared))
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use common::small;
-use vault_core::{SyncPolicy, Wal};
+use vault_core::{IoMode, SyncPolicy, Wal};
 
 fn payload(thread: u64, seq: u64) -> Vec<u8> {
     let mut v = format!("t{thread}-s{seq}-").into_bytes();
@@ -87,10 +87,10 @@ fn check(wal: &Wal, per_thread_lsns: &[Vec<u64>], per_thread: u64) {
     assert_eq!(n, total, "every record is there");
 }
 
-#[test]
-fn many_threads_get_contiguous_unique_lsns_across_rotations() {
+common::both_io_paths!(many_threads_get_contiguous_unique_lsns_across_rotations);
+fn many_threads_get_contiguous_unique_lsns_across_rotations(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let opts = small(16 * 1024, SyncPolicy::Manual);
+    let opts = small(16 * 1024, SyncPolicy::Manual, io);
     let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
     let wal = Arc::new(wal);
     let lsns = hammer(&wal, 8, 2000, 10, false);
@@ -103,10 +103,10 @@ fn many_threads_get_contiguous_unique_lsns_across_rotations() {
     check(&wal, &lsns, 2000);
 }
 
-#[test]
-fn group_commit_makes_every_returned_append_durable() {
+common::both_io_paths!(group_commit_makes_every_returned_append_durable);
+fn group_commit_makes_every_returned_append_durable(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(64 * 1024, SyncPolicy::Always)).unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(64 * 1024, SyncPolicy::Always, io)).unwrap();
     let wal = Arc::new(wal);
     let lsns = hammer(&wal, 8, 100, 0, true);
     check(&wal, &lsns, 100);
@@ -114,14 +114,15 @@ fn group_commit_makes_every_returned_append_durable() {
     assert_eq!(s.durable_lsn, 800, "every returned append is durable");
 }
 
-#[test]
-fn interval_policy_makes_records_durable_in_the_background() {
+common::both_io_paths!(interval_policy_makes_records_durable_in_the_background);
+fn interval_policy_makes_records_durable_in_the_background(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let (wal, _) = Wal::open(
         dir.path(),
         small(
             64 * 1024,
             SyncPolicy::Interval(std::time::Duration::from_millis(5)),
+            io,
         ),
     )
     .unwrap();
@@ -136,10 +137,10 @@ fn interval_policy_makes_records_durable_in_the_background() {
     assert!(wal.stats().flushes >= 1);
 }
 
-#[test]
-fn readers_see_only_whole_records_while_writers_append() {
+common::both_io_paths!(readers_see_only_whole_records_while_writers_append);
+fn readers_see_only_whole_records_while_writers_append(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(8192, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(8192, SyncPolicy::Manual, io)).unwrap();
     let wal = Arc::new(wal);
     let writer = {
         let wal = Arc::clone(&wal);

@@ -26,6 +26,10 @@
 //! and the set of files has fixed, typed outcomes. Every case also checks that `inspect` says
 //! the same as `open`, and after a successful open that appends continue and survive a reopen.
 //!
+//! The matrix runs on both I/O paths (`...::mmap`, `...::direct`): the closed templates are
+//! written and every case is recovered on the path under test; the killed templates are
+//! written on the mmap path, the only one whose unsynced records outlive a killed writer.
+//!
 //! No case may panic or hang: panics are caught and reported with the case, and a watchdog
 //! aborts (naming the case) if one runs for minutes. The number of cases is printed.
 
@@ -41,7 +45,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::record;
-use vault_core::{inspect, CorruptionKind, Error, Health, Options, SyncPolicy, Wal};
+use vault_core::{inspect, CorruptionKind, Error, Health, IoMode, Options, SyncPolicy, Wal};
 use vault_segment::format::{encode_activation, seal_crc, SegmentHeader, MAGIC};
 use vault_segment::{parse_segment_name, partial_crc, segment_file_name};
 
@@ -60,8 +64,9 @@ const CUT_TAIL: u64 = 392;
 
 type Files = BTreeMap<String, Vec<u8>>;
 
-fn opts() -> Options {
+fn opts(io: IoMode) -> Options {
     Options::default()
+        .with_io(io)
         .with_segment_size(SEGMENT)
         .with_sync(SyncPolicy::Manual)
 }
@@ -110,7 +115,10 @@ fn corruption_template_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let (wal, _) = Wal::open(&dir, opts()).unwrap();
+    // The killed templates are written on the mmap path: its unsynced records outlive the
+    // process, so they hold a tail past the last sync to damage (a killed direct writer's
+    // unsynced records die with it). Recovery runs on the path under test.
+    let (wal, _) = Wal::open(&dir, opts(IoMode::Mmap)).unwrap();
     if std::env::var_os(CHILD_CUT_ENV).is_some() {
         write_template_records_with_cut(&wal, 520, CUT_TAIL);
     } else {
@@ -300,9 +308,9 @@ fn parse_template(name: &'static str, files: Files, older_copy: Option<Vec<u8>>)
     }
 }
 
-fn closed_template(base: &Path) -> Template {
+fn closed_template(base: &Path, io: IoMode) -> Template {
     let dir = tempfile::tempdir_in(base).unwrap();
-    let (wal, _) = Wal::open(dir.path(), opts()).unwrap();
+    let (wal, _) = Wal::open(dir.path(), opts(io)).unwrap();
     let mut older = None;
     for lsn in 1..=RECORDS {
         wal.append(&record(lsn)).unwrap();
@@ -320,9 +328,9 @@ fn closed_template(base: &Path) -> Template {
 
 /// The "closed" template's records, written through a `truncate_back` at [`CUT_OLDER`] (the
 /// segments after it removed, its own replaced), then closed.
-fn cut_closed_template(base: &Path) -> Template {
+fn cut_closed_template(base: &Path, io: IoMode) -> Template {
     let dir = tempfile::tempdir_in(base).unwrap();
-    let (wal, _) = Wal::open(dir.path(), opts()).unwrap();
+    let (wal, _) = Wal::open(dir.path(), opts(io)).unwrap();
     write_template_records_with_cut(&wal, RECORDS, CUT_OLDER);
     wal.close().unwrap();
     let t = parse_template("cut-closed", read_files(dir.path()), None);
@@ -619,13 +627,13 @@ fn check_records(
     })
 }
 
-fn run_case(base: &Path, case: &Case) -> Result<(), String> {
+fn run_case(base: &Path, case: &Case, io: IoMode) -> Result<(), String> {
     let tmp = tempfile::tempdir_in(base).unwrap();
     let dir = tmp.path();
     write_files(dir, &case.files);
     let before = dir_digest(dir);
     let ins = inspect(dir).map_err(|e| format!("inspect failed: {e}"))?;
-    let opened = Wal::open(dir, opts());
+    let opened = Wal::open(dir, opts(io));
     match (&case.expected, opened) {
         (Expected::Corrupt { file, offset, kind }, Err(err)) => {
             let Error::Corruption {
@@ -729,7 +737,7 @@ fn run_case(base: &Path, case: &Case) -> Result<(), String> {
                 })?;
             }
             wal.close().map_err(|e| format!("close: {e}"))?;
-            let (wal, again) = Wal::open(dir, opts()).map_err(|e| format!("reopen: {e}"))?;
+            let (wal, again) = Wal::open(dir, opts(io)).map_err(|e| format!("reopen: {e}"))?;
             ensure(again.torn_tail.is_none(), || {
                 format!("reopen after recovery cut again: {:?}", again.torn_tail)
             })?;
@@ -1194,12 +1202,15 @@ fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     !c
 }
 
-fn scratch_base() -> PathBuf {
+fn scratch_base(io: IoMode) -> PathBuf {
     if let Some(d) = std::env::var_os("VAULT_CORRUPTION_DIR") {
         return PathBuf::from(d);
     }
     // Thousands of small directories: tmpfs when there is one (recovery logic, not the disk,
-    // is under test here).
+    // is under test here), except for the direct path, which tmpfs refuses.
+    if io == IoMode::Direct {
+        return std::env::temp_dir();
+    }
     let shm = Path::new("/dev/shm");
     if shm.is_dir() && tempfile::tempdir_in(shm).is_ok() {
         shm.to_path_buf()
@@ -1208,18 +1219,18 @@ fn scratch_base() -> PathBuf {
     }
 }
 
-#[test]
-fn every_damaged_log_is_cut_cleanly_or_refused_with_file_and_offset() {
-    let base_dir = tempfile::tempdir_in(scratch_base()).unwrap();
+common::both_io_paths!(every_damaged_log_is_cut_cleanly_or_refused_with_file_and_offset);
+fn every_damaged_log_is_cut_cleanly_or_refused_with_file_and_offset(io: IoMode) {
+    let base_dir = tempfile::tempdir_in(scratch_base(io)).unwrap();
     let base = base_dir.path();
-    let closed = closed_template(base);
+    let closed = closed_template(base, io);
     let killed = killed_template(base);
     let mut cases = build_cases(&killed, &closed);
     cases.extend(build_cases(&closed, &killed));
     // Logs that went through `truncate_back`: damage before the cut (in the copied frames of
     // the replaced segment, or in the segments before it) and at the replaced tail follow the
     // same rule as in any log.
-    let cut_closed = cut_closed_template(base);
+    let cut_closed = cut_closed_template(base, io);
     let cut_killed = killed_template_of(base, "cut-killed", true);
     // Its replaced segment is the tail: copied frames before the cut, unsynced ones after.
     assert_eq!(
@@ -1233,35 +1244,63 @@ fn every_damaged_log_is_cut_cleanly_or_refused_with_file_and_offset() {
     cases.extend(build_cases(&cut_closed, &killed));
     cases.extend(build_cases(&cut_killed, &closed));
 
-    // A watchdog for hangs: no case may take minutes.
-    let current = Arc::new(Mutex::new(String::new()));
-    let started = Arc::new(AtomicU64::new(0));
+    // Cases are independent directories, and most of a case's time is spent waiting for the
+    // disk (the direct path's file system is a real one, with real fsyncs): a few workers run
+    // them side by side, each taking the next case.
+    const WORKERS: usize = 4;
+    // A watchdog for hangs: no case may take minutes. Each worker's slot holds the case it
+    // runs and when that started (seconds since `epoch`, 0 when idle).
+    let slots: Arc<Vec<Mutex<(String, u64)>>> = Arc::new(
+        (0..WORKERS)
+            .map(|_| Mutex::new((String::new(), 0)))
+            .collect(),
+    );
     let epoch = Instant::now();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
-        let current = Arc::clone(&current);
-        let started = Arc::clone(&started);
-        std::thread::spawn(move || loop {
-            std::thread::sleep(Duration::from_secs(5));
-            let s = started.load(Ordering::SeqCst);
-            if s != 0 && epoch.elapsed().as_secs().saturating_sub(s) > 300 {
-                eprintln!("corruption case hangs: {}", current.lock().unwrap());
-                std::process::abort();
+        let (slots, done) = (Arc::clone(&slots), Arc::clone(&done));
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_secs(5));
+                for slot in slots.iter() {
+                    let (name, since) = &*slot.lock().unwrap();
+                    if *since != 0 && epoch.elapsed().as_secs().saturating_sub(*since) > 300 {
+                        eprintln!("corruption case hangs: {name}");
+                        std::process::abort();
+                    }
+                }
             }
         });
     }
+    let next = AtomicU64::new(0);
+    let outcomes: Vec<Mutex<Option<Result<(), String>>>> =
+        cases.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for slot in slots.iter() {
+            let (next, outcomes, cases) = (&next, &outcomes, &cases);
+            scope.spawn(move || loop {
+                let n = next.fetch_add(1, Ordering::SeqCst) as usize;
+                let Some(case) = cases.get(n) else { break };
+                *slot.lock().unwrap() = (case.name.clone(), epoch.elapsed().as_secs().max(1));
+                let outcome = catch_unwind(AssertUnwindSafe(|| run_case(base, case, io)))
+                    .unwrap_or_else(|p| {
+                        let msg = p
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default();
+                        Err(format!("PANIC: {msg}"))
+                    });
+                *slot.lock().unwrap() = (String::new(), 0);
+                *outcomes[n].lock().unwrap() = Some(outcome);
+            });
+        }
+    });
+    done.store(true, Ordering::SeqCst);
     let mut failures = Vec::new();
     let mut by_class: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
-    for case in &cases {
-        *current.lock().unwrap() = case.name.clone();
-        started.store(epoch.elapsed().as_secs().max(1), Ordering::SeqCst);
-        let outcome = catch_unwind(AssertUnwindSafe(|| run_case(base, case))).unwrap_or_else(|p| {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Err(format!("PANIC: {msg}"))
-        });
+    for (case, outcome) in cases.iter().zip(outcomes) {
+        let outcome = outcome.into_inner().unwrap().expect("every case ran");
         let e = by_class.entry(case.class).or_default();
         match &case.expected {
             Expected::Recovered { .. } => e.0 += 1,
@@ -1275,8 +1314,7 @@ fn every_damaged_log_is_cut_cleanly_or_refused_with_file_and_offset() {
             }
         }
     }
-    started.store(0, Ordering::SeqCst);
-    println!("corruption matrix: {} cases", cases.len());
+    println!("corruption matrix on {io:?}: {} cases", cases.len());
     for (class, (recovered, refused, failed)) in &by_class {
         println!(
             "  {class:<14} {:>5} cases: {recovered:>5} recovered, {refused:>5} refused, \
@@ -1325,8 +1363,8 @@ fn handmade_log(dir: &Path, first: u64, records: &[&[u8]]) -> PathBuf {
     path
 }
 
-#[test]
-fn a_first_lsn_whose_records_would_overflow_is_corruption_not_a_panic() {
+common::both_io_paths!(a_first_lsn_whose_records_would_overflow_is_corruption_not_a_panic);
+fn a_first_lsn_whose_records_would_overflow_is_corruption_not_a_panic(io: IoMode) {
     // Found by fuzzing (segment_scan): an activation block with a valid checksum stating a
     // first LSN near 2^64 made the scan's LSN arithmetic overflow (a panic in debug builds,
     // a wrapped next LSN in release).
@@ -1342,7 +1380,7 @@ fn a_first_lsn_whose_records_would_overflow_is_corruption_not_a_panic() {
             }) => assert_eq!(f, &file),
             other => panic!("first LSN {first}: inspect says {other:?}"),
         }
-        match Wal::open(dir.path(), opts()) {
+        match Wal::open(dir.path(), opts(io)) {
             Err(Error::Corruption {
                 offset: 64,
                 reason: CorruptionKind::BadActivation,
@@ -1355,7 +1393,7 @@ fn a_first_lsn_whose_records_would_overflow_is_corruption_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let first = (1 << 63) - 1;
     handmade_log(dir.path(), first, &[b"one", b"two"]);
-    let (wal, report) = Wal::open(dir.path(), opts()).unwrap();
+    let (wal, report) = Wal::open(dir.path(), opts(io)).unwrap();
     assert_eq!((report.first_lsn, report.next_lsn), (first, first + 2));
     assert_eq!(wal.read(first + 1).unwrap().data(), b"two");
 }

@@ -18,6 +18,10 @@
 //! `VAULT_KILL9_CYCLES` sets the number of generations (default sized for `cargo test`),
 //! `VAULT_KILL9_SEED` replays a run (the seed is printed), `VAULT_KILL9_DIR` picks where the
 //! log lives. `cargo xtask crash --cycles N` runs this test in release for long runs.
+//!
+//! The same generations also run (fewer of them) on a small tmpfs and on loop-mounted ext4,
+//! xfs and btrfs images, on each I/O path the file system allows (root only: they mount file
+//! systems, and print why they skip otherwise).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -27,9 +31,13 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use vault_core::{inspect, Health, Options, SyncPolicy, Wal};
+use vault_core::{inspect, Health, IoMode, Options, SyncPolicy, Wal};
+
+mod mounts;
+use mounts::{need_root, Kind, Mount};
 
 const CHILD_DIR: &str = "VAULT_KILL9_CHILD_DIR";
+const CHILD_IO: &str = "VAULT_KILL9_CHILD_IO";
 const CHILD_SEGMENT: &str = "VAULT_KILL9_CHILD_SEGMENT";
 const CHILD_SEED: &str = "VAULT_KILL9_CHILD_SEED";
 const CYCLES: &str = "VAULT_KILL9_CYCLES";
@@ -105,10 +113,14 @@ fn kill9_writer_child() {
     };
     let segment = env_u64(CHILD_SEGMENT);
     let mut rng = Rng(env_u64(CHILD_SEED));
+    let io: IoMode = std::env::var(CHILD_IO)
+        .ok()
+        .map_or(IoMode::Auto, |s| s.parse().unwrap());
     let opts = Options::default()
         .with_segment_size(segment)
         .with_sync(SyncPolicy::Always)
-        .with_max_record_size(64 << 10);
+        .with_max_record_size(64 << 10)
+        .with_io(io);
     let (wal, report) = Wal::open(&dir, opts).unwrap_or_else(|e| child_fail("open", e));
     let out = std::io::stdout();
     let mut out = out.lock();
@@ -188,10 +200,11 @@ fn read_progress(stdout: impl Read, p: &Progress) {
     p.eof.store(true, Ordering::SeqCst);
 }
 
-fn spawn_writer(dir: &Path, segment: u64, seed: u64) -> Child {
+fn spawn_writer(dir: &Path, segment: u64, seed: u64, io: &str) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "kill9_writer_child", "--ignored", "--nocapture"])
         .env(CHILD_DIR, dir)
+        .env(CHILD_IO, io)
         .env(CHILD_SEGMENT, segment.to_string())
         .env(CHILD_SEED, seed.to_string())
         .stdin(Stdio::null())
@@ -304,8 +317,21 @@ fn check(dir: &Path, cycle: u64, e: &mut Expect, t: &mut Tally, open_too: bool) 
     next
 }
 
-#[test]
-fn acknowledged_records_survive_kill9_across_generations() {
+/// The main run, once per I/O path: `<name>::mmap` and `<name>::direct` (the direct half
+/// skips, saying why, where the temporary directory refuses `O_DIRECT`).
+mod acknowledged_records_survive_kill9_across_generations {
+    #[test]
+    fn mmap() {
+        super::across_generations("mmap");
+    }
+
+    #[test]
+    fn direct() {
+        super::across_generations("direct");
+    }
+}
+
+fn across_generations(io: &str) {
     let cycles: u64 = std::env::var(CYCLES)
         .ok()
         .map(|v| v.parse().expect("VAULT_KILL9_CYCLES is a number"))
@@ -317,12 +343,72 @@ fn acknowledged_records_survive_kill9_across_generations() {
             let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
             t.as_nanos() as u64 ^ u64::from(std::process::id())
         });
-    println!("kill -9: {cycles} generations, seed {seed} (replay with {SEED}={seed})");
+    println!("kill -9 ({io}): {cycles} generations, seed {seed} (replay with {SEED}={seed})");
     let tmp = match std::env::var_os(DIR) {
         Some(d) => tempfile::tempdir_in(d).unwrap(),
         None => tempfile::tempdir().unwrap(),
     };
-    let dir = tmp.path();
+    if io == "direct" {
+        let fs = vault_core::Storage::file_system(&vault_core::FsStorage, tmp.path()).unwrap();
+        if !fs.direct_io {
+            println!(
+                "skipped: no direct I/O in {} ({}): {:?}",
+                tmp.path().display(),
+                fs.name,
+                fs.direct_io_error
+            );
+            return;
+        }
+    }
+    generations(tmp.path(), cycles, seed, io);
+}
+
+/// Generations per file system and I/O path in the mounted-file-system tests.
+const FS_CYCLES: u64 = 25;
+
+fn kill9_on(kind: Kind, test: &str) {
+    if !need_root(test) {
+        return;
+    }
+    let paths: &[&str] = match kind {
+        Kind::Tmpfs => &["mmap"],
+        Kind::Btrfs => &["direct"],
+        Kind::Ext4 | Kind::Xfs => &["mmap", "direct"],
+    };
+    let seed = splitmix(u64::from(std::process::id()) ^ kind as u64);
+    for io in paths {
+        let Some(m) = Mount::or_skip(kind, 64, test) else {
+            return;
+        };
+        println!("kill -9 on {} ({io}), seed {seed}", kind.name());
+        let dir = m.path().join("wal");
+        std::fs::create_dir(&dir).unwrap();
+        generations(&dir, FS_CYCLES, seed, io);
+    }
+}
+
+#[test]
+fn acknowledged_records_survive_kill9_on_tmpfs() {
+    kill9_on(Kind::Tmpfs, "acknowledged_records_survive_kill9_on_tmpfs");
+}
+
+#[test]
+fn acknowledged_records_survive_kill9_on_ext4() {
+    kill9_on(Kind::Ext4, "acknowledged_records_survive_kill9_on_ext4");
+}
+
+#[test]
+fn acknowledged_records_survive_kill9_on_xfs() {
+    kill9_on(Kind::Xfs, "acknowledged_records_survive_kill9_on_xfs");
+}
+
+#[test]
+fn acknowledged_records_survive_kill9_on_btrfs() {
+    kill9_on(Kind::Btrfs, "acknowledged_records_survive_kill9_on_btrfs");
+}
+
+/// `cycles` generations of writers on `dir`, each killed at a random moment and checked.
+fn generations(dir: &Path, cycles: u64, seed: u64, io: &str) {
     let mut rng = Rng(seed);
     let mut e = Expect {
         first: 1,
@@ -333,7 +419,7 @@ fn acknowledged_records_survive_kill9_across_generations() {
     let started = Instant::now();
     for cycle in 0..cycles {
         let segment = [4096, 8192, 16384][rng.below(3) as usize];
-        let mut child = spawn_writer(dir, segment, rng.next());
+        let mut child = spawn_writer(dir, segment, rng.next(), io);
         let progress = Arc::new(Progress::default());
         let out = {
             let p = Arc::clone(&progress);
@@ -420,8 +506,8 @@ fn acknowledged_records_survive_kill9_across_generations() {
         t.cycles += 1;
     }
     println!(
-        "kill -9: {} generations in {:.1} s, {} acknowledged records, log ends at LSN {}, \
-         0 lost",
+        "kill -9 ({io}): {} generations in {:.1} s, {} acknowledged records, log ends at LSN \
+         {}, 0 lost",
         t.cycles,
         started.elapsed().as_secs_f64(),
         t.acks,

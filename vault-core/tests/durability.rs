@@ -4,12 +4,15 @@
 //! that believes itself synced when it is not) fails these tests, which a crash-free run alone
 //! could never reveal.
 
+mod common;
+
 use std::sync::Arc;
 
-use vault_core::{FsStorage, Options, RecordingStorage, SyncPolicy, Wal};
+use vault_core::{FsStorage, IoMode, Options, RecordingStorage, SyncPolicy, Wal};
 
-fn opts(rec: &Arc<RecordingStorage<FsStorage>>, sync: SyncPolicy, seg: u64) -> Options {
+fn opts(rec: &Arc<RecordingStorage<FsStorage>>, sync: SyncPolicy, seg: u64, io: IoMode) -> Options {
     Options::default()
+        .with_io(io)
         .with_segment_size(seg)
         .with_sync(sync)
         .with_storage(Arc::clone(rec) as Arc<dyn vault_core::Storage>)
@@ -28,12 +31,13 @@ fn assert_synced_after(rec: &RecordingStorage<FsStorage>, before: usize, wal: &W
     );
 }
 
-#[test]
-fn always_syncs_each_record_in_a_fresh_and_a_reopened_log() {
+common::both_io_paths!(always_syncs_each_record_in_a_fresh_and_a_reopened_log);
+fn always_syncs_each_record_in_a_fresh_and_a_reopened_log(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let rec = Arc::new(RecordingStorage::new(FsStorage));
     for round in 0..2u64 {
-        let (wal, _) = Wal::open(dir.path(), opts(&rec, SyncPolicy::Always, 64 * 1024)).unwrap();
+        let (wal, _) =
+            Wal::open(dir.path(), opts(&rec, SyncPolicy::Always, 64 * 1024, io)).unwrap();
         for i in 0..300u64 {
             let before = rec.events().len();
             let lsn = wal.append(&[i as u8; 100]).unwrap();
@@ -45,11 +49,11 @@ fn always_syncs_each_record_in_a_fresh_and_a_reopened_log() {
     }
 }
 
-#[test]
-fn manual_sync_covers_every_segment_written_since_the_last_sync() {
+common::both_io_paths!(manual_sync_covers_every_segment_written_since_the_last_sync);
+fn manual_sync_covers_every_segment_written_since_the_last_sync(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let rec = Arc::new(RecordingStorage::new(FsStorage));
-    let (wal, _) = Wal::open(dir.path(), opts(&rec, SyncPolicy::Manual, 4096)).unwrap();
+    let (wal, _) = Wal::open(dir.path(), opts(&rec, SyncPolicy::Manual, 4096, io)).unwrap();
     for i in 0..200u64 {
         wal.append(&[i as u8; 150]).unwrap();
     }

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::record;
-use vault_core::{Error, FsStorage, Options, RecordingStorage, Storage, SyncPolicy, Wal};
+use vault_core::{Error, FsStorage, IoMode, Options, RecordingStorage, Storage, SyncPolicy, Wal};
 use vault_segment::sim::{FaultError, OpKind, SimStorage};
 
 const LONG: Duration = Duration::from_secs(20);
@@ -22,9 +22,11 @@ fn recorded(
     dir: &std::path::Path,
     sync: SyncPolicy,
     seg: u64,
+    io: IoMode,
 ) -> (Wal, Arc<RecordingStorage<FsStorage>>) {
     let rec = Arc::new(RecordingStorage::new(FsStorage));
     let opts = Options::default()
+        .with_io(io)
         .with_segment_size(seg)
         .with_sync(sync)
         .with_storage(Arc::clone(&rec) as Arc<dyn Storage>);
@@ -69,15 +71,15 @@ fn wait_for(seen: &Seen, n: usize) {
     }
 }
 
-#[test]
-fn callbacks_run_once_in_lsn_order_after_a_covering_msync_under_every_policy() {
+common::both_io_paths!(callbacks_run_once_in_lsn_order_after_a_covering_msync_under_every_policy);
+fn callbacks_run_once_in_lsn_order_after_a_covering_msync_under_every_policy(io: IoMode) {
     for policy in [
         SyncPolicy::Manual,
         SyncPolicy::Interval(Duration::from_millis(5)),
         SyncPolicy::Always,
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let (wal, rec) = recorded(dir.path(), policy, 8192);
+        let (wal, rec) = recorded(dir.path(), policy, 8192, io);
         let seen: Seen = Arc::default();
         for lsn in 1..=500u64 {
             wal.append(&record(lsn)).unwrap();
@@ -121,10 +123,10 @@ fn callbacks_run_once_in_lsn_order_after_a_covering_msync_under_every_policy() {
     }
 }
 
-#[test]
-fn many_threads_registering_callbacks_share_flushes() {
+common::both_io_paths!(many_threads_registering_callbacks_share_flushes);
+fn many_threads_registering_callbacks_share_flushes(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, rec) = recorded(dir.path(), SyncPolicy::Manual, 1 << 20);
+    let (wal, rec) = recorded(dir.path(), SyncPolicy::Manual, 1 << 20, io);
     let wal = Arc::new(wal);
     let seen: Seen = Arc::default();
     const THREADS: u64 = 8;
@@ -151,11 +153,12 @@ fn many_threads_registering_callbacks_share_flushes() {
     assert!(seen.iter().all(|(_, r, covered)| r.is_ok() && *covered));
 }
 
-#[test]
-fn a_failed_sync_answers_every_pending_callback_with_poisoned() {
+common::both_io_paths!(sim a_failed_sync_answers_every_pending_callback_with_poisoned);
+fn a_failed_sync_answers_every_pending_callback_with_poisoned(io: IoMode) {
     let sim = SimStorage::new();
     // One segment holds everything: preparing another would fail too (its header sync).
     let opts = Options::default()
+        .with_io(io)
         .with_segment_size(1 << 20)
         .with_sync(SyncPolicy::Manual)
         .with_storage(Arc::new(sim.clone()) as Arc<dyn Storage>);
@@ -208,10 +211,10 @@ fn a_failed_sync_answers_every_pending_callback_with_poisoned() {
     );
 }
 
-#[test]
-fn close_answers_pending_callbacks_ok_if_its_sync_covered_them_else_closed() {
+common::both_io_paths!(close_answers_pending_callbacks_ok_if_its_sync_covered_them_else_closed);
+fn close_answers_pending_callbacks_ok_if_its_sync_covered_them_else_closed(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = recorded(dir.path(), SyncPolicy::Manual, 1 << 20);
+    let (wal, _) = recorded(dir.path(), SyncPolicy::Manual, 1 << 20, io);
     let (tx, rx) = mpsc::channel();
     for lsn in 1..=10 {
         wal.append(&record(lsn)).unwrap();
@@ -231,10 +234,10 @@ fn close_answers_pending_callbacks_ok_if_its_sync_covered_them_else_closed() {
     assert_eq!(got[1], (11, Err(true)));
 }
 
-#[test]
-fn wait_durable_flushes_or_times_out() {
+common::both_io_paths!(wait_durable_flushes_or_times_out);
+fn wait_durable_flushes_or_times_out(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, rec) = recorded(dir.path(), SyncPolicy::Manual, 1 << 20);
+    let (wal, rec) = recorded(dir.path(), SyncPolicy::Manual, 1 << 20, io);
     let wal = Arc::new(wal);
     for lsn in 1..=10 {
         wal.append(&record(lsn)).unwrap();
@@ -268,12 +271,13 @@ fn wait_durable_flushes_or_times_out() {
     assert!(wal.durable_lsn() >= 12);
 }
 
-#[test]
-fn wait_durable_allocates_nothing_once_the_committer_runs() {
+common::both_io_paths!(wait_durable_allocates_nothing_once_the_committer_runs);
+fn wait_durable_allocates_nothing_once_the_committer_runs(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let (wal, _) = Wal::open(
         dir.path(),
         Options::default()
+            .with_io(io)
             .with_segment_size(8 << 20)
             .with_sync(SyncPolicy::Manual),
     )
@@ -294,10 +298,10 @@ fn wait_durable_allocates_nothing_once_the_committer_runs() {
     assert_eq!(info.count_total, 0, "allocations in wait_durable: {info:?}");
 }
 
-#[test]
-fn a_callback_that_drops_the_last_handle_closes_the_wal_without_deadlock() {
+common::both_io_paths!(a_callback_that_drops_the_last_handle_closes_the_wal_without_deadlock);
+fn a_callback_that_drops_the_last_handle_closes_the_wal_without_deadlock(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), common::small(1 << 20, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir.path(), common::small(1 << 20, SyncPolicy::Manual, io)).unwrap();
     let wal = Arc::new(wal);
     let lsn = wal.append(b"one").unwrap();
     let (tx, rx) = mpsc::channel();
@@ -312,7 +316,8 @@ fn a_callback_that_drops_the_last_handle_closes_the_wal_without_deadlock() {
     go_tx.send(()).unwrap();
     assert!(rx.recv_timeout(LONG).unwrap());
     // Closed: the lock is free and the record durable.
-    let (wal, report) = Wal::open(dir.path(), common::small(1 << 20, SyncPolicy::Manual)).unwrap();
+    let (wal, report) =
+        Wal::open(dir.path(), common::small(1 << 20, SyncPolicy::Manual, io)).unwrap();
     assert_eq!(report.records, 1);
     assert_eq!(wal.read(1).unwrap().data(), b"one");
 }

@@ -8,14 +8,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{record, small};
-use vault_core::{Error, SyncPolicy, Wal};
+use vault_core::{Error, IoMode, SyncPolicy, Wal};
 
 const LONG: Duration = Duration::from_secs(20);
 
-#[test]
-fn a_follower_sees_every_record_in_order_across_rotations_with_concurrent_appenders() {
+common::both_io_paths!(
+    a_follower_sees_every_record_in_order_across_rotations_with_concurrent_appenders
+);
+fn a_follower_sees_every_record_in_order_across_rotations_with_concurrent_appenders(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(8192, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(8192, SyncPolicy::Manual, io)).unwrap();
     let wal = Arc::new(wal);
     const THREADS: u64 = 3;
     const EACH: u64 = 1500;
@@ -76,10 +78,10 @@ fn a_follower_sees_every_record_in_order_across_rotations_with_concurrent_append
     assert_eq!(got.len() as u64 + rest, wal.last_lsn());
 }
 
-#[test]
-fn a_waiting_follower_wakes_soon_after_an_append() {
+common::both_io_paths!(a_waiting_follower_wakes_soon_after_an_append);
+fn a_waiting_follower_wakes_soon_after_an_append(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(1 << 20, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(1 << 20, SyncPolicy::Manual, io)).unwrap();
     let wal = Arc::new(wal);
     let mut latencies = Vec::new();
     for round in 1..=20u64 {
@@ -109,10 +111,10 @@ fn a_waiting_follower_wakes_soon_after_an_append() {
     // lost wake-up leaves it waiting `LONG` and returning `None`.
 }
 
-#[test]
-fn next_timeout_returns_none_when_nothing_is_appended() {
+common::both_io_paths!(next_timeout_returns_none_when_nothing_is_appended);
+fn next_timeout_returns_none_when_nothing_is_appended(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(1 << 20, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(1 << 20, SyncPolicy::Manual, io)).unwrap();
     wal.append(b"one").unwrap();
     let mut f = wal.follow(1);
     assert_eq!(f.next_timeout(LONG).unwrap().unwrap().data(), b"one");
@@ -130,10 +132,10 @@ fn next_timeout_returns_none_when_nothing_is_appended() {
     assert_eq!(ahead.try_next().unwrap().unwrap().lsn(), 3);
 }
 
-#[test]
-fn close_wakes_followers_which_drain_then_get_closed() {
+common::both_io_paths!(close_wakes_followers_which_drain_then_get_closed);
+fn close_wakes_followers_which_drain_then_get_closed(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
     for lsn in 1..=50 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -151,7 +153,7 @@ fn close_wakes_followers_which_drain_then_get_closed() {
     assert!(matches!(r, Err(Error::Closed)), "{r:?}");
     assert!(waited < LONG / 2, "close did not wake the follower");
     // The directory lock is released although followers still exist.
-    let (again, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual))
+    let (again, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io))
         .expect("close released the directory lock");
     for lsn in 1..=50 {
         let r = behind.next_timeout(LONG).unwrap().unwrap();
@@ -162,10 +164,10 @@ fn close_wakes_followers_which_drain_then_get_closed() {
     drop(again);
 }
 
-#[test]
-fn dropping_the_wal_wakes_a_waiting_follower() {
+common::both_io_paths!(dropping_the_wal_wakes_a_waiting_follower);
+fn dropping_the_wal_wakes_a_waiting_follower(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(1 << 20, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(1 << 20, SyncPolicy::Manual, io)).unwrap();
     let mut f = wal.follow(1);
     let waiter = thread::spawn(move || f.next_timeout(LONG).map(|o| o.is_some()));
     thread::sleep(Duration::from_millis(20));
@@ -173,10 +175,10 @@ fn dropping_the_wal_wakes_a_waiting_follower() {
     assert!(matches!(waiter.join().unwrap(), Err(Error::Closed)));
 }
 
-#[test]
-fn truncate_front_past_a_follower_gives_truncated() {
+common::both_io_paths!(truncate_front_past_a_follower_gives_truncated);
+fn truncate_front_past_a_follower_gives_truncated(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
     for lsn in 1..=100 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -219,10 +221,10 @@ fn truncate_front_past_a_follower_gives_truncated() {
     assert_eq!(kept.try_next().unwrap().unwrap().lsn(), first);
 }
 
-#[test]
-fn a_follower_reads_records_larger_than_a_segment() {
+common::both_io_paths!(a_follower_reads_records_larger_than_a_segment);
+fn a_follower_reads_records_larger_than_a_segment(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
     let mut f = wal.follow(1);
     let big = vec![7u8; 20_000];
     let w = thread::spawn(move || {

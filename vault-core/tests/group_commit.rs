@@ -5,28 +5,34 @@
 //! that dropped the result of a flush finishing behind a slow older one; it hung about one round
 //! in three of these.)
 
+mod common;
+
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use vault_core::{Options, SyncPolicy, Wal};
+use vault_core::{IoMode, Options, SyncPolicy, Wal};
 
+common::both_io_paths!(
 /// Several rounds: a race between flushes needs the disk's latency to line up, which one round
 /// of this size did about one time in three.
-#[test]
-fn eight_durable_appenders_finish_and_everything_they_got_is_durable() {
+    eight_durable_appenders_finish_and_everything_they_got_is_durable
+        in std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+);
+fn eight_durable_appenders_finish_and_everything_they_got_is_durable(io: IoMode) {
     for _ in 0..6 {
-        one_round();
+        one_round(io);
     }
 }
 
-fn one_round() {
+fn one_round(io: IoMode) {
     const THREADS: u64 = 8;
     const EACH: u64 = 300;
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let (wal, _) = Wal::open(
         dir.path(),
         Options::default()
+            .with_io(io)
             .with_segment_size(1 << 20)
             .with_sync(SyncPolicy::Always),
     )

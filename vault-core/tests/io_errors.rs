@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::record;
-use vault_core::{Error, Options, SyncPolicy, Wal};
+use vault_core::{Error, IoMode, Options, SyncPolicy, Wal};
 use vault_segment::sim::{CrashChoice, CrashPoint, FaultError, OpKind, SimStorage};
 use vault_segment::Storage;
 
@@ -37,8 +37,9 @@ fn payload(lsn: u64) -> Vec<u8> {
     }
 }
 
-fn options(sim: &SimStorage, sync: SyncPolicy) -> Options {
+fn options(sim: &SimStorage, sync: SyncPolicy, io: IoMode) -> Options {
     Options::default()
+        .with_io(io)
         .with_segment_size(4096)
         .with_sync(sync)
         .with_storage(Arc::new(sim.clone()) as Arc<dyn Storage>)
@@ -141,9 +142,9 @@ fn sync(wal: &Wal, seen: &mut Seen) {
 
 /// Appends 70 records (rotations every ~20, enlarged segments every 17th record), with syncs,
 /// a batch and a `truncate_front`; then closes.
-fn workload(sim: &SimStorage, policy: SyncPolicy) -> (Seen, Option<String>) {
+fn workload(sim: &SimStorage, policy: SyncPolicy, io: IoMode) -> (Seen, Option<String>) {
     let mut seen = Seen::default();
-    let (wal, _) = match Wal::open(dir(), options(sim, policy)) {
+    let (wal, _) = match Wal::open(dir(), options(sim, policy, io)) {
         Ok(w) => w,
         Err(e) => {
             assert!(matches!(e, Error::Io { .. }), "open: {e:?}");
@@ -214,9 +215,9 @@ fn failed_data_sync(sim: &SimStorage) -> bool {
 
 /// Power fails after the workload: only durable state survives. Every acknowledged record
 /// must be read back, byte-exact, without a gap.
-fn check_recovery(sim: &SimStorage, policy: SyncPolicy, seen: &Seen, case: &str) {
+fn check_recovery(sim: &SimStorage, policy: SyncPolicy, seen: &Seen, case: &str, io: IoMode) {
     let crashed = sim.crash(&CrashChoice::none());
-    let (wal, report) = Wal::open(dir(), options(&crashed, policy))
+    let (wal, report) = Wal::open(dir(), options(&crashed, policy, io))
         .unwrap_or_else(|e| panic!("{case}: reopen after the failure and a power loss: {e}"));
     let first = wal.first_lsn();
     let last = wal.last_lsn();
@@ -242,11 +243,11 @@ fn check_recovery(sim: &SimStorage, policy: SyncPolicy, seen: &Seen, case: &str)
     wal.close().unwrap();
 }
 
-fn every_fault_point(kind: OpKind, error: FaultError) -> u64 {
+fn every_fault_point(kind: OpKind, error: FaultError, io: IoMode) -> u64 {
     let mut cases = 0;
     for policy in [SyncPolicy::Always, SyncPolicy::Manual] {
         let clean = SimStorage::new();
-        let (seen, closed) = workload(&clean, policy);
+        let (seen, closed) = workload(&clean, policy, io);
         assert!(
             seen.errors.is_empty() && closed.is_none(),
             "{seen:?} {closed:?}"
@@ -258,8 +259,8 @@ fn every_fault_point(kind: OpKind, error: FaultError) -> u64 {
         for n in 1..=calls + 3 {
             let sim = SimStorage::new();
             sim.fail_nth(kind, n, error);
-            let case = format!("{kind:?} call {n} fails with {error:?} under {policy:?}");
-            let (seen, closed) = workload(&sim, policy);
+            let case = format!("{kind:?} call {n} fails with {error:?} under {policy:?} on {io:?}");
+            let (seen, closed) = workload(&sim, policy, io);
             let open_failed = closed.as_deref().is_some_and(|c| c.starts_with("open: "));
             if open_failed {
                 // The fault hit open itself (its sync of the new log, for instance): a typed
@@ -277,49 +278,49 @@ fn every_fault_point(kind: OpKind, error: FaultError) -> u64 {
                     "{case}: poisoned without a failed data sync: {seen:?}"
                 );
             }
-            check_recovery(&sim, policy, &seen, &case);
+            check_recovery(&sim, policy, &seen, &case, io);
             cases += 1;
         }
     }
     cases
 }
 
-#[test]
-fn a_failed_msync_poisons_the_wal_and_nothing_after_it_is_acknowledged() {
-    let n = every_fault_point(OpKind::Sync, FaultError::Io);
-    println!("io_errors: {n} sync fault points");
+common::both_io_paths!(sim a_failed_msync_poisons_the_wal_and_nothing_after_it_is_acknowledged);
+fn a_failed_msync_poisons_the_wal_and_nothing_after_it_is_acknowledged(io: IoMode) {
+    let n = every_fault_point(OpKind::Sync, FaultError::Io, io);
+    println!("io_errors {io:?}: {n} sync fault points");
 }
 
-#[test]
-fn a_failed_allocation_fails_only_the_append_that_needed_it() {
-    let n = every_fault_point(OpKind::Allocate, FaultError::NoSpace);
-    println!("io_errors: {n} allocation fault points");
+common::both_io_paths!(sim a_failed_allocation_fails_only_the_append_that_needed_it);
+fn a_failed_allocation_fails_only_the_append_that_needed_it(io: IoMode) {
+    let n = every_fault_point(OpKind::Allocate, FaultError::NoSpace, io);
+    println!("io_errors {io:?}: {n} allocation fault points");
 }
 
-#[test]
-fn a_failed_rename_fails_only_the_append_that_needed_it() {
-    let n = every_fault_point(OpKind::Rename, FaultError::Io);
-    println!("io_errors: {n} rename fault points");
+common::both_io_paths!(sim a_failed_rename_fails_only_the_append_that_needed_it);
+fn a_failed_rename_fails_only_the_append_that_needed_it(io: IoMode) {
+    let n = every_fault_point(OpKind::Rename, FaultError::Io, io);
+    println!("io_errors {io:?}: {n} rename fault points");
 }
 
-#[test]
-fn a_failed_directory_fsync_is_a_typed_error_and_the_wal_goes_on() {
-    let n = every_fault_point(OpKind::SyncDir, FaultError::Io);
-    println!("io_errors: {n} directory fsync fault points");
+common::both_io_paths!(sim a_failed_directory_fsync_is_a_typed_error_and_the_wal_goes_on);
+fn a_failed_directory_fsync_is_a_typed_error_and_the_wal_goes_on(io: IoMode) {
+    let n = every_fault_point(OpKind::SyncDir, FaultError::Io, io);
+    println!("io_errors {io:?}: {n} directory fsync fault points");
 }
 
-#[test]
-fn failed_maps_prefaults_and_removals_are_typed_errors() {
-    let mut n = every_fault_point(OpKind::Map, FaultError::Io);
-    n += every_fault_point(OpKind::Prefault, FaultError::Io);
-    n += every_fault_point(OpKind::Remove, FaultError::Io);
-    println!("io_errors: {n} map, pre-fault and remove fault points");
+common::both_io_paths!(sim failed_maps_prefaults_and_removals_are_typed_errors);
+fn failed_maps_prefaults_and_removals_are_typed_errors(io: IoMode) {
+    let mut n = every_fault_point(OpKind::Map, FaultError::Io, io);
+    n += every_fault_point(OpKind::Prefault, FaultError::Io, io);
+    n += every_fault_point(OpKind::Remove, FaultError::Io, io);
+    println!("io_errors {io:?}: {n} map, pre-fault and remove fault points");
 }
 
-#[test]
-fn a_disk_full_for_a_while_fails_rotations_until_space_is_back() {
+common::both_io_paths!(sim a_disk_full_for_a_while_fails_rotations_until_space_is_back);
+fn a_disk_full_for_a_while_fails_rotations_until_space_is_back(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(dir(), options(&sim, SyncPolicy::Always)).unwrap();
+    let (wal, _) = Wal::open(dir(), options(&sim, SyncPolicy::Always, io)).unwrap();
     let mut last = 0;
     for lsn in 1..=10 {
         last = wal.append(&record(lsn)).unwrap();
@@ -358,15 +359,15 @@ fn a_disk_full_for_a_while_fails_rotations_until_space_is_back() {
     }
     wal.close().unwrap();
     let crashed = sim.crash(&CrashChoice::none());
-    let (wal, report) = Wal::open(dir(), options(&crashed, SyncPolicy::Always)).unwrap();
+    let (wal, report) = Wal::open(dir(), options(&crashed, SyncPolicy::Always, io)).unwrap();
     assert_eq!(report.next_lsn, last + 1);
     common::assert_log(&wal, 1, last);
 }
 
-#[test]
-fn a_failed_open_is_a_typed_error_and_a_later_open_recovers_everything() {
+common::both_io_paths!(sim a_failed_open_is_a_typed_error_and_a_later_open_recovers_everything);
+fn a_failed_open_is_a_typed_error_and_a_later_open_recovers_everything(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(dir(), options(&sim, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir(), options(&sim, SyncPolicy::Manual, io)).unwrap();
     for lsn in 1..=50 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -374,7 +375,7 @@ fn a_failed_open_is_a_typed_error_and_a_later_open_recovers_everything() {
     let crashed = sim.crash(&CrashChoice::none());
     drop(wal);
     let clean = crashed.crash(&CrashChoice::none());
-    let (probe, _) = Wal::open(dir(), options(&clean, SyncPolicy::Manual)).unwrap();
+    let (probe, _) = Wal::open(dir(), options(&clean, SyncPolicy::Manual, io)).unwrap();
     let recovered = probe.last_lsn();
     drop(probe);
     let mut points = 0;
@@ -388,7 +389,7 @@ fn a_failed_open_is_a_typed_error_and_a_later_open_recovers_everything() {
         for n in 1..=clean.calls(kind) {
             let sim = crashed.crash(&CrashChoice::none());
             sim.fail_nth(kind, n, FaultError::Io);
-            match Wal::open(dir(), options(&sim, SyncPolicy::Manual)) {
+            match Wal::open(dir(), options(&sim, SyncPolicy::Manual, io)) {
                 Ok((wal, _)) => {
                     // The failed call was the worker's (preparing a spare): open succeeded.
                     assert_eq!(wal.last_lsn(), recovered);
@@ -396,7 +397,7 @@ fn a_failed_open_is_a_typed_error_and_a_later_open_recovers_everything() {
                 Err(e) => assert!(matches!(e, Error::Io { .. }), "{kind:?} {n}: {e:?}"),
             }
             let again = sim.crash(&CrashChoice::none());
-            let (wal, _) = Wal::open(dir(), options(&again, SyncPolicy::Manual))
+            let (wal, _) = Wal::open(dir(), options(&again, SyncPolicy::Manual, io))
                 .unwrap_or_else(|e| panic!("{kind:?} {n}: reopen: {e}"));
             common::assert_log(&wal, 1, recovered);
             points += 1;
@@ -413,9 +414,10 @@ fn cut_with_fault(
     cut: u64,
     reset: bool,
     fault: Option<(OpKind, u64)>,
+    io: IoMode,
 ) -> (vault_core::Result<()>, SimStorage, u64) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(dir(), options(&sim, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir(), options(&sim, SyncPolicy::Manual, io)).unwrap();
     for lsn in 1..=45 {
         assert_eq!(wal.append(&payload(lsn)).unwrap(), lsn);
         if lsn == 30 {
@@ -424,7 +426,7 @@ fn cut_with_fault(
     }
     // Let the worker finish its spare, so that the calls counted are the cut's.
     // (The worker keeps several spares: wait for all of them.)
-    let spares = options(&sim, SyncPolicy::Manual).spares() as u64;
+    let spares = options(&sim, SyncPolicy::Manual, io).spares() as u64;
     while wal.stats().segments_prepared < wal.stats().segments as u64 + spares {
         std::thread::yield_now();
     }
@@ -469,13 +471,13 @@ fn cut_with_fault(
     (result, sim, 45)
 }
 
-#[test]
-fn a_fault_at_each_step_of_truncate_back_is_an_error_and_reopen_recovers_a_valid_log() {
+common::both_io_paths!(sim a_fault_at_each_step_of_truncate_back_is_an_error_and_reopen_recovers_a_valid_log);
+fn a_fault_at_each_step_of_truncate_back_is_an_error_and_reopen_recovers_a_valid_log(io: IoMode) {
     let mut cases = 0;
     let mut outcomes = std::collections::BTreeMap::<String, u64>::new();
     for (cut, reset) in [(3, false), (40, false), (10, true)] {
         // Without a fault the cut succeeds.
-        cut_with_fault(cut, reset, None).0.unwrap();
+        cut_with_fault(cut, reset, None, io).0.unwrap();
         for kind in [
             OpKind::Allocate,
             OpKind::Map,
@@ -486,7 +488,7 @@ fn a_fault_at_each_step_of_truncate_back_is_an_error_and_reopen_recovers_a_valid
             OpKind::SyncDir,
         ] {
             for n in 1..=6 {
-                let (result, sim, appended) = cut_with_fault(cut, reset, Some((kind, n)));
+                let (result, sim, appended) = cut_with_fault(cut, reset, Some((kind, n)), io);
                 let case = format!("cut {cut} reset {reset}: {kind:?} call {n}: {result:?}");
                 let what = match &result {
                     Ok(()) => "ok",
@@ -496,7 +498,7 @@ fn a_fault_at_each_step_of_truncate_back_is_an_error_and_reopen_recovers_a_valid
                 *outcomes.entry(format!("{kind:?}: {what}")).or_default() += 1;
                 // Power fails now; whatever the step, the next open finds a valid log.
                 let crashed = sim.crash(&CrashChoice::none());
-                let (wal, _) = Wal::open(dir(), options(&crashed, SyncPolicy::Manual))
+                let (wal, _) = Wal::open(dir(), options(&crashed, SyncPolicy::Manual, io))
                     .unwrap_or_else(|e| panic!("{case}: reopen: {e}"));
                 let (first, last) = (wal.first_lsn(), wal.last_lsn());
                 let cut_done = result.is_ok();
@@ -532,7 +534,7 @@ fn a_fault_at_each_step_of_truncate_back_is_an_error_and_reopen_recovers_a_valid
             }
         }
     }
-    println!("io_errors truncate_back: {cases} fault points: {outcomes:?}");
+    println!("io_errors {io:?} truncate_back: {cases} fault points: {outcomes:?}");
     assert!(
         outcomes.keys().any(|k| k.ends_with("poisoned")),
         "{outcomes:?}"
@@ -541,4 +543,94 @@ fn a_fault_at_each_step_of_truncate_back_is_an_error_and_reopen_recovers_a_valid
         outcomes.keys().any(|k| k.ends_with("nothing changed")),
         "{outcomes:?}"
     );
+}
+
+/// A full disk on the direct path: the records whose write found no space stay in memory, the
+/// WAL is not poisoned, appends fail (appending nothing) until space is back, and then the same
+/// WAL writes them and goes on; a reopen finds every record.
+#[test]
+fn a_full_disk_on_the_direct_path_is_retried_once_space_is_back() {
+    let sim = SimStorage::new();
+    let opts = options(&sim, SyncPolicy::Always, vault_core::IoMode::Direct);
+    let (wal, report) = Wal::open(dir(), opts.clone()).unwrap();
+    assert_eq!(report.io_path, vault_core::IoPath::Direct);
+    for lsn in 1..=20 {
+        assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
+    }
+    sim.fail_from(
+        OpKind::Sync,
+        sim.calls(OpKind::Sync) + 1,
+        FaultError::NoSpace,
+    );
+    // The record is appended (LSN 21) but not durable.
+    match wal.append(&record(21)) {
+        Err(e @ Error::NoSpace { .. }) => {
+            assert!(e.is_disk_full());
+            // The OS's own text for a full disk ("No space left on device", "Disk full.").
+            let full = std::io::Error::from_raw_os_error(FaultError::NoSpace.raw_os_error());
+            let full = full.to_string();
+            let full = full.split(" (os error").next().unwrap();
+            assert!(e.to_string().contains(full), "{e}");
+            let Error::NoSpace {
+                durable,
+                last,
+                appended,
+                ..
+            } = e
+            else {
+                unreachable!()
+            };
+            assert_eq!((durable, last, appended), (20, 21, Some(21)));
+        }
+        other => panic!("expected NoSpace, got {other:?}"),
+    }
+    assert_eq!(wal.durable_lsn(), 20);
+    assert!(wal.read(21).unwrap().data() == record(21));
+    // While there is no space, an append appends nothing.
+    for _ in 0..3 {
+        match wal.append(&record(22)) {
+            Err(Error::NoSpace { appended: None, .. }) => {}
+            other => panic!("expected NoSpace without an append, got {other:?}"),
+        }
+        assert_eq!(wal.last_lsn(), 21);
+    }
+    assert!(matches!(wal.sync(), Err(Error::NoSpace { .. })));
+    // Space is back: the next append writes 21 and itself.
+    sim.clear_faults();
+    assert_eq!(wal.append(&record(22)).unwrap(), 22);
+    assert_eq!(wal.durable_lsn(), 22);
+    for lsn in 23..=60 {
+        assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
+    }
+    wal.close().unwrap();
+    let (wal, report) = Wal::open(dir(), opts).unwrap();
+    assert_eq!(report.next_lsn, 61);
+    for lsn in 1..=60 {
+        assert!(wal.read(lsn).unwrap().data() == record(lsn), "record {lsn}");
+    }
+}
+
+/// The same fault on the mapping poisons the WAL: the kernel may have dropped the pages.
+#[test]
+fn a_full_disk_in_a_sync_of_the_mapping_poisons_the_wal() {
+    let sim = SimStorage::new();
+    let opts = options(&sim, SyncPolicy::Always, vault_core::IoMode::Mmap);
+    let (wal, _) = Wal::open(dir(), opts).unwrap();
+    for lsn in 1..=5 {
+        assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
+    }
+    sim.fail_nth(
+        OpKind::Sync,
+        sim.calls(OpKind::Sync) + 1,
+        FaultError::NoSpace,
+    );
+    assert!(matches!(
+        wal.append(&record(6)),
+        Err(Error::Poisoned { .. })
+    ));
+    sim.clear_faults();
+    assert!(matches!(
+        wal.append(&record(7)),
+        Err(Error::Poisoned { .. })
+    ));
 }

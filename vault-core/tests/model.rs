@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use vault_core::{Options, SyncPolicy, Wal};
+use vault_core::{IoMode, Options, SyncPolicy, Wal};
 use vault_segment::sim::{CrashChoice, PageFate, SimStorage};
 use vault_segment::Storage;
 
@@ -91,8 +91,9 @@ fn dir() -> PathBuf {
     PathBuf::from("/wal")
 }
 
-fn options(sim: &SimStorage, sync: SyncPolicy) -> Options {
+fn options(sim: &SimStorage, sync: SyncPolicy, io: IoMode) -> Options {
     Options::default()
+        .with_io(io)
         .with_segment_size(4096)
         .with_sync(sync)
         .with_storage(Arc::new(sim.clone()) as Arc<dyn Storage>)
@@ -146,10 +147,10 @@ fn recovered(wal: &Wal, m: &mut Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn run(sync: SyncPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
+fn run(sync: SyncPolicy, ops: &[Op], io: IoMode) -> Result<(), TestCaseError> {
     let mut sim = SimStorage::new();
     let mut m = Model::default();
-    let (mut wal, _) = Wal::open(dir(), options(&sim, sync)).unwrap();
+    let (mut wal, _) = Wal::open(dir(), options(&sim, sync, io)).unwrap();
     for op in ops {
         match op {
             Op::Append(data) => {
@@ -202,7 +203,7 @@ fn run(sync: SyncPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
                 let crashed = power_loss(&sim, *seed);
                 drop(wal);
                 sim = crashed;
-                wal = Wal::open(dir(), options(&sim, sync))
+                wal = Wal::open(dir(), options(&sim, sync, io))
                     .map_err(|e| TestCaseError::fail(format!("open after power loss: {e}")))?
                     .0;
                 recovered(&wal, &mut m)?;
@@ -210,7 +211,7 @@ fn run(sync: SyncPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Reopen => {
                 wal.close().unwrap();
                 m.durable = m.records.len() as u64;
-                wal = Wal::open(dir(), options(&sim, sync)).unwrap().0;
+                wal = Wal::open(dir(), options(&sim, sync, io)).unwrap().0;
                 recovered(&wal, &mut m)?;
                 prop_assert_eq!(wal.last_lsn(), m.records.len() as u64);
             }
@@ -222,7 +223,7 @@ fn run(sync: SyncPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
     m.durable = m.records.len() as u64;
     let crashed = power_loss(&sim, 0);
     drop(wal);
-    let (wal, _) = Wal::open(dir(), options(&crashed, sync)).unwrap();
+    let (wal, _) = Wal::open(dir(), options(&crashed, sync, io)).unwrap();
     recovered(&wal, &mut m)?;
     Ok(())
 }
@@ -235,20 +236,40 @@ fn config() -> ProptestConfig {
     c
 }
 
-proptest! {
-    #![proptest_config(config())]
+// Each property runs on both I/O paths, as `<property>::mmap` and `<property>::direct` (the
+// shape `both_io_paths!` gives the other tests).
+mod recovered_log_is_the_synced_records_plus_some_later_ones_under_manual_sync {
+    use super::*;
 
-    #[test]
-    fn recovered_log_is_the_synced_records_plus_some_later_ones_under_manual_sync(
-        ops in proptest::collection::vec(op(), 1..60)
-    ) {
-        run(SyncPolicy::Manual, &ops)?;
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn mmap(ops in proptest::collection::vec(op(), 1..60)) {
+            run(SyncPolicy::Manual, &ops, IoMode::Mmap)?;
+        }
+
+        #[test]
+        fn direct(ops in proptest::collection::vec(op(), 1..60)) {
+            run(SyncPolicy::Manual, &ops, IoMode::Direct)?;
+        }
     }
+}
 
-    #[test]
-    fn recovered_log_keeps_every_acknowledged_append_under_always(
-        ops in proptest::collection::vec(op(), 1..40)
-    ) {
-        run(SyncPolicy::Always, &ops)?;
+mod recovered_log_keeps_every_acknowledged_append_under_always {
+    use super::*;
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn mmap(ops in proptest::collection::vec(op(), 1..40)) {
+            run(SyncPolicy::Always, &ops, IoMode::Mmap)?;
+        }
+
+        #[test]
+        fn direct(ops in proptest::collection::vec(op(), 1..40)) {
+            run(SyncPolicy::Always, &ops, IoMode::Direct)?;
+        }
     }
 }

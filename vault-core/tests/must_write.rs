@@ -1,15 +1,18 @@
 //! `must_write` hands buffers back to their pool on success and to the caller on failure.
 
-use vault_core::{Error, Options, Pool, PoolConfig, SyncPolicy, Wal};
+mod common;
 
-#[test]
-fn must_write_returns_buffers_to_the_pool() {
+use vault_core::{Error, IoMode, Options, Pool, PoolConfig, SyncPolicy, Wal};
+
+common::both_io_paths!(must_write_returns_buffers_to_the_pool);
+fn must_write_returns_buffers_to_the_pool(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let (wal, _) = Wal::open(
         dir.path(),
         Options::default()
             .with_segment_size(1 << 20)
-            .with_sync(SyncPolicy::Manual),
+            .with_sync(SyncPolicy::Manual)
+            .with_io(io),
     )
     .unwrap();
     let pool = Pool::new(PoolConfig {
@@ -30,15 +33,16 @@ fn must_write_returns_buffers_to_the_pool() {
     assert_eq!(wal.read(42).unwrap().data(), &41u32.to_le_bytes());
 }
 
-#[test]
-fn must_write_hands_the_buffer_back_on_error() {
+common::both_io_paths!(must_write_hands_the_buffer_back_on_error);
+fn must_write_hands_the_buffer_back_on_error(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let (wal, _) = Wal::open(
         dir.path(),
         Options::default()
             .with_segment_size(1 << 20)
             .with_sync(SyncPolicy::Manual)
-            .with_max_record_size(8),
+            .with_max_record_size(8)
+            .with_io(io),
     )
     .unwrap();
     let pool = Pool::new(PoolConfig::default()).unwrap();

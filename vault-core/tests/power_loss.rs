@@ -14,11 +14,18 @@
 //! bytes, losing acknowledged records is the crash model's doing, not the WAL's: those states
 //! need only a clean outcome (a contiguous, byte-exact log or a typed error, never a panic).
 //!
-//! `VAULT_POWERLOSS_STATES` sets how many crash states the random workloads check (default
-//! 4,000; the fixed small workloads add about 4,000 more); `VAULT_POWERLOSS_FIRST_SEED` sets
-//! the first random workload's seed (default 1000); `VAULT_POWERLOSS_SEED` replays one random
-//! workload. Each test prints `power_loss <name>: checked <n> states`. `cargo xtask
-//! powerloss --states N` runs this file in release with a large N and sums those lines.
+//! Every test runs on both I/O paths, as `<test>::mmap` and `<test>::direct`. The simulated
+//! storage takes both; its crash model is the mmap one (any subset of the dirty pages may have
+//! reached the disk), a superset of what a direct-path crash can leave, so the direct half
+//! checks the direct path's own logic (a read-only open with only the tail writable, finished
+//! segments swapped for read-only mappings) against the stricter model.
+//!
+//! `VAULT_POWERLOSS_STATES` sets how many crash states the random workloads check on each path
+//! (default 4,000; the fixed small workloads and the cut cases add about 7,000 more per path);
+//! `VAULT_POWERLOSS_FIRST_SEED` sets the first random workload's seed (default 1000);
+//! `VAULT_POWERLOSS_SEED` replays one random workload. Each test prints `power_loss <path>
+//! <name>: checked <n> states`. `cargo xtask powerloss --states N [--io mmap|direct|both]`
+//! runs this file in release with a large N and sums those lines per path.
 
 mod common;
 
@@ -27,7 +34,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::record;
-use vault_core::{Error, Options, SyncPolicy, Wal};
+use vault_core::{Error, IoMode, Options, SyncPolicy, Wal};
 use vault_segment::sim::{
     CrashChoice, CrashPoint, DirtyPage, OpKind, PageFate, SimRng, SimStorage, Snapshot,
 };
@@ -85,10 +92,11 @@ struct Workload {
     sync: SyncPolicy,
     segment_size: u64,
     steps: Vec<Step>,
+    io: IoMode,
 }
 
 impl Workload {
-    fn random(seed: u64) -> Self {
+    fn random(seed: u64, io: IoMode) -> Self {
         let mut rng = SimRng::new(seed);
         // Under Interval the flusher thread syncs on its own; what it made durable counts as
         // acknowledged once `durable_lsn` shows it.
@@ -116,11 +124,13 @@ impl Workload {
             sync,
             segment_size,
             steps,
+            io,
         }
     }
 
     fn options(&self, storage: &SimStorage) -> Options {
         Options::default()
+            .with_io(self.io)
             .with_segment_size(self.segment_size)
             .with_sync(self.sync)
             .with_storage(Arc::new(storage.clone()) as Arc<dyn Storage>)
@@ -623,19 +633,22 @@ fn replay_seed() -> Option<u64> {
     std::env::var("VAULT_POWERLOSS_SEED").ok()?.parse().ok()
 }
 
-fn report(name: &str, t: &Tally) {
+fn report(io: IoMode, name: &str, t: &Tally) {
     println!(
-        "power_loss {name}: checked {} states ({} with sector-atomic writes; {} typed errors and \
+        "power_loss {} {name}: checked {} states ({} with sector-atomic writes; {} typed errors and \
          {} recoveries short of the acknowledged LSN, all from zeroed or garbage pages over \
          durable bytes; errors: {:?})",
-        t.states, t.strict, t.typed_errors, t.acked_lost_to_destroyed_pages, t.errors
+        common::io_path(io),
+        t.states,
+        t.strict,
+        t.typed_errors, t.acked_lost_to_destroyed_pages, t.errors
     );
 }
 
+common::both_io_paths!(sim every_crash_point_of_small_workloads_recovers_every_acknowledged_record);
 /// Small fixed workloads, every crash point, every subset of up to 3 dirty pages with each
 /// fate, every prefix of the pending directory operations.
-#[test]
-fn every_crash_point_of_small_workloads_recovers_every_acknowledged_record() {
+fn every_crash_point_of_small_workloads_recovers_every_acknowledged_record(io: IoMode) {
     use Step::*;
     use SyncPolicy::*;
     // (policy, segment size, steps, exhaustive limit per state): the small workloads are
@@ -680,20 +693,21 @@ fn every_crash_point_of_small_workloads_recovers_every_acknowledged_record() {
             sync,
             segment_size: seg,
             steps,
+            io,
         };
         check_workload(&w, limit, 4, &mut tally);
     }
-    report("exhaustive", &tally);
+    report(io, "exhaustive", &tally);
     assert!(tally.states >= 1_000, "{tally:?}");
 }
 
+common::both_io_paths!(sim random_workloads_recover_every_acknowledged_record_after_power_loss);
 /// Random workloads until the budget is used: random crash choices at every crash point.
-#[test]
-fn random_workloads_recover_every_acknowledged_record_after_power_loss() {
+fn random_workloads_recover_every_acknowledged_record_after_power_loss(io: IoMode) {
     let mut tally = Tally::default();
     if let Some(seed) = replay_seed() {
-        check_workload(&Workload::random(seed), 200, 8, &mut tally);
-        report("replay", &tally);
+        check_workload(&Workload::random(seed, io), 200, 8, &mut tally);
+        report(io, "replay", &tally);
         return;
     }
     let target = budget();
@@ -703,14 +717,14 @@ fn random_workloads_recover_every_acknowledged_record_after_power_loss() {
         .unwrap_or(1_000);
     let mut seed = first;
     while tally.states < target {
-        check_workload(&Workload::random(seed), 60, 3, &mut tally);
+        check_workload(&Workload::random(seed, io), 60, 3, &mut tally);
         seed += 1;
     }
-    report(&format!("random (seeds {first}..{seed})"), &tally);
+    report(io, &format!("random (seeds {first}..{seed})"), &tally);
 }
 
-#[test]
-fn a_crash_between_two_syncs_never_loses_the_first() {
+common::both_io_paths!(sim a_crash_between_two_syncs_never_loses_the_first);
+fn a_crash_between_two_syncs_never_loses_the_first(io: IoMode) {
     // A direct case that needs no enumeration, as a readable example of the check.
     let sim = SimStorage::new();
     let w = Workload {
@@ -718,6 +732,7 @@ fn a_crash_between_two_syncs_never_loses_the_first() {
         sync: SyncPolicy::Manual,
         segment_size: 4096,
         steps: vec![],
+        io,
     };
     let (wal, _) = Wal::open(dir(), w.options(&sim)).unwrap();
     for lsn in 1..=40 {
@@ -738,17 +753,18 @@ fn a_crash_between_two_syncs_never_loses_the_first() {
     assert_eq!(check_log(&wal, exp, true, u64::MAX).unwrap(), (1, 40));
 }
 
+common::both_io_paths!(sim a_crash_while_recovery_removes_segments_past_the_tail_leaves_no_gap);
 /// Regression: recovery removed the segments past the tail oldest first, so a crash after the
 /// first removal reached the disk left a gap (segment 1, then 3) that the next `open` refused
 /// as `MissingSegment`. Found by the second crash of the power-loss workloads.
-#[test]
-fn a_crash_while_recovery_removes_segments_past_the_tail_leaves_no_gap() {
+fn a_crash_while_recovery_removes_segments_past_the_tail_leaves_no_gap(io: IoMode) {
     let sim = SimStorage::new();
     let w = Workload {
         seed: 0,
         sync: SyncPolicy::Manual,
         segment_size: 4096,
         steps: vec![],
+        io,
     };
     let (wal, _) = Wal::open(dir(), w.options(&sim)).unwrap();
     for lsn in 1..=60 {
@@ -799,19 +815,20 @@ fn a_crash_while_recovery_removes_segments_past_the_tail_leaves_no_gap() {
     }
 }
 
+common::both_io_paths!(sim truncate_front_racing_a_rotation_keeps_a_durable_first_segment);
 /// Regression: `truncate_front(lsn)` synced, then dropped every segment followed by one whose
 /// first LSN is at most `lsn`. With `lsn` past what that sync covered (here `u64::MAX`, "drop
 /// everything old"), a rotation by another appender in between made the new tail, whose
 /// activation was not durable yet, the only segment: after a power loss the log began with an
 /// unactivated segment of index > 1, which `open` refuses (`BadActivation`). Found by reading
 /// `truncate_front` while writing these tests; the hook makes the race deterministic.
-#[test]
-fn truncate_front_racing_a_rotation_keeps_a_durable_first_segment() {
+fn truncate_front_racing_a_rotation_keeps_a_durable_first_segment(io: IoMode) {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 
     let sim = SimStorage::new();
     let opts = |s: &SimStorage| {
         Options::default()
+            .with_io(io)
             .with_segment_size(4096)
             .with_sync(SyncPolicy::Manual)
             .with_storage(Arc::new(s.clone()) as Arc<dyn Storage>)
@@ -872,11 +889,11 @@ fn threaded_record(t: u8, s: u16) -> Vec<u8> {
     r
 }
 
+common::both_io_paths!(sim concurrent_acknowledged_appends_survive_power_loss_at_every_step);
 /// Concurrent appenders under `Always` (group commit, rotations racing appends), crashed at
 /// every recorded operation: every acknowledged record survives, at the LSN its append
 /// returned, byte-exact.
-#[test]
-fn concurrent_acknowledged_appends_survive_power_loss_at_every_step() {
+fn concurrent_acknowledged_appends_survive_power_loss_at_every_step(io: IoMode) {
     use std::collections::HashMap;
     use std::sync::Mutex;
 
@@ -889,6 +906,7 @@ fn concurrent_acknowledged_appends_survive_power_loss_at_every_step() {
         sync: SyncPolicy::Always,
         segment_size: 4096,
         steps: vec![],
+        io,
     };
     let wal = Arc::new(Wal::open(dir(), w.options(&sim)).unwrap().0);
     // (history of expectations, LSN -> (thread, seq)); the mark indexes the history.
@@ -957,15 +975,18 @@ fn concurrent_acknowledged_appends_survive_power_loss_at_every_step() {
             states += 1;
         }
     }
-    println!("power_loss concurrent: checked {states} states");
+    println!(
+        "power_loss {} concurrent: checked {states} states",
+        common::io_path(io)
+    );
     assert!(states > 200, "{states}");
 }
 
+common::both_io_paths!(sim a_record_appended_during_a_flush_is_not_counted_durable_by_it);
 /// A record appended while a flush is in its msync is not covered by that flush: `durable_lsn`
 /// must not claim it, since its bytes may not have been written. (Staged with the storage
 /// hook: the append happens right after the flush's msync of the tail.)
-#[test]
-fn a_record_appended_during_a_flush_is_not_counted_durable_by_it() {
+fn a_record_appended_during_a_flush_is_not_counted_durable_by_it(io: IoMode) {
     use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
     let sim = SimStorage::new();
@@ -974,6 +995,7 @@ fn a_record_appended_during_a_flush_is_not_counted_durable_by_it() {
         sync: SyncPolicy::Manual,
         segment_size: 4096,
         steps: vec![],
+        io,
     };
     let wal = Arc::new(Wal::open(dir(), w.options(&sim)).unwrap().0);
     for lsn in 1..=3 {
@@ -1112,13 +1134,14 @@ fn check_cut_log(wal: &Wal, c: &CutCase, exp: CutExpect, strict: bool) -> Result
 /// Runs one cut case: builds the log, records every storage operation of the cut and of the
 /// appends after it, crashes each state every way `exhaustive_choices` lists (or samples),
 /// reopens, checks, and appends once more to see the LSNs continue.
-fn check_cut_case(c: &CutCase, samples: u64, tally: &mut Tally) {
+fn check_cut_case(c: &CutCase, samples: u64, tally: &mut Tally, io: IoMode) {
     let sim = SimStorage::new();
     let w = Workload {
         seed: 0,
         sync: c.sync,
         segment_size: 4096,
         steps: vec![],
+        io,
     };
     let (wal, _) = Wal::open(dir(), w.options(&sim)).unwrap();
     for lsn in 1..=c.appended {
@@ -1218,13 +1241,13 @@ fn check_cut_case(c: &CutCase, samples: u64, tally: &mut Tally) {
     }
 }
 
+common::both_io_paths!(sim a_crash_at_every_step_of_truncate_back_and_reset_keeps_the_log_valid);
 /// `truncate_back` and `reset` crashed at every storage operation (the copy of the kept
 /// records, their msync, the worker's stop and the removal of its spare, the removals of the
 /// later segments, the directory fsyncs, the rename, the worker's restart) and at the appends
 /// after them: `open` succeeds, the durable records before the cut are intact, and once the
 /// call returned no discarded record is ever read back; appends then continue at the end.
-#[test]
-fn a_crash_at_every_step_of_truncate_back_and_reset_keeps_the_log_valid() {
+fn a_crash_at_every_step_of_truncate_back_and_reset_keeps_the_log_valid(io: IoMode) {
     use SyncPolicy::*;
     // With 4 KiB segments and `payload`: records 1..=6 fill segment 1, record 7 (4.5 KiB)
     // takes an enlarged segment 2, records 8.. start segment 3, and so on.
@@ -1319,8 +1342,8 @@ fn a_crash_at_every_step_of_truncate_back_and_reset_keeps_the_log_valid() {
     let samples = (budget() / 250).max(16);
     let mut tally = Tally::default();
     for c in &cases {
-        check_cut_case(c, samples, &mut tally);
+        check_cut_case(c, samples, &mut tally, io);
     }
-    report("truncate_back", &tally);
+    report(io, "truncate_back", &tally);
     assert!(tally.states >= 1_500, "{tally:?}");
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{record, small};
-use vault_core::{SyncPolicy, Wal};
+use vault_core::{IoMode, SyncPolicy, Wal};
 
 /// Record `lsn`'s bytes: small, and every 97th larger than a 16 KiB segment (enlarged).
 fn payload(lsn: u64) -> Vec<u8> {
@@ -43,12 +43,12 @@ fn check_all(wal: &Wal, first: u64, last: u64) {
     assert!(wal.read(0).is_none());
 }
 
-#[test]
-fn read_of_every_lsn_over_many_segments_matches_iteration_and_survives_reopen() {
+common::both_io_paths!(read_of_every_lsn_over_many_segments_matches_iteration_and_survives_reopen);
+fn read_of_every_lsn_over_many_segments_matches_iteration_and_survives_reopen(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let last = 6000;
     {
-        let (wal, _) = Wal::open(dir.path(), small(16 * 1024, SyncPolicy::Manual)).unwrap();
+        let (wal, _) = Wal::open(dir.path(), small(16 * 1024, SyncPolicy::Manual, io)).unwrap();
         for lsn in 1..=last {
             if lsn % 10 == 0 {
                 // A sync now and then puts commit markers among the frames.
@@ -61,7 +61,7 @@ fn read_of_every_lsn_over_many_segments_matches_iteration_and_survives_reopen() 
         wal.close().unwrap();
     }
     // After reopening, the index comes from the recovery scan.
-    let (wal, report) = Wal::open(dir.path(), small(16 * 1024, SyncPolicy::Manual)).unwrap();
+    let (wal, report) = Wal::open(dir.path(), small(16 * 1024, SyncPolicy::Manual, io)).unwrap();
     assert_eq!(report.next_lsn, last + 1);
     check_all(&wal, 1, last);
     // Random reads (a fixed pseudo-random order), then appends after the reopen.
@@ -85,10 +85,10 @@ fn read_of_every_lsn_over_many_segments_matches_iteration_and_survives_reopen() 
     check_all(&wal, first, last + 500);
 }
 
-#[test]
-fn the_index_bounds_the_frames_a_read_reads_in_a_large_segment() {
+common::both_io_paths!(the_index_bounds_the_frames_a_read_reads_in_a_large_segment);
+fn the_index_bounds_the_frames_a_read_reads_in_a_large_segment(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(8 << 20, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(8 << 20, SyncPolicy::Manual, io)).unwrap();
     for lsn in 1..=20_000u64 {
         wal.append(&lsn.to_le_bytes()).unwrap();
     }

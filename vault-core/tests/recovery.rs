@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::{assert_log, record, small, FileAt};
-use vault_core::{inspect, CorruptionKind, Error, SyncPolicy, Wal};
+use vault_core::{inspect, CorruptionKind, Error, IoMode, SyncPolicy, Wal};
 
 fn payload_offset(dir: &Path, lsn: u64) -> (std::path::PathBuf, u64) {
     let ins = inspect(dir).unwrap();
@@ -31,10 +31,10 @@ fn dir_digest(dir: &Path) -> Vec<(String, Vec<u8>)> {
     v
 }
 
-#[test]
-fn damage_inside_attested_records_is_corruption_naming_file_and_offset() {
+common::both_io_paths!(damage_inside_attested_records_is_corruption_naming_file_and_offset);
+fn damage_inside_attested_records_is_corruption_naming_file_and_offset(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let opts = small(4096, SyncPolicy::Manual);
+    let opts = small(4096, SyncPolicy::Manual, io);
     let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
     for lsn in 1..=300 {
         wal.append(&record(lsn)).unwrap();
@@ -87,10 +87,10 @@ fn damage_inside_attested_records_is_corruption_naming_file_and_offset() {
     );
 }
 
-#[test]
-fn a_damaged_segment_header_is_corruption() {
+common::both_io_paths!(a_damaged_segment_header_is_corruption);
+fn a_damaged_segment_header_is_corruption(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let opts = small(4096, SyncPolicy::Manual);
+    let opts = small(4096, SyncPolicy::Manual, io);
     let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
     for lsn in 1..=100 {
         wal.append(&record(lsn)).unwrap();
@@ -112,10 +112,10 @@ fn a_damaged_segment_header_is_corruption() {
     }
 }
 
-#[test]
-fn a_missing_middle_segment_is_corruption() {
+common::both_io_paths!(a_missing_middle_segment_is_corruption);
+fn a_missing_middle_segment_is_corruption(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let opts = small(4096, SyncPolicy::Manual);
+    let opts = small(4096, SyncPolicy::Manual, io);
     let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
     for lsn in 1..=200 {
         wal.append(&record(lsn)).unwrap();
@@ -134,10 +134,10 @@ fn a_missing_middle_segment_is_corruption() {
     }
 }
 
-#[test]
-fn a_second_open_of_the_same_directory_is_locked() {
+common::both_io_paths!(a_second_open_of_the_same_directory_is_locked);
+fn a_second_open_of_the_same_directory_is_locked(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let opts = small(8192, SyncPolicy::Manual);
+    let opts = small(8192, SyncPolicy::Manual, io);
     let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
     match Wal::open(dir.path(), opts.clone()) {
         Err(Error::Locked { dir: d }) => assert_eq!(d, dir.path()),
@@ -147,12 +147,12 @@ fn a_second_open_of_the_same_directory_is_locked() {
     let (_wal, _) = Wal::open(dir.path(), opts).expect("the lock is released by close");
 }
 
-#[test]
-fn zeroed_activation_of_an_unsynced_new_segment_is_a_torn_tail() {
+common::both_io_paths!(zeroed_activation_of_an_unsynced_new_segment_is_a_torn_tail);
+fn zeroed_activation_of_an_unsynced_new_segment_is_a_torn_tail(io: IoMode) {
     // A rotation whose new segment never got synced: its first-LSN block is lost, the records
     // before it are whole. Recovery ends the log at the old segment.
     let dir = tempfile::tempdir().unwrap();
-    let opts = small(4096, SyncPolicy::Manual);
+    let opts = small(4096, SyncPolicy::Manual, io);
     let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
     for lsn in 1..=40 {
         wal.append(&record(lsn)).unwrap();
@@ -177,8 +177,8 @@ fn zeroed_activation_of_an_unsynced_new_segment_is_a_torn_tail() {
     assert_log(&wal, 1, first_of_last - 1);
 }
 
-fn closed_log_of_300(dir: &Path) -> vault_core::Options {
-    let opts = small(4096, SyncPolicy::Manual);
+fn closed_log_of_300(dir: &Path, io: IoMode) -> vault_core::Options {
+    let opts = small(4096, SyncPolicy::Manual, io);
     let (wal, _) = Wal::open(dir, opts.clone()).unwrap();
     for lsn in 1..=300 {
         wal.append(&record(lsn)).unwrap();
@@ -187,11 +187,11 @@ fn closed_log_of_300(dir: &Path) -> vault_core::Options {
     opts
 }
 
-#[test]
-fn damage_to_the_last_record_of_a_closed_log_is_corruption() {
+common::both_io_paths!(damage_to_the_last_record_of_a_closed_log_is_corruption);
+fn damage_to_the_last_record_of_a_closed_log_is_corruption(io: IoMode) {
     // close() writes a marker attesting every record, so even the last one is provably durable.
     let dir = tempfile::tempdir().unwrap();
-    let opts = closed_log_of_300(dir.path());
+    let opts = closed_log_of_300(dir.path(), io);
     let (file, off) = payload_offset(dir.path(), 300);
     let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
     f.write_all_at(&[0xFF, 0x00, 0xFF], off).unwrap();
@@ -206,10 +206,10 @@ fn damage_to_the_last_record_of_a_closed_log_is_corruption() {
     }
 }
 
-#[test]
-fn a_zeroed_frame_header_before_attested_records_is_corruption() {
+common::both_io_paths!(a_zeroed_frame_header_before_attested_records_is_corruption);
+fn a_zeroed_frame_header_before_attested_records_is_corruption(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let opts = closed_log_of_300(dir.path());
+    let opts = closed_log_of_300(dir.path(), io);
     let (file, off) = payload_offset(dir.path(), 299);
     let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
     f.write_all_at(&[0u8; 16], off - 16).unwrap();
@@ -224,13 +224,13 @@ fn a_zeroed_frame_header_before_attested_records_is_corruption() {
     }
 }
 
-#[test]
-fn a_truncated_segment_is_corruption_not_a_silent_cut() {
+common::both_io_paths!(a_truncated_segment_is_corruption_not_a_silent_cut);
+fn a_truncated_segment_is_corruption_not_a_silent_cut(io: IoMode) {
     // Truncating the last segment inside record 299 also removes close()'s marker, the only
     // evidence that records 299 and 300 were acknowledged. The file's length is evidence too:
     // a segment is allocated in full before it is named, so a short one was cut by something.
     let dir = tempfile::tempdir().unwrap();
-    let opts = closed_log_of_300(dir.path());
+    let opts = closed_log_of_300(dir.path(), io);
     let (file, off) = payload_offset(dir.path(), 299);
     assert_eq!(
         payload_offset(dir.path(), 300).0,
@@ -280,13 +280,13 @@ fn resalt(file: &Path) {
     f.write_all_at(&header.encode(), 0).unwrap();
 }
 
-#[test]
-fn an_activation_block_that_is_neither_zero_nor_valid_is_corruption() {
+common::both_io_paths!(an_activation_block_that_is_neither_zero_nor_valid_is_corruption);
+fn an_activation_block_that_is_neither_zero_nor_valid_is_corruption(io: IoMode) {
     // In the last segment of a closed log: under another salt neither the first-LSN block nor
     // close()'s marker validate, so nothing on disk attests the segment's records. Reading the
     // block as "never activated" would drop those acknowledged records as a torn tail.
     let dir = tempfile::tempdir().unwrap();
-    let opts = closed_log_of_300(dir.path());
+    let opts = closed_log_of_300(dir.path(), io);
     let files = common::segment_files(dir.path());
     let last = files.last().unwrap();
     resalt(last);
@@ -306,13 +306,13 @@ fn an_activation_block_that_is_neither_zero_nor_valid_is_corruption() {
     );
 }
 
-#[test]
-fn a_lost_activation_before_attested_records_names_that_segment() {
+common::both_io_paths!(a_lost_activation_before_attested_records_names_that_segment);
+fn a_lost_activation_before_attested_records_names_that_segment(io: IoMode) {
     // A zeroed first-LSN block in a middle segment of a closed log: later markers attest its
     // records, so this is corruption, and the error must point at the block that is gone,
     // not at the end of the segment before it.
     let dir = tempfile::tempdir().unwrap();
-    let opts = closed_log_of_300(dir.path());
+    let opts = closed_log_of_300(dir.path(), io);
     let files = common::segment_files(dir.path());
     let victim = &files[4];
     let first = inspect(dir.path()).unwrap().segments()[4].first_lsn;
@@ -376,15 +376,18 @@ impl vault_core::Storage for SecondRemoveFails {
     fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
         vault_core::FsStorage.sync_dir(dir)
     }
+    fn file_system(&self, dir: &Path) -> std::io::Result<vault_segment::FileSystem> {
+        vault_core::FsStorage.file_system(dir)
+    }
 }
 
-#[test]
-fn a_crash_while_open_removes_segments_past_the_tail_leaves_a_recoverable_log() {
+common::both_io_paths!(a_crash_while_open_removes_segments_past_the_tail_leaves_a_recoverable_log);
+fn a_crash_while_open_removes_segments_past_the_tail_leaves_a_recoverable_log(io: IoMode) {
     // Three segments past a torn tail: segment 12's first-LSN block never reached the disk,
     // and nothing attests records past it (close()'s marker is gone too). Recovery removes
     // 12, 13 and 14; if it dies after removing one of them, what is left must still open.
     let dir = tempfile::tempdir().unwrap();
-    let opts = closed_log_of_300(dir.path());
+    let opts = closed_log_of_300(dir.path(), io);
     let ins = inspect(dir.path()).unwrap();
     let segs = ins.segments();
     assert_eq!(segs.len(), 14, "the log this test was written for");
@@ -415,13 +418,13 @@ fn a_crash_while_open_removes_segments_past_the_tail_leaves_a_recoverable_log() 
     assert_log(&wal, 1, cut_at - 1);
 }
 
-#[test]
-fn close_releases_the_lock_even_while_other_threads_start_processes() {
+common::both_io_paths!(close_releases_the_lock_even_while_other_threads_start_processes);
+fn close_releases_the_lock_even_while_other_threads_start_processes(io: IoMode) {
     // A process started by another thread holds copies of every descriptor (the lock's too)
     // until it calls exec. If dropping the lock only closes the descriptor, such a copy keeps
     // the directory locked for a moment after close, and a reopen fails with Locked.
     let dir = tempfile::tempdir().unwrap();
-    let opts = small(8192, SyncPolicy::Manual);
+    let opts = small(8192, SyncPolicy::Manual, io);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let spawner = {
         let stop = Arc::clone(&stop);
@@ -447,20 +450,20 @@ fn close_releases_the_lock_even_while_other_threads_start_processes() {
     );
 }
 
-#[test]
-fn a_torn_first_lsn_block_of_a_segment_without_frames_is_a_torn_tail() {
+common::both_io_paths!(a_torn_first_lsn_block_of_a_segment_without_frames_is_a_torn_tail);
+fn a_torn_first_lsn_block_of_a_segment_without_frames_is_a_torn_tail(io: IoMode) {
     // Found by the kill -9 test: a writer killed in the middle of the 12-byte copy that
     // activates a new segment leaves the first LSN without its checksum. No frame can follow
     // (they are written after it), so this is a torn tail, not damage.
     let dir = tempfile::tempdir().unwrap();
-    let opts = closed_log_of_300(dir.path());
+    let opts = closed_log_of_300(dir.path(), io);
     let last = inspect(dir.path()).unwrap().segments().pop().unwrap();
     let spare = vault_segment::Segment::create(
         &vault_core::FsStorage,
         dir.path(),
         last.index + 1,
         4096,
-        vault_segment::IoPath::Mmap,
+        common::io_path(io),
     )
     .unwrap();
     let path = spare.segment().path().to_path_buf();

@@ -1,4 +1,4 @@
-//! Review of issue 7 (durability API): lost wake-ups of `wait_durable` with a timeout.
+//! The durability API: lost wake-ups of `wait_durable` with a timeout.
 
 mod common;
 
@@ -8,26 +8,27 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::record;
-use vault_core::{Options, SyncPolicy, Wal};
+use vault_core::{IoMode, Options, SyncPolicy, Wal};
 use vault_segment::sim::SimStorage;
 use vault_segment::Storage;
 
-fn open() -> Arc<Wal> {
+fn open(io: IoMode) -> Arc<Wal> {
     let sim = SimStorage::new();
     let opts = Options::default()
+        .with_io(io)
         .with_segment_size(4096)
         .with_sync(SyncPolicy::Manual)
         .with_storage(Arc::new(sim) as Arc<dyn Storage>);
     Arc::new(Wal::open(PathBuf::from("/wal"), opts).unwrap().0)
 }
 
+common::both_io_paths!(sim wait_durable_with_a_timeout_wakes_a_committer_waiting_for_an_append);
 /// The committer waits for an append (on `Tail`) while its only callback wants an LSN not
 /// appended yet. A `wait_durable(lsn, timeout)` for an appended LSN records its wish and
 /// notifies the committer's condition variable, where the committer is not waiting: nothing
 /// wakes it, so no flush runs and the caller times out although one flush would do.
-#[test]
-fn wait_durable_with_a_timeout_wakes_a_committer_waiting_for_an_append() {
-    let wal = open();
+fn wait_durable_with_a_timeout_wakes_a_committer_waiting_for_an_append(io: IoMode) {
+    let wal = open(io);
     wal.append(&record(1)).unwrap();
     // A callback for an LSN far ahead: the committer waits on `Tail` for its append.
     wal.on_durable(100, |_| {});
@@ -44,13 +45,13 @@ fn wait_durable_with_a_timeout_wakes_a_committer_waiting_for_an_append() {
     );
 }
 
+common::both_io_paths!(sim wait_durable_with_a_timeout_returns_soon_after_another_flush_covers_it);
 /// A `wait_durable(lsn, timeout)` caller sleeps on the committer's condition variable; when
 /// another thread's flush makes `lsn` durable while the committer is busy running a callback,
 /// the committer later finds nothing to do and goes back to sleep without waking the caller,
 /// which then sleeps until its timeout although `lsn` was durable long before.
-#[test]
-fn wait_durable_with_a_timeout_returns_soon_after_another_flush_covers_it() {
-    let wal = open();
+fn wait_durable_with_a_timeout_returns_soon_after_another_flush_covers_it(io: IoMode) {
+    let wal = open(io);
     wal.append(&record(1)).unwrap();
     // Keep the committer busy in a callback for a while.
     wal.on_durable(1, |_| thread::sleep(Duration::from_millis(600)));

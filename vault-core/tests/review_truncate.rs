@@ -1,4 +1,4 @@
-//! Review of issue 7 (truncate_back / reset): cases found in review.
+//! `truncate_back` and `reset`: edge cases of readers and appends racing a cut.
 
 mod common;
 
@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::record;
-use vault_core::{Error, Options, SyncPolicy, Wal};
+use vault_core::{Error, IoMode, Options, SyncPolicy, Wal};
 use vault_segment::sim::{CrashChoice, FaultError, OpKind, SimStorage};
 use vault_segment::Storage;
 
@@ -14,29 +14,30 @@ fn dir() -> PathBuf {
     PathBuf::from("/wal")
 }
 
-fn options(sim: &SimStorage) -> Options {
+fn options(sim: &SimStorage, io: IoMode) -> Options {
     Options::default()
+        .with_io(io)
         .with_segment_size(4096)
         .with_sync(SyncPolicy::Manual)
         .with_storage(Arc::new(sim.clone()) as Arc<dyn Storage>)
 }
 
+common::both_io_paths!(sim durable_lsn_is_not_raised_before_the_cut_segments_rename_is_durable);
 /// A cut of the first segment raises `durable` to the cut (its kept records were synced in
 /// the `-pre` copy), but that copy only holds the log once its rename is durable. If the
 /// directory `fsync` after the rename fails (or while it has not returned yet: the fast path
 /// of `sync`/`wait_durable` and the committer read `durable` without the leader's turn),
 /// `durable_lsn()` must not claim records that a power cut now loses.
-#[test]
-fn durable_lsn_is_not_raised_before_the_cut_segments_rename_is_durable() {
+fn durable_lsn_is_not_raised_before_the_cut_segments_rename_is_durable(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(dir(), options(&sim)).unwrap();
+    let (wal, _) = Wal::open(dir(), options(&sim, io)).unwrap();
     for lsn in 1..=5 {
         assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
     }
     assert_eq!(wal.durable_lsn(), 0, "Manual: nothing synced yet");
     // Let the worker finish its spare, so that the next directory fsync is the cut's.
     // (The worker keeps several spares: wait for all of them.)
-    let spares = options(&sim).spares() as u64;
+    let spares = options(&sim, io).spares() as u64;
     while wal.stats().segments_prepared < wal.stats().segments as u64 + spares {
         std::thread::yield_now();
     }
@@ -55,7 +56,7 @@ fn durable_lsn_is_not_raised_before_the_cut_segments_rename_is_durable() {
     // Power fails now: only what is durable survives.
     let crashed = sim.crash(&CrashChoice::none());
     drop(wal);
-    let (reopened, _) = Wal::open(dir(), options(&crashed)).unwrap();
+    let (reopened, _) = Wal::open(dir(), options(&crashed, io)).unwrap();
     let kept = reopened.last_lsn();
     assert!(
         claimed <= kept,
@@ -64,15 +65,15 @@ fn durable_lsn_is_not_raised_before_the_cut_segments_rename_is_durable() {
     );
 }
 
+common::both_io_paths!(sim an_iterator_made_before_a_cut_below_first_lsn_yields_no_record_at_or_past_the_cut);
 /// `truncate_back` (like `reset`) may move the log's end below its first LSN, so LSNs get
 /// reused. An iterator made before the cut must stop before the cut's LSN; here it still holds
 /// a segment `truncate_front` removed earlier (a removed segment keeps its mapping for the
 /// readers that hold it), and that handle is not marked by the cut, which marks only the
 /// segments still in the list. The iterator then yields the old bytes of LSNs the cut reuses.
-#[test]
-fn an_iterator_made_before_a_cut_below_first_lsn_yields_no_record_at_or_past_the_cut() {
+fn an_iterator_made_before_a_cut_below_first_lsn_yields_no_record_at_or_past_the_cut(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(dir(), options(&sim)).unwrap();
+    let (wal, _) = Wal::open(dir(), options(&sim, io)).unwrap();
     for lsn in 1..=60 {
         assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
     }
@@ -92,12 +93,12 @@ fn an_iterator_made_before_a_cut_below_first_lsn_yields_no_record_at_or_past_the
     );
 }
 
+common::both_io_paths!(sim followers_after_truncate_back_are_truncated_or_continue_at_the_cut);
 /// A follower that returned records a cut then discards gets `Truncated`; one positioned exactly
 /// at the cut goes on with the records appended after it.
-#[test]
-fn followers_after_truncate_back_are_truncated_or_continue_at_the_cut() {
+fn followers_after_truncate_back_are_truncated_or_continue_at_the_cut(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(dir(), options(&sim)).unwrap();
+    let (wal, _) = Wal::open(dir(), options(&sim, io)).unwrap();
     for lsn in 1..=40 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -124,13 +125,13 @@ fn followers_after_truncate_back_are_truncated_or_continue_at_the_cut() {
     assert!(at.try_next().unwrap().is_none());
 }
 
+common::both_io_paths!(sim a_follower_waiting_at_the_lsn_a_reset_continues_at_gets_the_new_records);
 /// A follower waiting past the end of the log at the very LSN a `reset` continues at has
 /// returned nothing the reset discarded: it must go on with the records appended at that LSN
 /// ("a follower positioned exactly at a cut goes on"), not fail with `Truncated`.
-#[test]
-fn a_follower_waiting_at_the_lsn_a_reset_continues_at_gets_the_new_records() {
+fn a_follower_waiting_at_the_lsn_a_reset_continues_at_gets_the_new_records(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(dir(), options(&sim)).unwrap();
+    let (wal, _) = Wal::open(dir(), options(&sim, io)).unwrap();
     for lsn in 1..=50 {
         wal.append(&record(lsn)).unwrap();
     }

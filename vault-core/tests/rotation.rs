@@ -3,12 +3,12 @@
 mod common;
 
 use common::{assert_log, record, segment_files, small};
-use vault_core::{Error, SyncPolicy, Wal};
+use vault_core::{Error, IoMode, SyncPolicy, Wal};
 
-#[test]
-fn round_trip_across_many_rotations_with_tiny_segments() {
+common::both_io_paths!(round_trip_across_many_rotations_with_tiny_segments);
+fn round_trip_across_many_rotations_with_tiny_segments(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
     for lsn in 1..=2000 {
         assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
     }
@@ -23,16 +23,16 @@ fn round_trip_across_many_rotations_with_tiny_segments() {
     wal.close().unwrap();
     assert!(segment_files(dir.path()).len() >= 50);
 
-    let (wal, report) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual)).unwrap();
+    let (wal, report) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
     assert_eq!(report.records, 2000);
     assert_eq!(report.torn_tail, None);
     assert_log(&wal, 1, 2000);
 }
 
-#[test]
-fn records_larger_than_a_segment_round_trip_and_survive_reopen() {
+common::both_io_paths!(records_larger_than_a_segment_round_trip_and_survive_reopen);
+fn records_larger_than_a_segment_round_trip_and_survive_reopen(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let opts = small(64 * 1024, SyncPolicy::Always);
+    let opts = small(64 * 1024, SyncPolicy::Always, io);
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
     let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
     assert_eq!(wal.append(b"before").unwrap(), 1);
@@ -47,12 +47,12 @@ fn records_larger_than_a_segment_round_trip_and_survive_reopen() {
     assert_eq!(all, vec![b"before".to_vec(), big, b"after".to_vec()]);
 }
 
-#[test]
-fn record_above_max_record_size_is_a_typed_error() {
+common::both_io_paths!(record_above_max_record_size_is_a_typed_error);
+fn record_above_max_record_size_is_a_typed_error(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let (wal, _) = Wal::open(
         dir.path(),
-        small(64 * 1024, SyncPolicy::Manual).with_max_record_size(1000),
+        small(64 * 1024, SyncPolicy::Manual, io).with_max_record_size(1000),
     )
     .unwrap();
     match wal.append(&[0u8; 1001]) {
@@ -65,11 +65,11 @@ fn record_above_max_record_size_is_a_typed_error() {
     assert_eq!(wal.append(&[0u8; 1000]).unwrap(), 1, "the WAL goes on");
 }
 
-#[test]
-fn reopen_continues_the_lsns() {
+common::both_io_paths!(reopen_continues_the_lsns);
+fn reopen_continues_the_lsns(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     for round in 0..3u64 {
-        let (wal, report) = Wal::open(dir.path(), small(8192, SyncPolicy::Manual)).unwrap();
+        let (wal, report) = Wal::open(dir.path(), small(8192, SyncPolicy::Manual, io)).unwrap();
         assert_eq!(report.next_lsn, round * 100 + 1);
         for lsn in round * 100 + 1..=round * 100 + 100 {
             assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
@@ -79,10 +79,10 @@ fn reopen_continues_the_lsns() {
     }
 }
 
-#[test]
-fn truncate_front_drops_old_segments_and_survives_reopen() {
+common::both_io_paths!(truncate_front_drops_old_segments_and_survives_reopen);
+fn truncate_front_drops_old_segments_and_survives_reopen(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let opts = small(4096, SyncPolicy::Manual);
+    let opts = small(4096, SyncPolicy::Manual, io);
     let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
     for lsn in 1..=1000 {
         wal.append(&record(lsn)).unwrap();
@@ -106,10 +106,10 @@ fn truncate_front_drops_old_segments_and_survives_reopen() {
     assert_eq!(wal.append(&record(1001)).unwrap(), 1001);
 }
 
-#[test]
-fn pre_leftovers_are_removed_at_open() {
+common::both_io_paths!(pre_leftovers_are_removed_at_open);
+fn pre_leftovers_are_removed_at_open(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(8192, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(8192, SyncPolicy::Manual, io)).unwrap();
     wal.append(b"x").unwrap();
     wal.close().unwrap();
     let pre = dir
@@ -120,16 +120,16 @@ fn pre_leftovers_are_removed_at_open() {
         .path()
         .join("gs-vault-20261125T100000Z-00000000000000000010-pre.log");
     std::fs::write(&empty_pre, b"").unwrap();
-    let (wal, report) = Wal::open(dir.path(), small(8192, SyncPolicy::Manual)).unwrap();
+    let (wal, report) = Wal::open(dir.path(), small(8192, SyncPolicy::Manual, io)).unwrap();
     assert!(!pre.exists() && !empty_pre.exists());
     assert_eq!(report.removed_pre.len(), 2);
     assert_eq!(wal.read(1).unwrap().data(), b"x");
 }
 
-#[test]
-fn segment_names_follow_the_pattern_and_indexes_are_contiguous() {
+common::both_io_paths!(segment_names_follow_the_pattern_and_indexes_are_contiguous);
+fn segment_names_follow_the_pattern_and_indexes_are_contiguous(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
     for lsn in 1..=300 {
         wal.append(&record(lsn)).unwrap();
     }

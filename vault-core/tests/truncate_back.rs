@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 
 use common::record;
-use vault_core::{Error, Options, SyncPolicy, Wal};
+use vault_core::{Error, IoMode, Options, SyncPolicy, Wal};
 use vault_segment::sim::{CrashChoice, FaultError, OpKind, SimStorage};
 use vault_segment::{parse_segment_name, Storage};
 
@@ -29,15 +29,16 @@ fn gen(lsn: u64, generation: u8) -> Vec<u8> {
     r
 }
 
-fn options(sim: &SimStorage, segment_size: u64, sync: SyncPolicy) -> Options {
+fn options(sim: &SimStorage, segment_size: u64, sync: SyncPolicy, io: IoMode) -> Options {
     Options::default()
+        .with_io(io)
         .with_segment_size(segment_size)
         .with_sync(sync)
         .with_storage(Arc::new(sim.clone()) as Arc<dyn Storage>)
 }
 
-fn open(sim: &SimStorage, segment_size: u64) -> Wal {
-    Wal::open(dir(), options(sim, segment_size, SyncPolicy::Manual))
+fn open(sim: &SimStorage, segment_size: u64, io: IoMode) -> Wal {
+    Wal::open(dir(), options(sim, segment_size, SyncPolicy::Manual, io))
         .unwrap()
         .0
 }
@@ -116,6 +117,7 @@ fn reopen(
     first: u64,
     last: u64,
     g: &dyn Fn(u64) -> u8,
+    io: IoMode,
 ) -> Wal {
     wal.close().unwrap();
     for p in sim.live_names(&dir()) {
@@ -125,7 +127,7 @@ fn reopen(
             p.display()
         );
     }
-    let (wal, rep) = Wal::open(dir(), options(sim, seg, SyncPolicy::Manual)).unwrap();
+    let (wal, rep) = Wal::open(dir(), options(sim, seg, SyncPolicy::Manual, io)).unwrap();
     assert!(rep.torn_tail.is_none(), "{rep:?}");
     assert!(rep.removed_segments.is_empty(), "{rep:?}");
     assert!(rep.removed_pre.is_empty(), "{rep:?}");
@@ -133,10 +135,10 @@ fn reopen(
     wal
 }
 
-#[test]
-fn a_cut_in_the_tail_segment_keeps_the_records_before_it() {
+common::both_io_paths!(sim a_cut_in_the_tail_segment_keeps_the_records_before_it);
+fn a_cut_in_the_tail_segment_keeps_the_records_before_it(io: IoMode) {
     let sim = SimStorage::new();
-    let wal = open(&sim, 64 * 1024);
+    let wal = open(&sim, 64 * 1024, io);
     fill(&wal, 50, 0);
     wal.sync().unwrap();
     assert_eq!(wal.stats().segments, 1);
@@ -145,15 +147,15 @@ fn a_cut_in_the_tail_segment_keeps_the_records_before_it() {
     assert_eq!(wal.stats().segments, 1);
     fill(&wal, 40, 1);
     assert_log(&wal, 1, 40, |l| u8::from(l >= 31));
-    let wal = reopen(wal, &sim, 64 * 1024, 1, 40, &|l| u8::from(l >= 31));
+    let wal = reopen(wal, &sim, 64 * 1024, 1, 40, &|l| u8::from(l >= 31), io);
     fill(&wal, 41, 1);
     assert_log(&wal, 1, 41, |l| u8::from(l >= 31));
 }
 
-#[test]
-fn a_cut_at_a_segment_boundary_empties_that_segment() {
+common::both_io_paths!(sim a_cut_at_a_segment_boundary_empties_that_segment);
+fn a_cut_at_a_segment_boundary_empties_that_segment(io: IoMode) {
     let sim = SimStorage::new();
-    let wal = open(&sim, 4096);
+    let wal = open(&sim, 4096, io);
     fill(&wal, 120, 0);
     let firsts = segment_firsts(&wal);
     assert!(firsts.len() >= 5, "{firsts:?}");
@@ -167,14 +169,14 @@ fn a_cut_at_a_segment_boundary_empties_that_segment() {
     fill(&wal, cut + 60, 1);
     let g = move |l: u64| u8::from(l >= cut);
     assert_log(&wal, 1, cut + 60, g);
-    let wal = reopen(wal, &sim, 4096, 1, cut + 60, &g);
+    let wal = reopen(wal, &sim, 4096, 1, cut + 60, &g, io);
     drop(wal);
 }
 
-#[test]
-fn a_cut_in_an_older_segment_removes_every_later_segment() {
+common::both_io_paths!(sim a_cut_in_an_older_segment_removes_every_later_segment);
+fn a_cut_in_an_older_segment_removes_every_later_segment(io: IoMode) {
     let sim = SimStorage::new();
-    let wal = open(&sim, 4096);
+    let wal = open(&sim, 4096, io);
     fill(&wal, 150, 0);
     wal.sync().unwrap();
     let firsts = segment_firsts(&wal);
@@ -201,14 +203,14 @@ fn a_cut_in_an_older_segment_removes_every_later_segment() {
     fill(&wal, cut + 10, 2);
     let g2 = move |l: u64| if l >= cut - 5 { 2 } else { 0 };
     assert_log(&wal, 1, cut + 10, g2);
-    let wal = reopen(wal, &sim, 4096, 1, cut + 10, &g2);
+    let wal = reopen(wal, &sim, 4096, 1, cut + 10, &g2, io);
     drop(wal);
 }
 
-#[test]
-fn a_cut_at_or_before_the_first_lsn_empties_the_log_and_continues_at_the_cut() {
+common::both_io_paths!(sim a_cut_at_or_before_the_first_lsn_empties_the_log_and_continues_at_the_cut);
+fn a_cut_at_or_before_the_first_lsn_empties_the_log_and_continues_at_the_cut(io: IoMode) {
     let sim = SimStorage::new();
-    let wal = open(&sim, 4096);
+    let wal = open(&sim, 4096, io);
     fill(&wal, 100, 0);
     wal.sync().unwrap();
     wal.truncate_front(40).unwrap();
@@ -226,20 +228,20 @@ fn a_cut_at_or_before_the_first_lsn_empties_the_log_and_continues_at_the_cut() {
     wal.truncate_back(below).unwrap();
     assert_eq!((wal.first_lsn(), wal.last_lsn()), (below, below - 1));
     fill(&wal, below + 30, 2);
-    let wal = reopen(wal, &sim, 4096, below, below + 30, &|_| 2);
+    let wal = reopen(wal, &sim, 4096, below, below + 30, &|_| 2, io);
     // LSN 0 counts as 1.
     wal.truncate_back(0).unwrap();
     assert_eq!((wal.first_lsn(), wal.last_lsn()), (1, 0));
     assert_eq!(wal.append(b"one").unwrap(), 1);
 }
 
-#[test]
-fn a_cut_past_the_last_lsn_changes_nothing() {
+common::both_io_paths!(sim a_cut_past_the_last_lsn_changes_nothing);
+fn a_cut_past_the_last_lsn_changes_nothing(io: IoMode) {
     let sim = SimStorage::new();
-    let wal = open(&sim, 64 * 1024);
+    let wal = open(&sim, 64 * 1024, io);
     fill(&wal, 30, 0);
     // Let the worker finish its spare, so that only this thread could touch the storage.
-    let spares = options(&sim, 64 * 1024, SyncPolicy::Manual).spares() as u64;
+    let spares = options(&sim, 64 * 1024, SyncPolicy::Manual, io).spares() as u64;
     while wal.stats().segments_prepared < 1 + spares {
         std::thread::yield_now();
     }
@@ -252,10 +254,10 @@ fn a_cut_past_the_last_lsn_changes_nothing() {
     assert_eq!(wal.append(&gen(31, 0)).unwrap(), 31);
 }
 
-#[test]
-fn reset_empties_the_log_and_continues_beyond_its_end_or_below_it() {
+common::both_io_paths!(sim reset_empties_the_log_and_continues_beyond_its_end_or_below_it);
+fn reset_empties_the_log_and_continues_beyond_its_end_or_below_it(io: IoMode) {
     let sim = SimStorage::new();
-    let wal = open(&sim, 4096);
+    let wal = open(&sim, 4096, io);
     fill(&wal, 80, 0);
     // Beyond the end (a snapshot installed past the log).
     wal.reset(1000).unwrap();
@@ -265,24 +267,24 @@ fn reset_empties_the_log_and_continues_beyond_its_end_or_below_it() {
     assert!(wal.iter_from(1).next().is_none());
     assert!(wal.read(50).is_none());
     fill(&wal, 1040, 1);
-    let wal = reopen(wal, &sim, 4096, 1000, 1040, &|_| 1);
+    let wal = reopen(wal, &sim, 4096, 1000, 1040, &|_| 1, io);
     // Below the start.
     wal.reset(500).unwrap();
     assert_eq!((wal.first_lsn(), wal.last_lsn()), (500, 499));
     fill(&wal, 510, 2);
-    let wal = reopen(wal, &sim, 4096, 500, 510, &|_| 2);
+    let wal = reopen(wal, &sim, 4096, 500, 510, &|_| 2, io);
     // At its own next LSN (the records go, the numbering stays).
     wal.reset(511).unwrap();
     assert_eq!((wal.first_lsn(), wal.last_lsn()), (511, 510));
-    let wal = reopen(wal, &sim, 4096, 511, 510, &|_| 2);
+    let wal = reopen(wal, &sim, 4096, 511, 510, &|_| 2, io);
     assert!(matches!(wal.reset(u64::MAX), Err(Error::InvalidOptions(_))));
     assert_eq!(wal.append(b"x").unwrap(), 511);
 }
 
-#[test]
-fn an_iterator_made_before_a_cut_never_yields_a_discarded_record() {
+common::both_io_paths!(sim an_iterator_made_before_a_cut_never_yields_a_discarded_record);
+fn an_iterator_made_before_a_cut_never_yields_a_discarded_record(io: IoMode) {
     let sim = SimStorage::new();
-    let wal = open(&sim, 4096);
+    let wal = open(&sim, 4096, io);
     fill(&wal, 100, 0);
     let firsts = segment_firsts(&wal);
     let cut = firsts[2] + 2;
@@ -314,11 +316,11 @@ fn an_iterator_made_before_a_cut_never_yields_a_discarded_record() {
     assert!(wal.read(1).is_none());
 }
 
-#[test]
-fn durable_lsn_after_a_cut_is_at_most_the_new_end_and_holds_after_power_loss() {
+common::both_io_paths!(sim durable_lsn_after_a_cut_is_at_most_the_new_end_and_holds_after_power_loss);
+fn durable_lsn_after_a_cut_is_at_most_the_new_end_and_holds_after_power_loss(io: IoMode) {
     // With segments before the cut, what was not durable stays not durable.
     let sim = SimStorage::new();
-    let wal = open(&sim, 4096);
+    let wal = open(&sim, 4096, io);
     fill(&wal, 40, 0);
     wal.sync().unwrap();
     fill(&wal, 120, 0);
@@ -329,7 +331,7 @@ fn durable_lsn_after_a_cut_is_at_most_the_new_end_and_holds_after_power_loss() {
     assert_eq!(wal.durable_lsn(), 40);
     let crashed = sim.crash(&CrashChoice::none());
     drop(wal);
-    let (wal, _) = Wal::open(dir(), options(&crashed, 4096, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir(), options(&crashed, 4096, SyncPolicy::Manual, io)).unwrap();
     let last = wal.last_lsn();
     assert!((40..cut).contains(&last), "{last}");
     assert_log(&wal, 1, last, |_| 0);
@@ -337,24 +339,24 @@ fn durable_lsn_after_a_cut_is_at_most_the_new_end_and_holds_after_power_loss() {
 
     // Cut below what was durable: durable_lsn drops to the cut, and a crash keeps exactly that.
     let sim = SimStorage::new();
-    let wal = open(&sim, 4096);
+    let wal = open(&sim, 4096, io);
     fill(&wal, 120, 0);
     wal.sync().unwrap();
     wal.truncate_back(77).unwrap();
     assert_eq!(wal.durable_lsn(), 76);
     let crashed = sim.crash(&CrashChoice::none());
     drop(wal);
-    let (wal, _) = Wal::open(dir(), options(&crashed, 4096, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir(), options(&crashed, 4096, SyncPolicy::Manual, io)).unwrap();
     assert_log(&wal, 1, 76, |_| 0);
 }
 
-#[test]
-fn a_poisoned_wal_refuses_to_truncate() {
+common::both_io_paths!(sim a_poisoned_wal_refuses_to_truncate);
+fn a_poisoned_wal_refuses_to_truncate(io: IoMode) {
     let sim = SimStorage::new();
-    let wal = open(&sim, 4096);
+    let wal = open(&sim, 4096, io);
     fill(&wal, 10, 0);
     // Let the worker prepare its spares, so that the failing sync is this thread's.
-    let spares = options(&sim, 4096, SyncPolicy::Manual).spares() as u64;
+    let spares = options(&sim, 4096, SyncPolicy::Manual, io).spares() as u64;
     while wal.stats().segments_prepared < 1 + spares {
         std::thread::yield_now();
     }
@@ -383,9 +385,9 @@ fn untag(b: &[u8]) -> (u8, u32) {
     (t, s)
 }
 
-fn concurrent(sync: SyncPolicy) {
+fn concurrent(sync: SyncPolicy, io: IoMode) {
     let sim = SimStorage::new();
-    let wal = Arc::new(Wal::open(dir(), options(&sim, 4096, sync)).unwrap().0);
+    let wal = Arc::new(Wal::open(dir(), options(&sim, 4096, sync, io)).unwrap().0);
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..3u8)
         .map(|t| {
@@ -450,30 +452,31 @@ fn concurrent(sync: SyncPolicy) {
     };
     let before = read(&wal);
     wal.close().unwrap();
-    let (wal, _) = Wal::open(dir(), options(&sim, 4096, sync)).unwrap();
+    let (wal, _) = Wal::open(dir(), options(&sim, 4096, sync, io)).unwrap();
     assert_eq!((wal.first_lsn(), wal.last_lsn()), (first, last));
     assert_eq!(read(&wal), before);
 }
 
-#[test]
-fn concurrent_appenders_and_cuts_leave_a_contiguous_log_of_appended_records() {
-    concurrent(SyncPolicy::Manual);
+common::both_io_paths!(sim concurrent_appenders_and_cuts_leave_a_contiguous_log_of_appended_records);
+fn concurrent_appenders_and_cuts_leave_a_contiguous_log_of_appended_records(io: IoMode) {
+    concurrent(SyncPolicy::Manual, io);
 }
 
-#[test]
-fn cuts_racing_group_commit_never_hang_an_acknowledged_append() {
+common::both_io_paths!(sim cuts_racing_group_commit_never_hang_an_acknowledged_append);
+fn cuts_racing_group_commit_never_hang_an_acknowledged_append(io: IoMode) {
     // Under `Always`, an append whose record a cut discards waits for a flush that can no
     // longer cover it; it must return rather than flush forever.
-    concurrent(SyncPolicy::Always);
+    concurrent(SyncPolicy::Always, io);
 }
 
-#[test]
-fn a_cut_racing_the_interval_flusher_and_truncate_front_keeps_a_valid_log() {
+common::both_io_paths!(sim a_cut_racing_the_interval_flusher_and_truncate_front_keeps_a_valid_log);
+fn a_cut_racing_the_interval_flusher_and_truncate_front_keeps_a_valid_log(io: IoMode) {
     let sim = SimStorage::new();
     let opts = options(
         &sim,
         4096,
         SyncPolicy::Interval(std::time::Duration::from_micros(200)),
+        io,
     );
     let wal = Arc::new(Wal::open(dir(), opts.clone()).unwrap().0);
     let front = {
@@ -510,10 +513,10 @@ fn a_cut_racing_the_interval_flusher_and_truncate_front_keeps_a_valid_log() {
     assert_eq!((wal.first_lsn(), wal.last_lsn()), (first, last));
 }
 
-#[test]
-fn truncate_back_on_real_files_leaves_contiguous_segments_and_no_pre_file() {
+common::both_io_paths!(truncate_back_on_real_files_leaves_contiguous_segments_and_no_pre_file);
+fn truncate_back_on_real_files_leaves_contiguous_segments_and_no_pre_file(io: IoMode) {
     let tmp = tempfile::tempdir().unwrap();
-    let opts = common::small(4096, SyncPolicy::Manual);
+    let opts = common::small(4096, SyncPolicy::Manual, io);
     let (wal, _) = Wal::open(tmp.path(), opts.clone()).unwrap();
     fill(&wal, 100, 0);
     wal.sync().unwrap();
@@ -544,11 +547,11 @@ fn index_of(p: &Path) -> u64 {
         .index
 }
 
-#[test]
-fn a_flush_in_flight_during_a_cut_does_not_raise_durable_lsn_past_the_new_end() {
+common::both_io_paths!(sim a_flush_in_flight_during_a_cut_does_not_raise_durable_lsn_past_the_new_end);
+fn a_flush_in_flight_during_a_cut_does_not_raise_durable_lsn_past_the_new_end(io: IoMode) {
     use vault_segment::sim::CrashPoint;
     let sim = SimStorage::new();
-    let wal = Arc::new(open(&sim, 4096));
+    let wal = Arc::new(open(&sim, 4096, io));
     fill(&wal, 60, 0);
     let tail = wal.read(60).unwrap().segment().path().to_path_buf();
     let cut = 20;
@@ -593,6 +596,6 @@ fn a_flush_in_flight_during_a_cut_does_not_raise_durable_lsn_past_the_new_end() 
     let crashed = sim.crash(&CrashChoice::none());
     let wal = Arc::into_inner(wal).unwrap();
     drop(wal);
-    let (wal, _) = Wal::open(dir(), options(&crashed, 4096, SyncPolicy::Manual)).unwrap();
+    let (wal, _) = Wal::open(dir(), options(&crashed, 4096, SyncPolicy::Manual, io)).unwrap();
     assert_log(&wal, 1, cut - 1, |_| 0);
 }

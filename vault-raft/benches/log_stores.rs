@@ -1,10 +1,13 @@
-//! openraft client-write latency and throughput with three log stores, in one run:
-//! `VaultLogStore`, an in-memory store (no disk: the ceiling), and databend's raft-log 0.4
-//! (wrapped as a `RaftLogStorage` below; needs `--features bench-raft-log`).
+//! openraft client-write latency and throughput with four log stores, in one run:
+//! `VaultLogStore`, an in-memory store (no disk: the ceiling), hiqlite's `hiqlite-wal` 0.15
+//! (its own `RaftLogStorage`, an mmap log; in two sync modes, see [`HIQLITE_MODES`]), and
+//! databend's raft-log 0.4 (wrapped as a `RaftLogStorage` below; needs
+//! `--features bench-raft-log`).
 //!
 //! ```text
 //! cargo bench -p vault-raft --bench log_stores --features bench-raft-log
 //! cargo bench -p vault-raft --bench log_stores --features bench-raft-log -- --quick
+//! cargo bench -p vault-raft --bench log_stores -- --quick --only hiqlite --nodes 1
 //! VAULT_BENCH_DIR=/mnt/nvme cargo bench -p vault-raft --bench log_stores   # logs elsewhere
 //! ```
 //!
@@ -13,6 +16,10 @@
 //! flight. Throughput: `IN_FLIGHT` concurrent client writes. A write returns once it is
 //! committed (durable on a majority) and applied. The state machine is the in-memory KV of
 //! `vault_raft::testing` for every store. A benchmark, not a test: it asserts no time.
+//!
+//! Equal durability: openraft 0.9 commits on a store's `LogFlushed`, which must mean "on disk".
+//! The `durable at LogFlushed` column says whether it does for each row; a row where it does
+//! not is printed, marked not comparable, and left out of the ratio printed under the table.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -20,6 +27,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hiqlite_wal::{LogStore as HiqliteLogStore, LogSync, ShutdownHandle};
 use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use tokio::task::JoinSet;
@@ -30,6 +38,47 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const VALUE_BYTES: usize = 100;
 const IN_FLIGHT: usize = 256;
+/// hiqlite's default WAL file size (`NodeConfig::wal_size`).
+const HIQLITE_WAL_SIZE: u32 = 2 * 1024 * 1024;
+
+/// When a store's `LogFlushed` runs, relative to its data reaching the disk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// No disk at all: the ceiling, not a peer.
+    NoDisk,
+    /// After the data is synced (fsync, fdatasync or `msync(MS_SYNC)`).
+    Synced,
+    /// Before the data is known to be on disk: faster than a durable store can be, and not
+    /// comparable with one.
+    BeforeSync,
+}
+
+impl Durability {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::NoDisk => "no disk (ceiling)",
+            Self::Synced => "yes",
+            Self::BeforeSync => "NO: not comparable",
+        }
+    }
+}
+
+/// hiqlite-wal's sync modes measured: `Immediate` (`msync(MS_SYNC)` of the WAL file, then
+/// `LogFlushed`) and `ImmediateAsync`, hiqlite's default, which starts the writeback with
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)` and calls `LogFlushed` without waiting for it.
+/// (`IntervalMillis` calls `LogFlushed` before any flush and is not measured.)
+const HIQLITE_MODES: [(&str, LogSync, Durability); 2] = [
+    (
+        "hiqlite-wal 0.15 (Immediate)",
+        LogSync::Immediate,
+        Durability::Synced,
+    ),
+    (
+        "hiqlite-wal 0.15 (ImmediateAsync, the default)",
+        LogSync::ImmediateAsync,
+        Durability::BeforeSync,
+    ),
+];
 
 struct Plan {
     latency_writes: u64,
@@ -38,6 +87,7 @@ struct Plan {
 
 struct Row {
     store: &'static str,
+    durability: Durability,
     nodes: usize,
     p50: Duration,
     p99: Duration,
@@ -117,6 +167,7 @@ async fn write(rafts: &[Raft<TypeConfig>], req: Request) -> Result<(), Error> {
 
 async fn measure<LS, F, Fut>(
     store: &'static str,
+    durability: Durability,
     nodes: usize,
     plan: &Plan,
     open: F,
@@ -162,6 +213,7 @@ where
     }
     Ok(Row {
         store,
+        durability,
         nodes,
         p50: pct(0.5),
         p99: pct(0.99),
@@ -170,12 +222,75 @@ where
     })
 }
 
+/// Opens a fresh `VaultLogStore` and waits until its worker has prepared the first segment and
+/// the spares. A new log's worker allocates and prefaults those segments (64 MiB each, zeroed
+/// page by page) right after open; a running store has them ready and prepares one more per
+/// segment filled. Measuring before they are ready would time the log's creation competing for
+/// the two cores, not its steady state.
 async fn open_vault(dir: &Path, id: NodeId) -> Result<VaultLogStore<TypeConfig>, Error> {
-    let (store, _) = VaultLogStore::open(
-        dir.join(format!("vault-{id}")),
-        VaultLogStore::<TypeConfig>::options(),
-    )?;
+    let options = VaultLogStore::<TypeConfig>::options();
+    let ready = options.spares() as u64 + 1;
+    let (store, _) = VaultLogStore::open(dir.join(format!("vault-{id}")), options)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.wal().stats().segments_prepared < ready && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     Ok(store)
+}
+
+/// The lowest nice value among this process's threads (Linux `/proc`; `None` elsewhere).
+/// hiqlite-wal's writer thread asks for `ThreadPriority::Max`, which is nice -20 where the
+/// process may raise priority (root, `CAP_SYS_NICE`) and is silently refused elsewhere.
+fn lowest_thread_nice() -> Option<i64> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()?
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        // Field 19 of `stat`, counting from the pid; the command name before it may hold spaces.
+        .filter_map(|stat| {
+            stat.rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(16)?
+                .parse()
+                .ok()
+        })
+        .min()
+}
+
+/// One hiqlite-wal row: the stores are opened as hiqlite opens them (`LogStore::start` with the
+/// default WAL size), and their writer threads are shut down before the directory goes. Also
+/// returns the lowest thread nice value seen while they ran (see [`lowest_thread_nice`]).
+async fn measure_hiqlite(
+    (store, sync, durability): (&'static str, LogSync, Durability),
+    nodes: usize,
+    plan: &Plan,
+) -> Result<(Row, Option<i64>), Error> {
+    let dir = bench_dir()?;
+    let handles = Arc::new(std::sync::Mutex::new(Vec::<ShutdownHandle>::new()));
+    let row = measure(store, durability, nodes, plan, |id| {
+        let path = dir.path().join(format!("hiqlite-{id}"));
+        let (sync, handles) = (sync.clone(), Arc::clone(&handles));
+        async move {
+            let path = path.to_str().ok_or("non-UTF-8 bench dir")?.to_owned();
+            let store = HiqliteLogStore::<TypeConfig>::start(path, sync, HIQLITE_WAL_SIZE).await?;
+            handles
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(store.shutdown_handle());
+            Ok(store)
+        }
+    })
+    .await?;
+    let nice = lowest_thread_nice();
+    let handles = std::mem::take(
+        &mut *handles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for h in handles {
+        h.shutdown().await?;
+    }
+    Ok((row, nice))
 }
 
 #[cfg(feature = "bench-raft-log")]
@@ -380,12 +495,13 @@ fn bench_dir() -> std::io::Result<tempfile::TempDir> {
 }
 
 fn print_table(rows: &[Row]) {
-    println!("| store | nodes | p50 latency | p99 latency | mean latency | throughput ({IN_FLIGHT} in flight) |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| store | durable at LogFlushed | nodes | p50 latency | p99 latency | mean latency | throughput ({IN_FLIGHT} in flight) |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
     for r in rows {
         println!(
-            "| {} | {} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} writes/s |",
+            "| {} | {} | {} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} writes/s |",
             r.store,
+            r.durability.describe(),
             r.nodes,
             r.p50.as_secs_f64() * 1e6,
             r.p99.as_secs_f64() * 1e6,
@@ -393,7 +509,30 @@ fn print_table(rows: &[Row]) {
             r.throughput
         );
     }
+    println!();
+    for nodes in [1, 3] {
+        let vault = rows
+            .iter()
+            .find(|r| r.nodes == nodes && r.store == VAULT)
+            .map(|r| r.throughput);
+        let peer = rows
+            .iter()
+            .filter(|r| r.nodes == nodes && r.store != VAULT && r.durability == Durability::Synced)
+            .max_by(|a, b| a.throughput.total_cmp(&b.throughput));
+        if let (Some(vault), Some(peer)) = (vault, peer) {
+            println!(
+                "{nodes} node(s): vault-raft / best durable peer ({}) = {:.2}x writes/s",
+                peer.store,
+                vault / peer.throughput
+            );
+        }
+    }
 }
+
+const MEMORY: &str = "in-memory (no disk)";
+const VAULT: &str = "vault-raft VaultLogStore";
+#[cfg(feature = "bench-raft-log")]
+const RAFT_LOG: &str = "raft-log 0.4";
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().collect();
@@ -401,6 +540,18 @@ fn main() -> Result<(), Error> {
         return Ok(()); // `cargo test --benches` asks for the list of tests; there are none.
     }
     let quick = args.iter().any(|a| a == "--quick");
+    // `--only TEXT`: measure only the stores whose name contains TEXT (for profiling one).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let wanted = |store: &str| only.as_ref().is_none_or(|o| store.contains(o.as_str()));
+    // `--nodes N`: only the N-node clusters.
+    let node_counts: Vec<usize> = match args.iter().position(|a| a == "--nodes") {
+        Some(i) => vec![args.get(i + 1).ok_or("--nodes needs a number")?.parse()?],
+        None => vec![1, 3],
+    };
     let plan = if quick {
         Plan {
             latency_writes: 300,
@@ -416,30 +567,42 @@ fn main() -> Result<(), Error> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let mut hiqlite_nice: Option<i64> = None;
     let rows = rt.block_on(async {
         let mut rows = Vec::new();
-        for nodes in [1, 3] {
-            rows.push(
-                measure("in-memory (no disk)", nodes, &plan, |_| async {
-                    Ok(MemLogStore::default())
-                })
-                .await?,
-            );
-            let dir = bench_dir()?;
-            let d = dir.path().to_path_buf();
-            rows.push(
-                measure("vault-raft VaultLogStore", nodes, &plan, |id| {
-                    open_vault(&d, id)
-                })
-                .await?,
-            );
-            drop(dir);
-            #[cfg(feature = "bench-raft-log")]
-            {
+        for &nodes in &node_counts {
+            if wanted(MEMORY) {
+                rows.push(
+                    measure(MEMORY, Durability::NoDisk, nodes, &plan, |_| async {
+                        Ok(MemLogStore::default())
+                    })
+                    .await?,
+                );
+            }
+            if wanted(VAULT) {
                 let dir = bench_dir()?;
                 let d = dir.path().to_path_buf();
                 rows.push(
-                    measure("raft-log 0.4", nodes, &plan, |id| {
+                    measure(VAULT, Durability::Synced, nodes, &plan, |id| {
+                        open_vault(&d, id)
+                    })
+                    .await?,
+                );
+            }
+            for mode in HIQLITE_MODES.into_iter().filter(|m| wanted(m.0)) {
+                let (row, nice) = measure_hiqlite(mode, nodes, &plan).await?;
+                rows.push(row);
+                hiqlite_nice = match (hiqlite_nice, nice) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            #[cfg(feature = "bench-raft-log")]
+            if wanted(RAFT_LOG) {
+                let dir = bench_dir()?;
+                let d = dir.path().to_path_buf();
+                rows.push(
+                    measure(RAFT_LOG, Durability::Synced, nodes, &plan, |id| {
                         let p = d.join(format!("raft-log-{id}"));
                         async move {
                             std::fs::create_dir_all(&p)?;
@@ -455,5 +618,11 @@ fn main() -> Result<(), Error> {
     #[cfg(not(feature = "bench-raft-log"))]
     println!("(raft-log skipped: run with --features bench-raft-log)");
     print_table(&rows);
+    if let Some(nice) = hiqlite_nice {
+        println!(
+            "hiqlite-wal's writer threads ran at nice {nice} (the other stores' threads at the \
+             process's own; run under `capsh --drop=cap_sys_nice --` for equal priority)"
+        );
+    }
     Ok(())
 }

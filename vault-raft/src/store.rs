@@ -15,7 +15,7 @@ use openraft::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use vault_core::{Lsn, Options, RecoveryReport, Storage, Wal};
+use vault_core::{FileMode, Lsn, Options, RecoveryReport, Storage, Wal};
 
 use crate::error::{Error, Result};
 use crate::meta::{sync_dir, Metadata};
@@ -35,6 +35,9 @@ struct Shared<NID: NodeId> {
     dir: PathBuf,
     /// The WAL's storage (`Options::storage`); the metadata file goes through it too.
     storage: Arc<dyn Storage>,
+    /// `Options::file_mode`: the metadata file is widened to it after each write (it is
+    /// created owner-only).
+    file_mode: FileMode,
     /// LSN of the last purged entry (0: none). Records at or below it may still be in the WAL
     /// (`truncate_front` removes whole segments only); readers skip them.
     purged_lsn: AtomicU64,
@@ -53,6 +56,12 @@ impl<NID: NodeId> Shared<NID> {
     fn write_meta(&self, meta: &mut Metadata<NID>, next: Metadata<NID>) -> Result<()> {
         self.wal.sync()?;
         next.store(self.storage.as_ref(), &self.dir)?;
+        if self.file_mode != FileMode::Private {
+            let path = self.dir.join(crate::META_FILE);
+            self.storage
+                .set_mode(&path, self.file_mode, false)
+                .map_err(|e| Error::io("set the mode of", &path, e))?;
+        }
         *meta = next;
         Ok(())
     }
@@ -171,6 +180,12 @@ impl<C: RaftTypeConfig> VaultLogStore<C> {
         storage
             .create_dir_all(&dir)
             .map_err(|e| Error::io("create directory", &dir, e))?;
+        let file_mode = options.file_mode;
+        if !existed && file_mode != FileMode::Private {
+            storage
+                .set_mode(&dir, file_mode, true)
+                .map_err(|e| Error::io("set the mode of", &dir, e))?;
+        }
         if !existed {
             // The metadata file is renamed into `dir`: make `dir` itself durable first.
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -185,6 +200,7 @@ impl<C: RaftTypeConfig> VaultLogStore<C> {
             wal,
             dir,
             storage,
+            file_mode,
             purged_lsn: AtomicU64::new(purged_lsn),
             meta: Mutex::new(meta),
         });

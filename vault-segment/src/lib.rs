@@ -40,9 +40,10 @@ pub use format::{
     SegmentName, DATA_OFFSET, MARKER_FRAME_LEN, MAX_PAYLOAD,
 };
 pub use segment::{
-    capacity_for, round_capacity, Beyond, NoRoom, PreparedSegment, Record, Records, Replacement,
-    Scan, Segment, SegmentAppender, Stop,
+    capacity_for, is_no_space, round_capacity, Beyond, NoRoom, PreparedSegment, Record, Records,
+    Replacement, Scan, Segment, SegmentAppender, Stop,
 };
 pub use storage::{
-    Access, DirLock, FileSystem, FsStorage, IoPath, RecordingStorage, Region, Storage, SyncEvent,
+    Access, DirLock, FileMode, FileSystem, FsStorage, IoPath, RecordingStorage, Region, Storage,
+    SyncEvent,
 };

@@ -151,7 +151,7 @@ fn racing_syncs_leave_the_larger_end_synced_and_durable() {
     });
 }
 
-/// Issue 7, the record index: a reader looking a record up through the index while the
+/// The record index: a reader looking a record up through the index while the
 /// appender writes it never follows an entry to bytes not yet written (loom checks, through
 /// the witness, that the frame it reads was copied before, in the happens-before sense: the
 /// entry is a Relaxed store before the Release publish, read after an Acquire load of the

@@ -97,6 +97,10 @@ struct Inner {
     published_next_lsn: AtomicU64,
     /// Bytes known durable from offset 0.
     synced: AtomicUsize,
+    /// Bytes from offset 0 written out by [`Segment::write_out_to`] (not durable); rounded to
+    /// whole blocks by the region, so this may overstate by less than a block what a direct
+    /// write carried, never understate a sync.
+    written: AtomicUsize,
     /// Set once an appender was handed out: there is at most one writer, ever.
     appender_taken: AtomicBool,
     /// End of the bytes [`Segment::resume`] zeroed past the valid chain (0 if none).
@@ -426,6 +430,7 @@ impl Segment {
                 published: AtomicUsize::new(DATA_OFFSET),
                 published_next_lsn: AtomicU64::new(0),
                 synced: AtomicUsize::new(0),
+                written: AtomicUsize::new(0),
                 zeroed_end: AtomicUsize::new(0),
                 appender_taken: AtomicBool::new(false),
                 sync_lock: Mutex::new(()),
@@ -542,8 +547,16 @@ impl Segment {
     /// The I/O error of opening the file.
     pub fn reopen(&self, storage: &dyn Storage, access: Access) -> Result<Segment> {
         let inner = &*self.inner;
+        // A writable direct region is filled from this handle's published bytes rather than
+        // by reading the whole file again: they are the file's bytes (this handle reads the
+        // file), the rest of a fresh region is zeros, and past the published end the file
+        // holds zeros or a torn tail that `resume` zeroes and recovery then writes.
+        let (map_as, copy) = match access {
+            Access::Write(IoPath::Direct) => (Access::Fresh(IoPath::Direct), true),
+            other => (other, false),
+        };
         let region = storage
-            .map(&inner.path, access)
+            .map(&inner.path, map_as)
             .map_err(|e| Error::io("map", &inner.path, e))?;
         if region.len() < inner.limit {
             return Err(Error::io(
@@ -551,6 +564,11 @@ impl Segment {
                 &inner.path,
                 std::io::Error::other("the file is shorter than when it was first opened"),
             ));
+        }
+        // A storage whose regions are views of one buffer per file (`SimStorage`) hands back
+        // this handle's own memory, which holds the bytes already.
+        if copy && region.as_ptr() != inner.region.as_ptr() {
+            write_bytes(&*region, 0, self.published_slice(0, self.published_end()));
         }
         let seg = Segment::from_parts(
             inner.path.clone(),
@@ -573,6 +591,13 @@ impl Segment {
         n.witness
             .wrote(DATA_OFFSET, self.published_end() - DATA_OFFSET);
         Ok(seg)
+    }
+
+    /// Hints that the whole file is about to be read ([`Region::will_read`]): a recovery scan
+    /// of a log whose files are not in the page cache (the direct path never puts them there)
+    /// then reads ahead in large requests.
+    pub fn prefetch(&self) {
+        self.inner.region.will_read();
     }
 
     /// The I/O path of this handle's region, or `None` if it is read-only.
@@ -629,14 +654,55 @@ impl Segment {
         self.inner.synced.load(Ordering::Acquire)
     }
 
+    /// Bytes from offset 0 written to the file (durable or not): at least [`Segment::synced_end`].
+    #[must_use]
+    pub fn written_end(&self) -> usize {
+        self.inner
+            .written
+            .load(Ordering::Acquire)
+            .max(self.synced_end())
+    }
+
+    /// Writes the published bytes before `end` that are not written yet to the file, without
+    /// making them durable ([`Region::write_out`]): on the direct path this keeps them from
+    /// dying with the process. Whole blocks only; the block the appender is filling waits for
+    /// the next call or sync. Does nothing on the mmap path or after a failed sync.
+    ///
+    /// Crash semantics: none beyond the kill -9 case above. Nothing becomes durable, and a
+    /// later sync writes these bytes again with the durable write.
+    ///
+    /// # Errors
+    /// The I/O error of the write, naming the file. It does not poison the segment: the bytes
+    /// are still in memory and the next sync writes them or fails itself.
+    pub fn write_out_to(&self, end: usize) -> Result<()> {
+        let inner = &*self.inner;
+        let end = end.min(self.published_end());
+        let _serial = inner
+            .sync_lock
+            .lock()
+            .unwrap_or_else(crate::sync::PoisonError::into_inner);
+        let from = self.written_end();
+        if end <= from || inner.sync_failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        inner
+            .region
+            .write_out(from, end - from)
+            .map_err(|e| Error::io("write out", &inner.path, e))?;
+        inner.written.fetch_max(end, Ordering::AcqRel);
+        Ok(())
+    }
+
     /// Makes every byte before `end` durable with `msync(MS_SYNC)` over the not-yet-synced range.
     ///
     /// Crash semantics: when this returns `Ok`, the bytes before `end` survive power loss. On
     /// error nothing is known about them, and the error must poison the caller (the kernel may
-    /// have dropped the dirty pages; a retry could report success over lost data).
+    /// have dropped the dirty pages; a retry could report success over lost data), with one
+    /// exception: on the direct path a full disk ([`is_no_space`]) leaves the bytes in the
+    /// region and the segment usable, and a later call writes them again.
     ///
     /// # Errors
-    /// The I/O error of the `msync`, naming the file.
+    /// The I/O error of the `msync` or direct write, naming the file.
     pub fn sync_to(&self, end: usize) -> Result<()> {
         let end = end.min(self.inner.limit);
         if end <= self.inner.synced.load(Ordering::Acquire) && !self.sync_failed() {
@@ -856,7 +922,14 @@ impl Segment {
         }
         let from_page = from - from % (PAGE as usize);
         if let Err(e) = inner.region.sync(from_page, end - from_page) {
-            inner.sync_failed.store(true, Ordering::Release);
+            // On the direct path the bytes are still in the region (process memory) and a
+            // failed write changed no byte of the file below `synced`: with a full disk
+            // (ENOSPC, EDQUOT) nothing is lost, and a later sync writes them again. Any other
+            // failure, and any failure of the mapping (whose pages the kernel may have dropped,
+            // fsyncgate), poisons the segment.
+            if !(inner.io == Some(IoPath::Direct) && is_no_space(&e)) {
+                inner.sync_failed.store(true, Ordering::Release);
+            }
             return Err(Error::io("sync", &inner.path, e));
         }
         if all {
@@ -1125,7 +1198,7 @@ impl Segment {
     /// `from` with its records cut at `next_lsn`). Call it before the copy is published.
     /// Without it lookups stay correct (an unwritten entry makes them start earlier), only
     /// slower.
-    #[allow(dead_code)] // for the replacement file of `truncate_back` (issue 7, other branch)
+    #[allow(dead_code)] // for the replacement file of `truncate_back`
     pub(crate) fn adopt_index(&self, from: &Segment, next_lsn: u64) {
         let (to, src) = (&self.inner.index, &from.inner.index);
         let first = from.first_lsn();
@@ -1565,6 +1638,15 @@ impl SegmentAppender {
         }
         self.seg.inner.witness.wrote(at, bytes.len());
     }
+}
+
+/// Whether `e` says the file system (or the user's quota) has no space left.
+#[must_use]
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Index of the last non-zero byte. Recovery calls it on the rest of a tail segment, mostly

@@ -1089,6 +1089,7 @@ impl Storage for SimStorage {
             name: "sim".into(),
             direct_io: true,
             direct_io_error: None,
+            copy_on_write: false,
         })
     }
 

@@ -120,6 +120,20 @@ pub unsafe trait Region: Send + Sync + fmt::Debug {
     fn sync(&self, offset: usize, len: usize) -> io::Result<()>;
     /// Faults every page in writable so later stores take no page faults. Dirties the pages.
     fn prefault(&self) -> io::Result<()>;
+    /// Writes the whole blocks inside `[offset, offset + len)` to the file without waiting for
+    /// them to be durable, so that a process that dies no longer takes them along (a power
+    /// cut still may). Only ever called on bytes that are never written again.
+    ///
+    /// The default does nothing: a mapping's stores are in the page cache already, which
+    /// outlives the process. The direct path writes them with `O_DIRECT`.
+    fn write_out(&self, offset: usize, len: usize) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
+    /// Tells the kernel the whole region is about to be read (a recovery scan), so that a
+    /// mapping of a file that is not in the page cache is read ahead in large requests rather
+    /// than a page fault at a time. A hint: the default does nothing.
+    fn will_read(&self) {}
 }
 
 /// How a writable segment's bytes reach its file.
@@ -195,6 +209,48 @@ pub struct FileSystem {
     pub direct_io: bool,
     /// Why `O_DIRECT` is unavailable, when it is.
     pub direct_io_error: Option<String>,
+    /// Whether the file system writes every overwritten block to new space (btrfs, zfs,
+    /// bcachefs). There a store into a mapped page that was written back needs new space, and
+    /// with none left the page fault that asks for it kills the process with `SIGBUS`:
+    /// `fallocate` reserves the first write of each block, not its rewrites. vault never
+    /// writes through a mapping there.
+    pub copy_on_write: bool,
+}
+
+/// Who may read a log's files besides their owner.
+///
+/// Files are created owner-only whatever this says ([`Storage::create_allocated`],
+/// [`Storage::write_file`]); a caller that wants them group-readable widens a file with
+/// [`Storage::set_mode`] once it holds records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FileMode {
+    /// Owner-only: files `0600`, a directory vault creates `0700` (as etcd and PostgreSQL
+    /// keep their logs).
+    #[default]
+    Private,
+    /// The file's group may read: files `0640`, a directory vault creates `0750` (for a log
+    /// shipper or backup job in the owner's group).
+    GroupReadable,
+}
+
+impl FileMode {
+    /// The permission bits of a file.
+    #[must_use]
+    pub fn file_bits(self) -> u32 {
+        match self {
+            FileMode::Private => 0o600,
+            FileMode::GroupReadable => 0o640,
+        }
+    }
+
+    /// The permission bits of a directory.
+    #[must_use]
+    pub fn dir_bits(self) -> u32 {
+        match self {
+            FileMode::Private => 0o700,
+            FileMode::GroupReadable => 0o750,
+        }
+    }
 }
 
 /// A held exclusive lock on a WAL directory; dropping it releases the lock.
@@ -217,13 +273,15 @@ impl DirLock {
 
 /// Every file-system operation of a segment's life. Paths are full paths.
 pub trait Storage: Send + Sync + fmt::Debug {
-    /// Creates `dir` and its parents if missing.
+    /// Creates `dir` and its parents if missing (owner-only, `0700`, where the storage has
+    /// permissions).
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Takes the exclusive lock on `dir`; `ErrorKind::WouldBlock` if another holder has it.
     fn lock_dir(&self, dir: &Path) -> io::Result<DirLock>;
     /// Names of the entries of `dir`.
     fn list(&self, dir: &Path) -> io::Result<Vec<OsString>>;
-    /// Creates a new file (failing if it exists) of `len` bytes whose blocks are allocated for
+    /// Creates a new file (failing if it exists, never through a symbolic link; owner-only,
+    /// `0600`, where the storage has permissions) of `len` bytes whose blocks are allocated for
     /// real, so that stores through a mapping never hit a full disk.
     ///
     /// For [`IoPath::Direct`] the blocks are also written with zeros and synced, so that a
@@ -231,8 +289,26 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// but never written space converts an unwritten extent: a second, metadata, write per
     /// sync). For [`IoPath::Mmap`] only the allocation is made.
     fn create_allocated(&self, path: &Path, len: u64, io: IoPath) -> io::Result<()>;
-    /// Opens the whole file as a [`Region`] with the given access.
+    /// Opens the whole file as a [`Region`] with the given access. Never follows a symbolic
+    /// link (`ELOOP`), and refuses anything that is not a regular file.
     fn map(&self, path: &Path, access: Access) -> io::Result<Box<dyn Region>>;
+
+    /// What `path` is if it is not a regular file ("a symbolic link", "a directory", ...), without
+    /// following a link; `None` for a regular file. Recovery refuses a log in which a name
+    /// that claims to be a segment is anything else.
+    ///
+    /// The default says every name is a regular file (a storage without other kinds).
+    fn not_regular(&self, path: &Path) -> io::Result<Option<&'static str>> {
+        let _ = path;
+        Ok(None)
+    }
+
+    /// Sets the permission bits of a file (or, with [`FileMode::dir_bits`], a directory) to
+    /// `mode`. The default does nothing (a storage without permissions).
+    fn set_mode(&self, path: &Path, mode: FileMode, dir: bool) -> io::Result<()> {
+        let _ = (path, mode, dir);
+        Ok(())
+    }
     /// What file system `dir` is on and whether it takes `O_DIRECT` (which [`IoPath::Direct`]
     /// needs). May create and remove a probe file in `dir`.
     ///
@@ -243,6 +319,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
             name: "unknown".into(),
             direct_io: false,
             direct_io_error: Some("this storage has no direct I/O".into()),
+            copy_on_write: false,
         })
     }
     /// Renames `from` to `to` (atomic on POSIX file systems; durable after `sync_dir`).
@@ -330,6 +407,10 @@ unsafe impl Region for MmapRegion {
         platform::sync_mapping(&self.map, &self.file, offset, end - offset)
     }
 
+    fn will_read(&self) {
+        platform::will_read(&self.map);
+    }
+
     fn prefault(&self) -> io::Result<()> {
         platform::prefault(&self.map)
     }
@@ -337,7 +418,7 @@ unsafe impl Region for MmapRegion {
 
 impl Storage for FsStorage {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)
+        platform::create_dir_all(dir)
     }
 
     fn lock_dir(&self, dir: &Path) -> io::Result<DirLock> {
@@ -365,8 +446,15 @@ impl Storage for FsStorage {
             Access::Read | Access::Write(IoPath::Mmap) | Access::Fresh(IoPath::Mmap) => {}
         }
         let writable = access.writable();
-        let file = platform::open(path, OpenOptions::new().read(true).write(writable))?;
-        let len = file.metadata()?.len();
+        let file = platform::open_no_wait(path, OpenOptions::new().read(true).write(writable))?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::other(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
+        let len = meta.len();
         if len == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "empty file"));
         }
@@ -387,6 +475,14 @@ impl Storage for FsStorage {
         crate::direct::file_system(dir)
     }
 
+    fn not_regular(&self, path: &Path) -> io::Result<Option<&'static str>> {
+        platform::not_regular(path)
+    }
+
+    fn set_mode(&self, path: &Path, mode: FileMode, dir: bool) -> io::Result<()> {
+        platform::set_mode(path, mode, dir)
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         platform::rename(from, to)
     }
@@ -400,7 +496,12 @@ impl Storage for FsStorage {
     }
 
     fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        std::fs::write(path, bytes)
+        use std::io::Write;
+        platform::open(
+            path,
+            OpenOptions::new().write(true).create(true).truncate(true),
+        )?
+        .write_all(bytes)
     }
 
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -534,6 +635,12 @@ unsafe impl Region for RecordingRegion {
     fn prefault(&self) -> io::Result<()> {
         self.inner.prefault()
     }
+    fn write_out(&self, offset: usize, len: usize) -> io::Result<()> {
+        self.inner.write_out(offset, len)
+    }
+    fn will_read(&self) {
+        self.inner.will_read();
+    }
 }
 
 impl<S: Storage> Storage for RecordingStorage<S> {
@@ -551,6 +658,12 @@ impl<S: Storage> Storage for RecordingStorage<S> {
     }
     fn file_system(&self, dir: &Path) -> io::Result<FileSystem> {
         self.inner.file_system(dir)
+    }
+    fn not_regular(&self, path: &Path) -> io::Result<Option<&'static str>> {
+        self.inner.not_regular(path)
+    }
+    fn set_mode(&self, path: &Path, mode: FileMode, dir: bool) -> io::Result<()> {
+        self.inner.set_mode(path, mode, dir)
     }
     fn map(&self, path: &Path, access: Access) -> io::Result<Box<dyn Region>> {
         // Segments are renamed from `-pre` after mapping; record under the final name.

@@ -3,6 +3,8 @@
 //! with that index once the worker retries at a later time (the name carries the creation
 //! time), and `open` refuses a log with two files of one index.
 
+mod common;
+
 use std::path::PathBuf;
 use vault_segment::IoPath;
 
@@ -13,8 +15,8 @@ fn dir() -> PathBuf {
     PathBuf::from("/wal")
 }
 
-#[test]
-fn a_failed_step_of_segment_creation_leaves_no_file_under_either_name() {
+common::both_io_paths!(sim a_failed_step_of_segment_creation_leaves_no_file_under_either_name);
+fn a_failed_step_of_segment_creation_leaves_no_file_under_either_name(io: IoPath) {
     for kind in [
         OpKind::Allocate,
         OpKind::Map,
@@ -27,7 +29,7 @@ fn a_failed_step_of_segment_creation_leaves_no_file_under_either_name() {
         sim.create_dir_all(&dir()).unwrap();
         sim.fail_nth(kind, 1, FaultError::Io);
         assert!(
-            Segment::create(&sim, &dir(), 7, 8192, IoPath::Mmap).is_err(),
+            Segment::create(&sim, &dir(), 7, 8192, io).is_err(),
             "{kind:?} failed but create succeeded"
         );
         assert_eq!(sim.live_names(&dir()), Vec::<PathBuf>::new(), "{kind:?}");
@@ -36,7 +38,7 @@ fn a_failed_step_of_segment_creation_leaves_no_file_under_either_name() {
         let after = sim.crash(&CrashChoice::none());
         assert_eq!(after.live_names(&dir()), Vec::<PathBuf>::new(), "{kind:?}");
         // And the retry succeeds.
-        Segment::create(&sim, &dir(), 7, 8192, IoPath::Mmap).unwrap();
+        Segment::create(&sim, &dir(), 7, 8192, io).unwrap();
         assert_eq!(sim.live_names(&dir()).len(), 1, "{kind:?}");
     }
 }
@@ -55,12 +57,12 @@ fn indexes(sim: &SimStorage) -> Vec<u64> {
     v
 }
 
+common::both_io_paths!(sim a_failed_enlargement_never_leaves_its_index_without_a_file);
 /// An enlargement replaces a spare whose index the worker's later spares follow. Whichever
 /// step fails, the index keeps a file (the old spare or the new one, both unactivated) on disk
 /// too: with none, a later directory fsync (the worker's next preparation) would make a gap
 /// before those spares, and `open` refuses a log with a missing segment.
-#[test]
-fn a_failed_enlargement_never_leaves_its_index_without_a_file() {
+fn a_failed_enlargement_never_leaves_its_index_without_a_file(io: IoPath) {
     for kind in [
         OpKind::Allocate,
         OpKind::Map,
@@ -71,8 +73,8 @@ fn a_failed_enlargement_never_leaves_its_index_without_a_file() {
     ] {
         let sim = SimStorage::new();
         sim.create_dir_all(&dir()).unwrap();
-        let spare = Segment::create(&sim, &dir(), 7, 8192, IoPath::Mmap).unwrap();
-        let _later = Segment::create(&sim, &dir(), 8, 8192, IoPath::Mmap).unwrap();
+        let spare = Segment::create(&sim, &dir(), 7, 8192, io).unwrap();
+        let _later = Segment::create(&sim, &dir(), 8, 8192, io).unwrap();
         sim.fail_nth(kind, sim.calls(kind) + 1, FaultError::Io);
         let Err((_, kept)) = spare.enlarge(&sim, &dir(), 1 << 20) else {
             panic!("{kind:?} failed but the enlargement succeeded");
@@ -80,7 +82,7 @@ fn a_failed_enlargement_never_leaves_its_index_without_a_file() {
         drop(kept);
         assert_eq!(indexes(&sim), vec![7, 8], "{kind:?}: live");
         // The worker goes on: its next preparation fsyncs the directory.
-        let _next = Segment::create(&sim, &dir(), 9, 8192, IoPath::Mmap).unwrap();
+        let _next = Segment::create(&sim, &dir(), 9, 8192, io).unwrap();
         let after = sim.crash(&CrashChoice::none());
         assert_eq!(indexes(&after), vec![7, 8, 9], "{kind:?}: after a crash");
     }

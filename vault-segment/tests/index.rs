@@ -1,6 +1,8 @@
 //! The sparse record index: a lookup by LSN finds the same record as a scan from the start of
 //! the segment, and reads at most one stride of frames to get there.
 
+mod common;
+
 use vault_segment::Access;
 use vault_segment::IoPath;
 use vault_segment::{partial_crc, FsStorage, Segment, SegmentAppender};
@@ -58,10 +60,10 @@ fn check_every_lsn(seg: &Segment, first: u64, next: u64) {
     assert!(seg.records_from(next).next().is_none());
 }
 
-#[test]
-fn index_lookups_match_a_scan_from_the_start_and_read_at_most_a_stride() {
+common::both_io_paths!(index_lookups_match_a_scan_from_the_start_and_read_at_most_a_stride);
+fn index_lookups_match_a_scan_from_the_start_and_read_at_most_a_stride(io: IoPath) {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Segment::create(&FsStorage, dir.path(), 1, 1 << 20, IoPath::Mmap)
+    let mut a = Segment::create(&FsStorage, dir.path(), 1, 1 << 20, io)
         .unwrap()
         .activate(100);
     let next = fill(&mut a);
@@ -75,10 +77,10 @@ fn index_lookups_match_a_scan_from_the_start_and_read_at_most_a_stride() {
     assert!(slow.frames_read() > next - 100 - 1);
 }
 
-#[test]
-fn the_recovery_scan_rebuilds_the_index() {
+common::both_io_paths!(the_recovery_scan_rebuilds_the_index);
+fn the_recovery_scan_rebuilds_the_index(io: IoPath) {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Segment::create(&FsStorage, dir.path(), 1, 256 * 1024, IoPath::Mmap)
+    let mut a = Segment::create(&FsStorage, dir.path(), 1, 256 * 1024, io)
         .unwrap()
         .activate(1);
     let next = fill(&mut a);
@@ -91,10 +93,10 @@ fn the_recovery_scan_rebuilds_the_index() {
     check_every_lsn(&seg, 1, next);
 }
 
-#[test]
-fn resuming_after_recovery_keeps_indexing_new_records() {
+common::both_io_paths!(resuming_after_recovery_keeps_indexing_new_records);
+fn resuming_after_recovery_keeps_indexing_new_records(io: IoPath) {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Segment::create(&FsStorage, dir.path(), 1, 512 * 1024, IoPath::Mmap)
+    let mut a = Segment::create(&FsStorage, dir.path(), 1, 512 * 1024, io)
         .unwrap()
         .activate(1);
     for lsn in 1..1000 {
@@ -105,19 +107,22 @@ fn resuming_after_recovery_keeps_indexing_new_records() {
     a.segment().sync_to(a.offset()).unwrap();
     let path = a.segment().path().to_path_buf();
     drop(a);
-    let seg = Segment::open(&FsStorage, &path, 1, Access::Write(IoPath::Mmap)).unwrap();
+    let seg = Segment::open(&FsStorage, &path, 1, Access::Write(io)).unwrap();
     let scan = seg.scan();
     let mut a = seg.resume(1, scan.end, scan.next_lsn, scan.end).unwrap();
     let next = fill(&mut a);
     check_every_lsn(&seg, 1, next);
 }
 
+// The index's geometry does not depend on the I/O path, and a 256 MiB segment on the direct
+// path would be zero-filled on the disk: this one runs on the mmap path only.
 #[test]
 fn a_large_segment_uses_a_coarser_stride_with_bounded_memory() {
+    let io = IoPath::Mmap;
     let dir = tempfile::tempdir().unwrap();
-    let small = Segment::create(&FsStorage, dir.path(), 1, 4096, IoPath::Mmap).unwrap();
+    let small = Segment::create(&FsStorage, dir.path(), 1, 4096, io).unwrap();
     assert_eq!(small.segment().index_stride(), 32);
-    let big = Segment::create(&FsStorage, dir.path(), 2, 256 << 20, IoPath::Mmap).unwrap();
+    let big = Segment::create(&FsStorage, dir.path(), 2, 256 << 20, io).unwrap();
     assert!(big.segment().index_bytes() <= 512 * 1024);
     assert_eq!(big.segment().index_stride(), 256);
     // An enlarged segment (one big record, then small ones) is indexed like any other.
@@ -138,10 +143,10 @@ fn a_large_segment_uses_a_coarser_stride_with_bounded_memory() {
     }
 }
 
-#[test]
-fn forgetting_the_index_past_a_cut_falls_back_to_an_earlier_entry() {
+common::both_io_paths!(forgetting_the_index_past_a_cut_falls_back_to_an_earlier_entry);
+fn forgetting_the_index_past_a_cut_falls_back_to_an_earlier_entry(io: IoPath) {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Segment::create(&FsStorage, dir.path(), 1, 256 * 1024, IoPath::Mmap)
+    let mut a = Segment::create(&FsStorage, dir.path(), 1, 256 * 1024, io)
         .unwrap()
         .activate(1);
     for lsn in 1..200 {

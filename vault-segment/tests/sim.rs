@@ -1,4 +1,8 @@
 //! The crash-simulating storage: what survives a simulated power loss, and injected faults.
+//!
+//! These tests are about the simulator's own model, which is the same whichever I/O path a
+//! segment names (see `SimStorage::file_system`), so they create their segments on the mmap
+//! path; the tests of the code above it run on both paths.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

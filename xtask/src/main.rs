@@ -6,9 +6,9 @@
 //!
 //! ```text
 //! cargo xtask            # list the commands
-//! cargo xtask ci         # conflict markers, fmt, clippy, test, doc, CLI contract, stress, kill -9, disk full, cross
+//! cargo xtask ci         # the checks of .ci/run (the fs matrix in its test step, as root), cross
 //! cargo xtask crash      # thousands of kill -9 generations (release)
-//! cargo xtask powerloss  # the power-loss model in release, 100,000+ crash states
+//! cargo xtask powerloss  # the power-loss model in release, 100,000+ crash states per I/O path
 //! cargo xtask loom       # the loom models in release, preemption bound 3
 //! cargo xtask stress     # the stress driver (`--help` for its options)
 //! cargo xtask bench      # vault side by side with peers and limits -> docs/PERFORMANCE.md
@@ -64,7 +64,8 @@ const TASKS: &[Task] = &[
     },
     Task {
         name: "powerloss",
-        summary: "power-loss model in release: [--states N (default 100000)] [--first-seed S]",
+        summary: "power-loss model in release: [--states N (default 100000)] [--first-seed S] \
+                  [--io mmap|direct|both (default both)]",
         run: powerloss::powerloss,
     },
     Task {
@@ -180,6 +181,46 @@ fn ci(workspace: &Workspace, args: &[String]) -> Result<(), Error> {
             doc.env("RUSTDOCFLAGS", "-D warnings");
             doc
         }),
+        Step::new(
+            "clippy-features",
+            workspace.cargo([
+                "clippy",
+                "-p",
+                "vault-core",
+                "--all-targets",
+                "--features",
+                "metrics,tracing",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        ),
+        Step::new(
+            "test-features",
+            workspace.cargo([
+                "test",
+                "-p",
+                "vault-core",
+                "--features",
+                "metrics,tracing",
+                "--test",
+                "metrics",
+                "--test",
+                "tracing",
+            ]),
+        ),
+        Step::new(
+            "metrics-example",
+            workspace.cargo([
+                "run",
+                "-p",
+                "vault-core",
+                "--example",
+                "metrics",
+                "--features",
+                "metrics",
+            ]),
+        ),
     ];
     let contract = workspace.root.join(CLI_CONTRACT);
     if contract.is_file() {
@@ -197,37 +238,40 @@ fn ci(workspace: &Workspace, args: &[String]) -> Result<(), Error> {
             "--test",
             "crash_kill9",
             "--",
-            "--exact",
-            "acknowledged_records_survive_kill9_across_generations",
+            // Both I/O paths: `...::mmap` and `...::direct`.
+            "acknowledged_records_survive_kill9_across_generations::",
             "--nocapture",
         ]);
         crash.env("VAULT_KILL9_CYCLES", "300");
         crash
     }));
-    // The tmpfs and ext4 disk-full cases mount file systems, so they need root; without it
-    // they skip, and this says so up front.
+    // The file-system matrix (disk full, power cut, kill -9 on tmpfs and loop-mounted ext4,
+    // xfs and btrfs) mounts file systems, so it needs root; it runs inside the test step, and
+    // skips there with the reason printed otherwise. Say which up front.
     if is_root() {
-        steps.push(Step::new(
-            "disk-full",
-            workspace.cargo([
-                "test",
-                "-p",
-                "vault-core",
-                "--test",
-                "disk_full",
-                "--",
-                "--nocapture",
-            ]),
-        ));
+        println!("xtask: root, so the test step runs the file-system matrix");
     } else {
         println!(
-            "xtask: not root, so the tmpfs and ext4 disk-full cases will skip (run as root to \
-             include them)"
+            "xtask: not root, so the tmpfs, ext4, xfs and btrfs cases of the file-system matrix \
+             will skip (run as root to include them)"
         );
     }
     steps.push(Step::new(
         "stress",
         stress::command(workspace, &["--duration", CI_STRESS_SECONDS]),
+    ));
+    // The log shipper example: kill -9 of its writing child and a restart; it exits non-zero
+    // on any acknowledged record lost or shipped twice.
+    steps.push(Step::new(
+        "shipper",
+        workspace.cargo([
+            "run",
+            "--release",
+            "-p",
+            "vault-core",
+            "--example",
+            "shipper",
+        ]),
     ));
     if cross::installed() {
         steps.push(Step::new(

@@ -1,18 +1,23 @@
-//! The durability completion path: [`Wal::wait_durable`](crate::Wal::wait_durable) and
-//! [`Wal::on_durable`](crate::Wal::on_durable), served by one background **committer** thread
-//! per WAL, started by the first call that needs it.
+//! The durability completion path: [`Wal::wait_durable`](crate::Wal::wait_durable),
+//! [`Wal::on_durable`](crate::Wal::on_durable) and the [`Durable`](super::Durable) futures of
+//! [`Wal::durable`](crate::Wal::durable), served by one background **committer** thread per
+//! WAL, started by the first call that needs it.
 //!
-//! The committer sleeps on `Committer::cv` until there is work: callbacks pending, or a
-//! `wait_durable` caller wanting an LSN that is not durable. It then takes one group-commit
-//! flush (`Shared::sync_through`, the same path as `sync` and `SyncPolicy::Always`) up to the
-//! highest LSN wanted that is appended, takes every pending callback, and calls those whose LSN
-//! is durable, in LSN order, on its own thread; the rest go back to wait for the next flush.
+//! The committer sleeps on `Committer::cv` until there is work: callbacks pending, a
+//! `wait_durable` caller wanting an LSN that is not durable, or an armed waker slot (see
+//! `durable.rs`). It then takes one group-commit flush (`Shared::sync_through`, the same path as
+//! `sync` and `SyncPolicy::Always`) up to the highest LSN wanted that is appended, takes every
+//! pending callback, and calls those whose LSN is durable, in LSN order, on its own thread; the
+//! rest go back to wait for the next flush. It wakes the futures whose LSN is durable (all of
+//! them after a failed sync or at close) after it unlocks.
 //! Callbacks registered while a flush runs are served by the next one (or by this one if it
 //! already covered them). If only LSNs not appended yet are wanted, it waits for an append on
 //! the [`Tail`](super::follow::Tail), like a follower.
 
+use std::task::{Poll, Waker};
 use std::time::Instant;
 
+use super::durable::WakerSlots;
 use super::Shared;
 use crate::error::{Error, Result};
 use crate::sync::{current_thread, lock, Arc, Condvar, JoinHandle, Mutex, Ordering, ThreadBuilder};
@@ -47,8 +52,10 @@ struct CommitState {
     pending: Vec<Pending>,
     /// The highest LSN a `wait_durable` caller waits for.
     want: Lsn,
-    /// Bumped by every registration and `want` raise: tells a committer waiting for an append
-    /// that there is new work.
+    /// The wakers of pending `Durable` futures.
+    wakers: WakerSlots,
+    /// Bumped by every registration, `want` raise and arming of a waker slot: tells a committer
+    /// waiting for an append that there is new work.
     requests: u64,
     stop: bool,
     thread: Option<JoinHandle<()>>,
@@ -68,7 +75,11 @@ impl Committer {
 impl Shared {
     /// Starts the committer if it is not running. Returns the spawn error if it cannot be.
     fn committer_running(this: &Arc<Self>) -> Result<()> {
-        let mut st = lock(&this.commit.state);
+        Self::committer_running_locked(this, &mut lock(&this.commit.state))
+    }
+
+    /// [`Shared::committer_running`], under `commit.state`.
+    fn committer_running_locked(this: &Arc<Self>, st: &mut CommitState) -> Result<()> {
         if st.thread.is_some() {
             return Ok(());
         }
@@ -186,8 +197,59 @@ impl Shared {
         }
     }
 
+    /// `Durable::poll` once its LSN was not durable at a glance: resolves it, or arms its waker
+    /// slot (taking one if `slot` is `None`) and starts the committer's work for it. Releases
+    /// the slot when it resolves. See `durable.rs` for why no wake-up is lost.
+    pub(crate) fn poll_durable(
+        this: &Arc<Self>,
+        lsn: Lsn,
+        slot: &mut Option<usize>,
+        waker: &Waker,
+    ) -> Poll<Result<Lsn>> {
+        let mut st = lock(&this.commit.state);
+        // The look again, under the lock: a committer pass that ran since the caller's look at
+        // `durable` (and so did not see this slot armed) made what it saw visible here. The
+        // `stop` check is what keeps a future from arming after the committer's last pass.
+        let durable = this.durable.load(Ordering::Acquire);
+        let resolved = if durable >= lsn {
+            Some(Outcome::Durable(durable))
+        } else if this.poisoned.load(Ordering::Acquire) {
+            Some(Outcome::Poisoned)
+        } else if st.stop {
+            Some(Outcome::Closed)
+        } else {
+            Self::committer_running_locked(this, &mut st)
+                .err()
+                .map(Outcome::Failed)
+        };
+        if let Some(r) = resolved {
+            if let Some(i) = slot.take() {
+                st.wakers.release(i);
+            }
+            drop(st);
+            return Poll::Ready(r.into_result(this));
+        }
+        let new_work = st.wakers.arm(slot, lsn, waker);
+        if new_work {
+            st.requests += 1;
+            drop(st);
+            this.commit.cv.notify_all();
+            // The committer may be waiting for an append (as in `register_durable`).
+            if this.tail.has_waiters() {
+                this.tail.wake();
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Frees a dropped `Durable`'s waker slot (a flush it asked for still runs).
+    pub(crate) fn release_waker_slot(&self, slot: usize) {
+        lock(&self.commit.state).wakers.release(slot);
+    }
+
     /// Stops the committer (at close, after the final sync): it makes a last flush attempt
-    /// for the callbacks pending, answers every one of them, and exits.
+    /// for the callbacks pending, answers every one of them, wakes every armed `Durable`
+    /// (which then resolves `Ok` or `Closed`), and exits. A `Durable` polled later sees `stop`.
     pub(crate) fn stop_committer(&self) {
         let thread = {
             let mut st = lock(&self.commit.state);
@@ -207,6 +269,8 @@ impl Shared {
     }
 
     /// The error every waiter gets after a failed sync.
+    ///
+    /// Takes `sync_state`: never call it holding `commit.state`.
     pub(crate) fn poison_error(&self) -> Error {
         let st = lock(&self.sync_state);
         Error::Poisoned {
@@ -218,13 +282,23 @@ impl Shared {
     /// The committer thread.
     fn run_committer(&self) {
         let mut batch: Vec<Pending> = Vec::new();
+        // Wakers taken from `commit.state`'s slots, woken after unlocking (a waker may run
+        // code that takes this lock). Reused: waking allocates nothing in steady state.
+        let mut woken: Vec<Waker> = Vec::new();
         loop {
             let mut st = lock(&self.commit.state);
             let (target, stop, requests) = loop {
                 let durable = self.durable.load(Ordering::Acquire);
                 let highest = st.pending.iter().map(|p| p.lsn).max().unwrap_or(0);
-                let target = highest.max(st.want);
-                if st.stop || target > durable || st.pending.iter().any(|p| p.lsn <= durable) {
+                let target = highest.max(st.want).max(st.wakers.highest());
+                // An armed future's LSN may have been made durable by another thread's flush
+                // (an appender under `Always`, `sync`, the interval flusher) since the last
+                // pass: it is owed a wake-up that no one else gives.
+                if st.stop
+                    || target > durable
+                    || st.pending.iter().any(|p| p.lsn <= durable)
+                    || st.wakers.any_durable(durable)
+                {
                     break (target, st.stop, st.requests);
                 }
                 if st.want != 0 {
@@ -243,6 +317,7 @@ impl Shared {
                 .iter()
                 .map(|p| p.lsn)
                 .chain((st.want > self.durable.load(Ordering::Acquire)).then_some(st.want))
+                .chain(st.wakers.lowest_above(self.durable.load(Ordering::Acquire)))
                 .min()
                 .unwrap_or(0);
             drop(st);
@@ -270,9 +345,16 @@ impl Shared {
             {
                 let mut st = lock(&self.commit.state);
                 std::mem::swap(&mut st.pending, &mut batch);
+                // After a failed sync every future sees the poison itself; at close, `Closed`.
+                let all = stop || self.poisoned.load(Ordering::Acquire);
+                let durable = self.durable.load(Ordering::Acquire);
+                st.wakers.disarm(durable, all, &mut woken);
             }
             // Wake `wait_durable` callers: durability advanced, or the WAL is poisoned.
             self.commit.cv.notify_all();
+            for w in woken.drain(..) {
+                w.wake();
+            }
             self.answer(&mut batch, flushed.err(), stop);
             if !batch.is_empty() || self.poisoned.load(Ordering::Acquire) {
                 let mut st = lock(&self.commit.state);
@@ -307,6 +389,27 @@ impl Shared {
             for p in batch.drain(..) {
                 (p.done)(Err(Error::Closed));
             }
+        }
+    }
+}
+
+/// How a `Durable` resolves, decided under `commit.state` and turned into a result after (the
+/// poison error takes `sync_state`).
+enum Outcome {
+    Durable(Lsn),
+    Poisoned,
+    Closed,
+    /// The committer could not be started.
+    Failed(Error),
+}
+
+impl Outcome {
+    fn into_result(self, sh: &Shared) -> Result<Lsn> {
+        match self {
+            Self::Durable(d) => Ok(d),
+            Self::Poisoned => Err(sh.poison_error()),
+            Self::Closed => Err(Error::Closed),
+            Self::Failed(e) => Err(e),
         }
     }
 }

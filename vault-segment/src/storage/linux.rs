@@ -8,7 +8,10 @@ use std::path::Path;
 
 use memmap2::{Advice, MmapRaw};
 
-pub(super) use super::unix::{allocate, lock_dir, mapped, open, remove, rename, Mapped};
+pub(super) use super::unix::{
+    allocate, create_dir_all, lock_dir, mapped, not_regular, open, open_no_wait, remove, rename,
+    set_mode, will_read, Mapped,
+};
 
 /// `msync(MS_SYNC)` over the page-aligned range (memmap2's `flush_range`).
 pub(super) fn sync_mapping(

@@ -13,7 +13,10 @@ use memmap2::MmapRaw;
 
 use super::AppleSync;
 
-pub(super) use super::unix::{allocate, lock_dir, mapped, open, remove, rename, Mapped};
+pub(super) use super::unix::{
+    allocate, create_dir_all, lock_dir, mapped, not_regular, open, open_no_wait, remove, rename,
+    set_mode, will_read, Mapped,
+};
 
 /// Flushes `file`'s data (all of it, and the drive's cache) to the media.
 fn full_sync(file: &File) -> io::Result<()> {

@@ -1,12 +1,35 @@
 //! What Linux and macOS share: the directory lock (`flock` on the directory), allocation
 //! (`fallocate`, which rustix implements with `F_PREALLOCATE` on Apple), renames and removals
-//! (POSIX: atomic, and a mapped file may be renamed or unlinked), and directory `fsync`.
+//! (POSIX: atomic, and a mapped file may be renamed or unlinked), owner-only permission bits,
+//! opens that never follow a symbolic link (`O_NOFOLLOW`), and the `lstat` check of a name.
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
-use super::{DirLock, IoPath};
+use memmap2::{Advice, MmapRaw};
+
+use super::{DirLock, FileMode, IoPath};
+
+/// `O_NOFOLLOW` for `OpenOptionsExt::custom_flags`: a segment name that is a symbolic link is
+/// refused (`ELOOP`), not followed to a file elsewhere.
+#[allow(clippy::cast_possible_wrap)]
+const NO_FOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+
+/// `O_NOFOLLOW | O_NONBLOCK`: as [`NO_FOLLOW`], and an open never waits on a FIFO that claims
+/// a segment's name (`O_NONBLOCK` changes nothing for a regular file).
+#[allow(clippy::cast_possible_wrap)]
+const NO_FOLLOW_NO_WAIT: i32 =
+    (rustix::fs::OFlags::NOFOLLOW.bits() | rustix::fs::OFlags::NONBLOCK.bits()) as i32;
+
+/// Creates `dir` and its missing parents `0700`.
+pub(super) fn create_dir_all(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(FileMode::Private.dir_bits())
+        .create(dir)
+}
 
 /// Takes an exclusive `flock` on the directory itself.
 pub(super) fn lock_dir(dir: &Path) -> io::Result<DirLock> {
@@ -34,9 +57,57 @@ impl Drop for Flock {
     }
 }
 
-/// Opens `path` (no retries needed: nothing on POSIX holds a file open exclusively).
-pub(super) fn open(path: &Path, options: &OpenOptions) -> io::Result<File> {
-    options.open(path)
+/// Opens `path` without following a symbolic link (`O_NOFOLLOW`), creating it (where
+/// `options` says so) owner-only, `0600`. No retries: nothing on POSIX holds a file open
+/// exclusively.
+pub(super) fn open(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    options
+        .mode(FileMode::Private.file_bits())
+        .custom_flags(NO_FOLLOW)
+        .open(path)
+}
+
+/// As [`open`], and never waiting on a FIFO that claims the name (`O_NONBLOCK`).
+pub(super) fn open_no_wait(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    options
+        .mode(FileMode::Private.file_bits())
+        .custom_flags(NO_FOLLOW_NO_WAIT)
+        .open(path)
+}
+
+/// What `path` is if not a regular file, by `lstat` (a link is not followed).
+pub(super) fn not_regular(path: &Path) -> io::Result<Option<&'static str>> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = std::fs::symlink_metadata(path)?.file_type();
+    Ok(if t.is_file() {
+        None
+    } else if t.is_symlink() {
+        Some("a symbolic link")
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        Some("a device")
+    })
+}
+
+/// `chmod` to the mode's file or directory bits.
+pub(super) fn set_mode(path: &Path, mode: FileMode, dir: bool) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let bits = if dir {
+        mode.dir_bits()
+    } else {
+        mode.file_bits()
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits))
+}
+
+/// `MADV_WILLNEED`: a hint; a kernel that refuses it reads the pages on demand.
+pub(super) fn will_read(map: &MmapRaw) {
+    let _ = map.advise(Advice::WillNeed);
 }
 
 /// Allocates `len` bytes of a new, empty file for real.

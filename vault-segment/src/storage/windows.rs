@@ -22,6 +22,13 @@
 //! - **Sharing violations** (an antivirus scanner or indexer holding the file open) on open,
 //!   rename and delete are retried [`ATTEMPTS`] times with a growing pause, then reported as a
 //!   [`SharingViolation`].
+//! - **Symbolic links and file modes.** Log files are opened with
+//!   `FILE_FLAG_OPEN_REPARSE_POINT`, so a segment name that is a symbolic link or junction opens
+//!   the link itself, which `FsStorage::map` then refuses as not a regular file; [`not_regular`]
+//!   reads the name without following it. Windows has no permission bits: a new file or
+//!   directory inherits the access control list of its parent directory (under a user's profile
+//!   that grants the user, `SYSTEM` and Administrators only), so [`set_mode`] changes nothing and
+//!   who may read a log is decided by the ACL of the directory it is created in.
 //! - **Allocation** writes the zeros (after extending the file with `SetEndOfFile`): writing past
 //!   a file's valid data length makes NTFS zero-fill synchronously, which would stall the writer;
 //!   here it happens in the rotation worker that prepares segments. Direct I/O is not offered:
@@ -38,7 +45,7 @@ use std::time::Duration;
 
 use memmap2::MmapRaw;
 
-use super::{DirLock, IoPath};
+use super::{DirLock, FileMode, IoPath};
 use crate::sync::{PoisonError, StdMutex as Mutex};
 
 /// The file [`lock_dir`] locks inside a WAL directory.
@@ -123,10 +130,48 @@ fn retry<T>(op: &'static str, path: &Path, mut f: impl FnMut() -> io::Result<T>)
     }
 }
 
-/// Opens `path`, retrying sharing violations.
-pub(super) fn open(path: &Path, options: &OpenOptions) -> io::Result<File> {
+/// Opens `path` without following a symbolic link or junction
+/// (`FILE_FLAG_OPEN_REPARSE_POINT`), retrying sharing violations.
+pub(super) fn open(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    use std::os::windows::fs::OpenOptionsExt;
+    use windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OPEN_REPARSE_POINT;
+    options.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
     retry("open", path, || options.open(path))
 }
+
+/// As [`open`]: nothing on Windows makes an open wait (no FIFOs among files).
+pub(super) fn open_no_wait(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    open(path, options)
+}
+
+/// `std::fs::create_dir_all`: the directories inherit their parent's ACL (see the module docs).
+pub(super) fn create_dir_all(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// What `path` is if not a regular file, without following a symbolic link or junction.
+pub(super) fn not_regular(path: &Path) -> io::Result<Option<&'static str>> {
+    let t = std::fs::symlink_metadata(path)?.file_type();
+    Ok(if t.is_file() {
+        None
+    } else if t.is_symlink() {
+        Some("a symbolic link")
+    } else if t.is_dir() {
+        Some("a directory")
+    } else {
+        Some("a reparse point")
+    })
+}
+
+/// Nothing: Windows has no permission bits, and the ACL a file inherits from the log's
+/// directory decides who may read it (see the module docs).
+#[allow(clippy::unnecessary_wraps)]
+pub(super) fn set_mode(_path: &Path, _mode: FileMode, _dir: bool) -> io::Result<()> {
+    Ok(())
+}
+
+/// Nothing: a hint only, and the mapped pages are read on demand.
+pub(super) fn will_read(_map: &MmapRaw) {}
 
 /// Locks [`LOCK_FILE`] in `dir`, then finishes set-asides a crash interrupted (see the module
 /// docs).

@@ -1,0 +1,88 @@
+//! Write-behind for the direct I/O path ([`crate::Options::with_write_behind`]): full blocks of
+//! the tail segment are written to the file as soon as a chunk of them is published, without
+//! a sync, so that a process that dies (kill -9, a panic with `abort`) takes at most the last
+//! chunk of unsynced records with it instead of everything since the last sync.
+//!
+//! The appender notes, under the append lock it holds anyway, when its tail crossed a chunk
+//! boundary and leaves the segment and its end in a slot; one background thread takes the slot
+//! and calls [`vault_segment::Segment::write_out_to`]. Nothing becomes durable here: syncs
+//! are unchanged (they write the same blocks again with the durable write), so every crash
+//! guarantee is the same with it on or off; only what survives a process death changes.
+
+use std::path::PathBuf;
+
+use vault_segment::Segment;
+
+use crate::error::{Error, Result};
+use crate::sync::{lock, Arc, Condvar, JoinHandle, Mutex, ThreadBuilder};
+
+/// Bytes of published records that make the appender wake the write-behind thread (in the
+/// loom models, less than one of their 4 KiB segments, so that they exercise the hand-off).
+#[cfg(not(test))]
+pub(crate) const CHUNK: usize = 256 << 10;
+#[cfg(test)]
+pub(crate) const CHUNK: usize = 1024;
+
+#[derive(Debug, Default)]
+struct Slot {
+    /// The newest request: a segment and the published end to write out to.
+    work: Option<(Segment, usize)>,
+    stop: bool,
+}
+
+/// The hand-off between appenders and the write-behind thread.
+#[derive(Debug)]
+pub(crate) struct WriteBehind {
+    slot: Mutex<Slot>,
+    wake: Condvar,
+}
+
+impl WriteBehind {
+    pub(crate) fn new() -> Self {
+        Self {
+            slot: Mutex::new(Slot::default()),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// Asks for `seg` to be written out to `end` (replacing an older request: the thread
+    /// writes from where the segment's written end stands, so nothing is skipped). Called by
+    /// an appender after it released the append lock.
+    pub(crate) fn request(&self, seg: Segment, end: usize) {
+        lock(&self.slot).work = Some((seg, end));
+        self.wake.notify_all();
+    }
+
+    /// Stops the thread once its current write (if any) is done.
+    pub(crate) fn stop(&self) {
+        lock(&self.slot).stop = true;
+        self.wake.notify_all();
+    }
+}
+
+/// Starts the write-behind thread.
+pub(crate) fn start(wb: Arc<WriteBehind>) -> Result<JoinHandle<()>> {
+    ThreadBuilder::new()
+        .name("vault-write-behind".into())
+        .spawn(move || loop {
+            let (seg, end) = {
+                let mut slot = lock(&wb.slot);
+                loop {
+                    if slot.stop {
+                        return;
+                    }
+                    if let Some(work) = slot.work.take() {
+                        break work;
+                    }
+                    slot = wb
+                        .wake
+                        .wait(slot)
+                        .unwrap_or_else(crate::sync::PoisonError::into_inner);
+                }
+            };
+            // A failure is not an error of the WAL: the bytes are still in memory, and the
+            // next sync writes them durably or reports its own failure.
+            let _ = seg.write_out_to(end);
+        })
+        .map_err(|e| Error::io("spawn write-behind thread for", PathBuf::new(), e))
+}
