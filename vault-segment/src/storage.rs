@@ -58,6 +58,17 @@ use windows as platform;
 #[cfg(windows)]
 pub use windows::{SharingViolation, LOCK_FILE};
 
+/// A segment file opened for the direct path (`crate::direct`), one implementation per
+/// platform: `open(path)` (an existing file, read-write, never following a link), `align()`
+/// (the offset and length alignment of its reads and writes), `len()`, `read_at`, `write_at`
+/// (not waiting for the device), `write_durable_at` (durable when it returns), `sync()`.
+pub(crate) use platform::DirectFile;
+
+/// Faults in every page of anonymous memory writable (the direct path's region).
+pub(crate) fn prefault_memory(map: &MmapRaw) -> io::Result<()> {
+    platform::prefault(map)
+}
+
 /// How a sync reaches the media on Apple platforms (ignored elsewhere).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AppleSync {
@@ -203,14 +214,17 @@ impl Access {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSystem {
     /// The file system's name as `statfs` reports it (`ext4`, `xfs`, `btrfs`, `tmpfs`, ...;
-    /// `unknown` if its magic number is not one vault knows).
+    /// `unknown` if its magic number is not one vault knows; macOS: `apfs`, `hfs`, ...), or
+    /// on Windows as `GetVolumeInformationW` does (`NTFS`, `ReFS`, ...).
     pub name: String,
-    /// Whether a file in the directory could be opened with `O_DIRECT` (tmpfs refuses it).
+    /// Whether a file in the directory takes a direct write (`O_DIRECT` on Linux, where tmpfs
+    /// refuses it; `FILE_FLAG_NO_BUFFERING | FILE_FLAG_WRITE_THROUGH` on Windows; `F_NOCACHE`
+    /// + `F_FULLFSYNC` on macOS).
     pub direct_io: bool,
-    /// Why `O_DIRECT` is unavailable, when it is.
+    /// Why direct I/O is unavailable, when it is.
     pub direct_io_error: Option<String>,
-    /// Whether the file system writes every overwritten block to new space (btrfs, zfs,
-    /// bcachefs). There a store into a mapped page that was written back needs new space, and
+    /// Whether the file system writes overwritten blocks to new space (btrfs, zfs, bcachefs;
+    /// APFS and ReFS for blocks shared by clones or snapshots). There a store into a mapped page that was written back needs new space, and
     /// with none left the page fault that asks for it kills the process with `SIGBUS`:
     /// `fallocate` reserves the first write of each block, not its rewrites. vault never
     /// writes through a mapping there.
@@ -472,7 +486,7 @@ impl Storage for FsStorage {
     }
 
     fn file_system(&self, dir: &Path) -> io::Result<FileSystem> {
-        crate::direct::file_system(dir)
+        platform::file_system(dir)
     }
 
     fn not_regular(&self, path: &Path) -> io::Result<Option<&'static str>> {

@@ -18,7 +18,10 @@
 //! Wine 8.0 lacks `bcryptprimitives.dll` (`ProcessPrng`), which every Rust program needs: a
 //! stand-in built here with mingw forwards it to `SystemFunction036`. loom's models abort under
 //! wine (stack switching while unwinding): `VAULT_UNDER_WINE` makes them skip with a printed
-//! reason.
+//! reason. wine accepts `FILE_FLAG_NO_BUFFERING | FILE_FLAG_WRITE_THROUGH` but ignores both
+//! (plain buffered writes), so the direct path's tests there check its logic, not its
+//! durability; this is printed before the tests run. `--all` shows every test's output, so the
+//! reason of any test half that skipped is in the log.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -109,6 +112,13 @@ pub(crate) fn cross(workspace: &Workspace, args: &[String]) -> Result<(), Error>
         }
     }
     check_toolchain()?;
+    if windows {
+        println!(
+            "xtask cross: wine accepts FILE_FLAG_NO_BUFFERING | FILE_FLAG_WRITE_THROUGH but \
+             ignores both (plain buffered writes): the direct path's tests under wine check its \
+             logic, not that its writes bypass the cache or reach the media"
+        );
+    }
     let target_dir = workspace.root.join("target/cross");
     let mut steps = Vec::new();
     if windows {
@@ -127,7 +137,7 @@ pub(crate) fn cross(workspace: &Workspace, args: &[String]) -> Result<(), Error>
             // for another target are a separate, unstable story).
             test.args(["--lib", "--bins", "--tests", "--no-fail-fast"]);
             wine_env(&mut test, &prefix);
-            test.args(["--", "--test-threads=2"]);
+            test.args(["--", "--test-threads=2", "--show-output"]);
             steps.push(Step::new("windows-test-all", test));
         } else {
             for (krate, targets) in CI_TESTS {

@@ -11,9 +11,10 @@
 //!   [`sync_dir`] has nothing left to do and returns `Ok`.
 //! - **The directory lock** is a lock (`LockFileEx`, through std's `File::try_lock`) on the file
 //!   [`LOCK_FILE`] inside the directory: Windows cannot lock a directory.
-//! - **Mapped files cannot be deleted, truncated, or renamed over** on Windows. Removal and
-//!   replacement of a file that this process still maps (a reader holds a record of a segment
-//!   `truncate_front` drops; `truncate_back` replaces a segment that readers map) first renames
+//! - **Mapped files cannot be deleted, truncated, or renamed over** on Windows, nor files open
+//!   for the direct path. Removal and replacement of a file that this process still maps or
+//!   has open that way (a reader holds a record of a segment `truncate_front` drops;
+//!   `truncate_back` replaces a segment that readers map) first renames
 //!   it aside (a mapped file may be renamed) to `NAME.vault-deleted` or `NAME.vault-replaced`, and
 //!   deletes it when the last mapping of it goes ([`Mapped`]). The name is gone at once, as after
 //!   `unlink`; the space comes back when the last reader lets go. [`lock_dir`] finishes what a
@@ -31,8 +32,9 @@
 //!   who may read a log is decided by the ACL of the directory it is created in.
 //! - **Allocation** writes the zeros (after extending the file with `SetEndOfFile`): writing past
 //!   a file's valid data length makes NTFS zero-fill synchronously, which would stall the writer;
-//!   here it happens in the rotation worker that prepares segments. Direct I/O is not offered:
-//!   see `crate::direct`.
+//!   here it happens in the rotation worker that prepares segments.
+//! - **The direct path** writes with `FILE_FLAG_NO_BUFFERING | FILE_FLAG_WRITE_THROUGH`
+//!   ([`DirectFile`]); [`file_system`] names the volume's file system and probes it.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -45,7 +47,7 @@ use std::time::Duration;
 
 use memmap2::MmapRaw;
 
-use super::{DirLock, FileMode, IoPath};
+use super::{DirLock, FileMode, FileSystem, IoPath};
 use crate::sync::{PoisonError, StdMutex as Mutex};
 
 /// The file [`lock_dir`] locks inside a WAL directory.
@@ -224,10 +226,17 @@ impl Drop for Locked {
     }
 }
 
-/// Extends the file to `len` and writes its zeros (see the module docs); no direct I/O here.
-pub(super) fn allocate(f: File, _path: &Path, len: u64, _io: IoPath) -> io::Result<()> {
+/// Extends the file to `len` and writes its zeros (see the module docs): through the page
+/// cache for the mapping, with direct writes for the direct path.
+pub(super) fn allocate(f: File, path: &Path, len: u64, io: IoPath) -> io::Result<()> {
     f.set_len(len)?;
-    super::write_zeros(f, len)
+    match io {
+        IoPath::Mmap => super::write_zeros(f, len),
+        IoPath::Direct => {
+            drop(f);
+            crate::direct::write_zeros(path, len)
+        }
+    }
 }
 
 /// `FlushViewOfFile` + `FlushFileBuffers` (memmap2's `flush_range`).
@@ -328,8 +337,9 @@ fn registry<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
     f(guard.get_or_insert_with(Registry::default))
 }
 
-/// One mapping of a file, registered so that removals and replacements of the file wait for
-/// it; dropped after the mapping itself.
+/// One mapping of a file (or one handle of the direct path, which blocks a removal or
+/// replacement the same way), registered so that removals and replacements of the file wait
+/// for it; dropped after the mapping or handle itself.
 #[derive(Debug)]
 pub(super) struct Mapped(u64);
 
@@ -413,4 +423,201 @@ pub(super) fn remove(path: &Path) -> io::Result<()> {
     } else {
         remove_now(path)
     }
+}
+
+/// The alignment used when the volume's sector size cannot be read.
+const DEFAULT_ALIGN: usize = 4096;
+
+/// `FILE_FLAG_NO_BUFFERING | FILE_FLAG_WRITE_THROUGH`, never following a link.
+fn direct_flags() -> u32 {
+    use windows_sys::Win32::Storage::FileSystem::{
+        FILE_FLAG_NO_BUFFERING, FILE_FLAG_OPEN_REPARSE_POINT, FILE_FLAG_WRITE_THROUGH,
+    };
+    FILE_FLAG_NO_BUFFERING | FILE_FLAG_WRITE_THROUGH | FILE_FLAG_OPEN_REPARSE_POINT
+}
+
+/// A segment file opened for the direct path with `FILE_FLAG_NO_BUFFERING |
+/// FILE_FLAG_WRITE_THROUGH`.
+///
+/// `NO_BUFFERING` bypasses the system cache: every read and write must start at a multiple of
+/// the volume's sector size, be a multiple of it long, and come from memory aligned to it (the
+/// region's page-aligned anonymous memory). `WRITE_THROUGH` makes a write return only once
+/// the device has it on stable media: with both flags the write goes straight to the device,
+/// which Windows asks to write through its own cache (Force Unit Access). Segment files are
+/// written with zeros to their full length and flushed with `FlushFileBuffers` before the
+/// direct path writes them (`crate::direct::write_zeros`), so a direct write changes no file
+/// metadata (size, valid data length) that would need another `FlushFileBuffers`. A drive that
+/// ignores Force Unit Access is not made durable by anything Windows offers short of
+/// `FlushFileBuffers` per write, which [`DirectFile::sync`] is and the direct path does not
+/// issue per sync.
+#[derive(Debug)]
+pub(crate) struct DirectFile {
+    file: File,
+    align: usize,
+    // Declared last so it drops after the handle: an open file, like a mapped one, cannot be
+    // deleted or replaced, so removals and replacements wait for it (see [`Mapped`]).
+    _open: Mapped,
+}
+
+impl DirectFile {
+    /// Opens an existing file read-write for direct I/O, retrying sharing violations.
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        use std::os::windows::fs::OpenOptionsExt;
+        let file = retry("open", path, || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(direct_flags())
+                .open(path)
+        })?;
+        Ok(Self {
+            align: sector_size(path),
+            file,
+            _open: mapped(path),
+        })
+    }
+
+    /// The volume's bytes per sector (`GetDiskFreeSpaceW`), else 4096.
+    pub(crate) fn align(&self) -> usize {
+        self.align
+    }
+
+    /// The file's length.
+    pub(crate) fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    /// `ReadFile` at `offset` (aligned).
+    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        use std::os::windows::fs::FileExt;
+        self.file.seek_read(buf, offset)
+    }
+
+    /// `WriteFile` at `offset` (aligned). Through this handle every write is written through
+    /// (see [`DirectFile`]), so this is [`DirectFile::write_durable_at`].
+    pub(crate) fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        self.write_durable_at(buf, offset)
+    }
+
+    /// `WriteFile` at `offset` (aligned) on the `WRITE_THROUGH` handle: durable when it
+    /// returns (see [`DirectFile`]).
+    pub(crate) fn write_durable_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        use std::os::windows::fs::FileExt;
+        self.file.seek_write(buf, offset)
+    }
+
+    /// `FlushFileBuffers`: the file's metadata too, and the device's cache.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+}
+
+/// The root of the volume `path` is on (`GetVolumePathNameW`), as a NUL-terminated string.
+fn volume_root(path: &Path) -> io::Result<Vec<u16>> {
+    use windows_sys::Win32::Storage::FileSystem::GetVolumePathNameW;
+    let p = wide(path);
+    let mut root = vec![0u16; 1024];
+    #[allow(clippy::cast_possible_truncation)]
+    let cap = root.len() as u32;
+    // SAFETY: `p` is NUL-terminated; `root` is writable for `cap` UTF-16 units.
+    let ok = unsafe { GetVolumePathNameW(p.as_ptr(), root.as_mut_ptr(), cap) };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(root)
+}
+
+/// The bytes per sector of the volume `path` is on, else [`DEFAULT_ALIGN`].
+fn sector_size(path: &Path) -> usize {
+    use windows_sys::Win32::Storage::FileSystem::GetDiskFreeSpaceW;
+    let Ok(root) = volume_root(path) else {
+        return DEFAULT_ALIGN;
+    };
+    let (mut per_cluster, mut bytes, mut free, mut total) = (0u32, 0u32, 0u32, 0u32);
+    // SAFETY: `root` is NUL-terminated; the out-pointers are live locals.
+    let ok = unsafe {
+        GetDiskFreeSpaceW(
+            root.as_ptr(),
+            &mut per_cluster,
+            &mut bytes,
+            &mut free,
+            &mut total,
+        )
+    };
+    if ok == 0 || bytes == 0 || !bytes.is_power_of_two() {
+        return DEFAULT_ALIGN;
+    }
+    (bytes as usize).max(512)
+}
+
+/// The file system's name of the volume `dir` is on (`GetVolumeInformationW`: `NTFS`,
+/// `ReFS`, `FAT32`, ...).
+fn volume_file_system(dir: &Path) -> io::Result<String> {
+    use windows_sys::Win32::Storage::FileSystem::GetVolumeInformationW;
+    let root = volume_root(dir)?;
+    let mut name = [0u16; 64];
+    #[allow(clippy::cast_possible_truncation)]
+    let cap = name.len() as u32;
+    // SAFETY: `root` is NUL-terminated; `name` is writable for `cap` units; every other
+    // out-pointer is null, which the call accepts.
+    let ok = unsafe {
+        GetVolumeInformationW(
+            root.as_ptr(),
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            name.as_mut_ptr(),
+            cap,
+        )
+    };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+    Ok(String::from_utf16_lossy(&name[..end]))
+}
+
+/// The file system of `dir` (its volume's name), whether it is copy-on-write (ReFS, whose
+/// block cloning shares blocks between files), and whether it takes direct I/O: a probe file
+/// opened `NO_BUFFERING | WRITE_THROUGH` that takes one sector-aligned write.
+pub(super) fn file_system(dir: &Path) -> io::Result<FileSystem> {
+    let name = volume_file_system(dir).unwrap_or_else(|_| "unknown".into());
+    let direct_io_error = probe(dir).err().map(|e| e.to_string());
+    Ok(FileSystem {
+        copy_on_write: name.eq_ignore_ascii_case("ReFS"),
+        name,
+        direct_io: direct_io_error.is_none(),
+        direct_io_error,
+    })
+}
+
+/// Creates a probe file in `dir` with `NO_BUFFERING | WRITE_THROUGH` and writes one aligned
+/// block through it.
+fn probe(dir: &Path) -> io::Result<()> {
+    use std::os::windows::fs::{FileExt, OpenOptionsExt};
+    let path = dir.join(format!(".vault-direct-probe-{}", std::process::id()));
+    let result = (|| {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(direct_flags())
+            .open(&path)?;
+        let align = sector_size(dir);
+        let block = crate::direct::anon(align)?;
+        // SAFETY: a fresh anonymous mapping of `align` bytes.
+        let buf = unsafe { std::slice::from_raw_parts(block.as_ptr(), align) };
+        let written = f.seek_write(buf, 0)?;
+        if written != align {
+            return Err(io::Error::other(format!(
+                "a {align}-byte direct write wrote {written} bytes"
+            )));
+        }
+        Ok(())
+    })();
+    let _ = remove_now(&path);
+    result
 }
