@@ -37,9 +37,9 @@ use std::path::{Path, PathBuf};
 
 use memmap2::{MmapOptions, MmapRaw};
 
-// Platform code, one module per platform; `cfg` appears here and nowhere else in the crate
-// (the direct-I/O path's own platform split is in `direct.rs`). Each module provides the same
-// functions, listed in `docs/ARCHITECTURE.md`, "Platforms".
+// Platform code, one module per platform, the direct path's writes included (`DirectFile`);
+// a `cfg` on the OS appears here and nowhere else in the crate. Each module provides the
+// same functions, listed in `docs/ARCHITECTURE.md`, "Platforms".
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "macos")]
@@ -418,7 +418,7 @@ unsafe impl Region for MmapRegion {
         if offset >= end {
             return Ok(());
         }
-        platform::sync_mapping(&self.map, &self.file, offset, end - offset)
+        platform::sync_mapping(&self.map, &self.file, self.writable, offset, end - offset)
     }
 
     fn will_read(&self) {

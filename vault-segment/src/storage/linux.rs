@@ -24,6 +24,7 @@ pub(super) use super::unix::{
 pub(super) fn sync_mapping(
     map: &MmapRaw,
     _file: &File,
+    _writable: bool,
     offset: usize,
     len: usize,
 ) -> io::Result<()> {

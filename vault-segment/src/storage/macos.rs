@@ -43,6 +43,7 @@ fn full_sync(file: &File) -> io::Result<()> {
 pub(super) fn sync_mapping(
     map: &MmapRaw,
     file: &File,
+    _writable: bool,
     offset: usize,
     len: usize,
 ) -> io::Result<()> {

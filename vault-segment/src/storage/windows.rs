@@ -239,14 +239,22 @@ pub(super) fn allocate(f: File, path: &Path, len: u64, io: IoPath) -> io::Result
     }
 }
 
-/// `FlushViewOfFile` + `FlushFileBuffers` (memmap2's `flush_range`).
+/// `FlushViewOfFile` + `FlushFileBuffers` (memmap2's `flush_range`). A read-only view
+/// (a finished segment of the direct path) has no dirty pages, and `FlushFileBuffers` needs
+/// write access: it gets `FlushViewOfFile` alone, its bytes having reached the device through
+/// the handle that wrote them.
 pub(super) fn sync_mapping(
     map: &MmapRaw,
     _file: &File,
+    writable: bool,
     offset: usize,
     len: usize,
 ) -> io::Result<()> {
-    map.flush_range(offset, len)
+    if writable {
+        map.flush_range(offset, len)
+    } else {
+        map.flush_async_range(offset, len)
+    }
 }
 
 /// Faults every page in writable by touching it.
