@@ -37,7 +37,7 @@ impl SyncMode {
         match self {
             SyncMode::Never => false,
             SyncMode::Each => true,
-            SyncMode::Every(n) => (i + 1) % u64::from(n) == 0,
+            SyncMode::Every(n) => (i + 1).is_multiple_of(u64::from(n)),
         }
     }
 

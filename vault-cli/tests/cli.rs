@@ -455,6 +455,9 @@ fn demo_without_dir_leaves_no_trace_in_the_working_or_temporary_directory() {
         .args(["demo", "--records", "500", "--sync", "interval:2"])
         .current_dir(cwd.path())
         .env("TMPDIR", tmpdir.path())
+        // Where Windows' `temp_dir` looks.
+        .env("TMP", tmpdir.path())
+        .env("TEMP", tmpdir.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

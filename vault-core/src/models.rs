@@ -445,7 +445,10 @@ fn truncate_back_racing_a_group_commit_appender_never_overstates_durability() {
         BEFORE.load(std::sync::atomic::Ordering::Relaxed),
         AFTER.load(std::sync::atomic::Ordering::Relaxed),
     );
-    assert!(before > 0 && after > 0, "explored {before} / {after}");
+    // Under wine `model` skips (see its docs), so nothing was explored.
+    if std::env::var_os("VAULT_UNDER_WINE").is_none() {
+        assert!(before > 0 && after > 0, "explored {before} / {after}");
+    }
 }
 
 /// Tail-following: a follower waits at the end of the log while another thread

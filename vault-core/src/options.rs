@@ -29,20 +29,22 @@ pub enum SyncPolicy {
 pub enum IoMode {
     /// Chosen at open by a fixed rule from the directory's file system (no timing): direct
     /// I/O where the file system takes it and has a device behind it (ext4, xfs, btrfs, and
-    /// other file systems that accept an `O_DIRECT` write), the mapping elsewhere (tmpfs,
-    /// or a storage without direct I/O). Never the mapping on a copy-on-write file system
-    /// (btrfs, zfs, bcachefs): there, without direct I/O, `open` fails with
+    /// other file systems that accept an `O_DIRECT` write; on Windows and macOS, a volume that
+    /// takes the platform's direct write), the mapping elsewhere (tmpfs, or a storage without
+    /// direct I/O). Never the mapping on a copy-on-write file system (btrfs, zfs, bcachefs,
+    /// APFS, ReFS): there, without direct I/O, `open` fails with
     /// [`crate::Error::MmapUnsupported`]. The choice is in
     /// [`crate::RecoveryReport::io_path`] and [`crate::WalStats::io_path`].
     #[default]
     Auto,
     /// Memory-mapped segments: appends store into the page cache, syncs are `msync`. `open`
     /// refuses it with [`crate::Error::MmapUnsupported`] on a copy-on-write file system
-    /// (btrfs, zfs, bcachefs), where a store into a mapped page can need new space and a full
-    /// disk turns it into `SIGBUS` (see `docs/ARCHITECTURE.md`, "File systems").
+    /// (btrfs, zfs, bcachefs, APFS, ReFS), where a store into a mapped page can need new space
+    /// and a full disk turns it into `SIGBUS` (see `docs/ARCHITECTURE.md`, "File systems").
     Mmap,
     /// Direct I/O: appends copy into process memory, syncs write the dirty blocks with
-    /// `O_DIRECT` + `RWF_DSYNC`, bypassing the page cache. `open` fails with
+    /// `O_DIRECT` + `RWF_DSYNC` (Windows: `FILE_FLAG_NO_BUFFERING | FILE_FLAG_WRITE_THROUGH`;
+    /// macOS: `F_NOCACHE` + `F_FULLFSYNC`), bypassing the page cache. `open` fails with
     /// [`crate::Error::DirectIoUnsupported`] where the file system cannot do it (tmpfs),
     /// never falling back silently.
     Direct,

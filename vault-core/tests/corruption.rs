@@ -141,8 +141,10 @@ fn corruption_template_child() {
 fn read_files(dir: &Path) -> Files {
     std::fs::read_dir(dir)
         .unwrap()
+        .map(|e| e.unwrap())
+        // Only the log's segments: not the lock file Windows keeps in the directory.
+        .filter(|e| parse_segment_name(&e.file_name().to_string_lossy()).is_some())
         .map(|e| {
-            let e = e.unwrap();
             (
                 e.file_name().into_string().unwrap(),
                 std::fs::read(e.path()).unwrap(),

@@ -14,6 +14,11 @@
 //!
 //! The writers are this test binary re-executed, so that a SIGBUS kills only the writer and the
 //! test reports it.
+//!
+//! Linux only: it mounts tmpfs and ext4, sets `RLIMIT_FSIZE` and reads the writer's signal.
+//! Other platforms' disk-full handling is the seam's typed `ENOSPC`-class error, which
+//! `io_errors.rs` checks through `SimStorage` everywhere.
+#![cfg(target_os = "linux")]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -51,7 +56,7 @@ fn record(lsn: u64, len: usize) -> Vec<u8> {
 /// The length of LSN `lsn` in the tmpfs scenario: mostly small, every 97th larger than a
 /// segment (so enlargements meet the full disk too).
 fn fill_len(lsn: u64) -> usize {
-    if lsn % 97 == 0 {
+    if lsn.is_multiple_of(97) {
         1536 * 1024
     } else {
         8 + (splitmix(lsn) % 3000) as usize

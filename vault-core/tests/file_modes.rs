@@ -2,6 +2,11 @@
 //! `Options::file_mode` says group-readable; and a name in the log directory that claims a
 //! segment but is a symbolic link, a directory or a FIFO is refused with a typed error naming
 //! it, before anything is opened, followed or removed.
+//!
+//! Unix only: permission bits, FIFOs and unprivileged symbolic links are Unix notions; on
+//! Windows a log's files inherit the directory's ACL (see `vault_segment::storage`).
+
+#![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

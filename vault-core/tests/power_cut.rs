@@ -35,7 +35,7 @@ fn splitmix(mut x: u64) -> u64 {
 /// Record `lsn`: 16 B to 8 KiB drawn from its hash, every byte a function of the LSN.
 fn record(lsn: u64) -> Vec<u8> {
     let h = splitmix(lsn);
-    let len = if h % 50 == 0 {
+    let len = if h.is_multiple_of(50) {
         8192
     } else {
         16 + (h >> 8) as usize % 600

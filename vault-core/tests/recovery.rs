@@ -2,12 +2,11 @@
 
 mod common;
 
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{assert_log, record, small};
+use common::{assert_log, record, small, FileAt};
 use vault_core::{inspect, CorruptionKind, Error, IoMode, SyncPolicy, Wal};
 
 fn payload_offset(dir: &Path, lsn: u64) -> (std::path::PathBuf, u64) {

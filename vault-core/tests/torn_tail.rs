@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::{assert_log, record, small};
+use common::{assert_log, record, small, FileAt};
 use vault_core::{inspect, CorruptionKind, Error, IoMode, SyncPolicy, Wal};
 
 const CHILD_ENV: &str = "VAULT_TEST_CHILD_DIR";

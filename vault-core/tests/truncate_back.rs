@@ -397,7 +397,7 @@ fn concurrent(sync: SyncPolicy, io: IoMode) {
                 while !stop.load(SeqCst) {
                     wal.append(&tagged(t, s)).unwrap();
                     s += 1;
-                    if s % 16 == 0 {
+                    if s.is_multiple_of(16) {
                         wal.sync().unwrap();
                     }
                 }

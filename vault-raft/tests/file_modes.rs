@@ -1,5 +1,10 @@
 //! Who may read a Raft node's log: the store's directory and its metadata file are owner-only
 //! by default, group-readable with `FileMode::GroupReadable`.
+//!
+//! Unix only: permission bits, FIFOs and unprivileged symbolic links are Unix notions; on
+//! Windows a log's files inherit the directory's ACL (see `vault_segment::storage`).
+
+#![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -18,6 +18,8 @@
 //! Terms: the *raw* register is the CRC state without the final inversion
 //! (`crc32c(data) = !raw(!0, data)`); in the bit-reflected representation of CRC32C, bit `i` of
 //! a 32-bit value is the coefficient of `x^(31-i)`.
+// The tables and constants serve the x86_64 path only.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 /// Words per block: longer streams are checksummed a block at a time. The join costs ~10
 /// cycles per block, nothing at this size; the table of shift constants grows with it (4 KiB).
@@ -212,7 +214,7 @@ mod x86 {
     #[target_feature(enable = "sse4.2,pclmulqdq")]
     unsafe fn lanes(mut r: u64, p: usize, data: &[u8]) -> u64 {
         let w = p + data.len() / 8;
-        debug_assert!(data.len() % 8 == 0 && (MIN_WORDS..=MAX_WORDS).contains(&w));
+        debug_assert!(data.len().is_multiple_of(8) && (MIN_WORDS..=MAX_WORDS).contains(&w));
         // Lanes a and b get `k` words each, lane c the other `w − 2k` (k + 1 to k + 3, so it
         // has at least one word after the common loop: its last, into which the other lanes
         // are folded). The prefix, if any, was lane a's first word.

@@ -1,14 +1,20 @@
 //! The direct-I/O path: a writable segment whose bytes live in process memory and reach the
-//! file only through `O_DIRECT` writes, never through the page cache.
+//! file only through direct writes, never through the page cache.
+//!
+//! What a direct write is differs per platform and lives with the other platform code, as
+//! `DirectFile` in `crate::storage` (`linux.rs`: `O_DIRECT` + `pwritev2(RWF_DSYNC)`;
+//! `windows.rs`: `FILE_FLAG_NO_BUFFERING | FILE_FLAG_WRITE_THROUGH`; `macos.rs`: `F_NOCACHE` +
+//! `pwrite` + `F_FULLFSYNC`). This module is the same on every platform.
 //!
 //! # How it keeps the mapping contract
 //!
 //! [`DirectRegion`] is anonymous, page-aligned memory as long as the file, holding exactly the
 //! file's bytes when it is opened (a fresh segment is zeros on both sides). Appends store into
 //! it like into a mapping; [`Region::sync`] writes the aligned blocks that cover the range
-//! with one `pwritev2(RWF_DSYNC)` on a descriptor opened with `O_DIRECT` (falling back to
-//! `pwrite` + `fdatasync` where the flag is refused), so a sync is one data write plus the
-//! device flush the write carries. Readers read the memory, so every published record is
+//! with one direct write that is durable when it returns (on Linux one `pwritev2(RWF_DSYNC)`
+//! on a descriptor opened with `O_DIRECT`, falling back to `pwrite` + `fdatasync` where the
+//! flag is refused), so a sync is one data write plus the device flush the write carries.
+//! Readers read the memory, so every published record is
 //! readable whether or not it was written to the file yet.
 //!
 //! # The tail block is rewritten, never torn into loss
@@ -22,22 +28,19 @@
 //! # Page cache
 //!
 //! Nothing here uses the page cache except [`open`] of an existing file, which reads it with
-//! `O_DIRECT` as well. The read-only mappings of finished segments (see
+//! direct reads as well (all but a last block shorter than the alignment). The read-only mappings of finished segments (see
 //! `Segment::reopen`) fill the page cache only with pages a reader touches.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::storage::{FileSystem, Region};
+use crate::storage::{DirectFile, Region};
 
 /// Bytes written per `pwrite` when zero-filling a new file.
 const ZERO_CHUNK: usize = 1 << 20;
-
-/// The alignment used when the file system does not report one (`STATX_DIOALIGN`, Linux 6.1).
-const DEFAULT_ALIGN: usize = 4096;
 
 /// Finished segments' memory kept for the next segments, at most this many buffers
 /// process-wide (see [`Memory`]).
@@ -100,7 +103,7 @@ impl Drop for Memory {
     }
 }
 
-/// A segment's bytes in process memory, written to the file with `O_DIRECT`.
+/// A segment's bytes in process memory, written to the file with direct writes.
 #[derive(Debug)]
 pub(crate) struct DirectRegion {
     mem: Memory,
@@ -108,388 +111,235 @@ pub(crate) struct DirectRegion {
     len: usize,
     /// Offset and length alignment of direct writes.
     align: usize,
-    file: File,
+    file: DirectFile,
     /// The file's path, to write a last block shorter than the alignment through the page
     /// cache (a file vault did not size: its segments are whole pages).
     path: std::path::PathBuf,
-    /// Whether `RWF_DSYNC` works here; cleared (for good) after the kernel refused it once.
-    dsync_flag: std::sync::atomic::AtomicBool,
 }
 
 /// Opens an existing segment file for the direct path: the region holds the file's bytes.
 pub(crate) fn open(path: &Path, fresh: bool) -> io::Result<Box<dyn Region>> {
-    imp::open(path, fresh)
+    let file = DirectFile::open(path)?;
+    let len =
+        usize::try_from(file.len()?).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+    if len == 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "empty file"));
+    }
+    let align = file.align();
+    let mem = Memory::take(len, fresh)?;
+    if !fresh {
+        // Read what the file holds (directly, so no page cache): whole aligned blocks, and the
+        // last partial one through a buffered descriptor.
+        let whole = len - len % align;
+        let mut off = 0;
+        while off < whole {
+            let n = (whole - off).min(64 << 20);
+            // SAFETY: `mem` is a live, private anonymous mapping of at least `len` bytes that
+            // no one else can see yet; `off + n <= len`.
+            let dst = unsafe { std::slice::from_raw_parts_mut(mem.as_mut_ptr().add(off), n) };
+            read_exact_at(&file, dst, off as u64)?;
+            off += n;
+        }
+        if whole < len {
+            // SAFETY: as above; `whole < len`.
+            let dst =
+                unsafe { std::slice::from_raw_parts_mut(mem.as_mut_ptr().add(whole), len - whole) };
+            buffered_read_exact_at(path, dst, whole as u64)?;
+        }
+    }
+    Ok(Box::new(DirectRegion {
+        mem,
+        len,
+        align,
+        file,
+        path: path.to_path_buf(),
+    }))
 }
 
-/// Writes `len` zero bytes over a new file with `O_DIRECT` and syncs them, so that later
+/// Fills `buf` from `offset` with direct reads.
+fn read_exact_at(file: &DirectFile, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match file.read_at(buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Fills `buf` from `offset` of `path` through the page cache (a block shorter than the
+/// alignment, which a direct read cannot take).
+fn buffered_read_exact_at(path: &Path, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    f.read_exact(buf)
+}
+
+/// Writes `buf` at `offset` of `path` through the page cache (see [`buffered_read_exact_at`]).
+fn buffered_write_all_at(path: &Path, buf: &[u8], offset: u64) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = OpenOptions::new().write(true).open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    f.write_all(buf)
+}
+
+/// Writes `buf` at `offset` of `path` through the page cache and makes it durable (see
+/// [`buffered_read_exact_at`]).
+fn buffered_write_durable_at(path: &Path, buf: &[u8], offset: u64) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = OpenOptions::new().write(true).open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    f.write_all(buf)?;
+    f.sync_data()
+}
+
+/// Writes all of `buf` at `offset` with direct writes (aligned), durable on return when
+/// `durable`.
+fn write_all_at(file: &DirectFile, buf: &[u8], offset: u64, durable: bool) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let n = (buf.len() - done).min(1 << 30);
+        let src = &buf[done..done + n];
+        let at = offset + done as u64;
+        let written = if durable {
+            file.write_durable_at(src, at)
+        } else {
+            file.write_at(src, at)
+        };
+        match written {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "direct write wrote nothing",
+                ))
+            }
+            // A short direct write ends on a block boundary; the rest follows.
+            Ok(w) => done += w,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+impl DirectRegion {
+    /// The bytes `[start, end)` of the region.
+    ///
+    /// # Safety
+    ///
+    /// `start <= end <= self.len`, and the caller passes only bytes that the appender does not
+    /// write during the call, or accepts that the write carries whatever the block holds
+    /// (published bytes are never written again; bytes past the published end recovery
+    /// treats as a torn tail).
+    unsafe fn bytes(&self, start: usize, end: usize) -> &[u8] {
+        // SAFETY: `[start, end)` lies inside the live mapping (the caller's contract).
+        unsafe { std::slice::from_raw_parts(self.mem.as_ptr().add(start), end - start) }
+    }
+}
+
+// SAFETY: `mem` is a private anonymous mapping of `len` bytes at a fixed address until the
+// region drops, readable and writable; no one outside this process maps it, and the
+// segment's single appender is the only writer in this process (the mapping contract).
+unsafe impl Region for DirectRegion {
+    fn as_ptr(&self) -> *mut u8 {
+        self.mem.as_mut_ptr()
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn writable(&self) -> bool {
+        true
+    }
+
+    fn sync(&self, offset: usize, len: usize) -> io::Result<()> {
+        let end = offset.saturating_add(len).min(self.len);
+        if offset >= end {
+            return Ok(());
+        }
+        let start = offset - offset % self.align;
+        let end = end
+            .div_ceil(self.align)
+            .saturating_mul(self.align)
+            .min(self.len);
+        // A direct write refuses a length that is not a multiple of the alignment, so a last
+        // block the file's length cuts short goes through the page cache, with its own sync.
+        let whole = self.len - self.len % self.align;
+        if end > whole {
+            if start < whole {
+                // SAFETY: `start < whole <= len`; as below.
+                let src = unsafe { self.bytes(start, whole) };
+                write_all_at(&self.file, src, start as u64, true)?;
+            }
+            let from = start.max(whole);
+            // SAFETY: `from < end <= len`; as below.
+            let src = unsafe { self.bytes(from, end) };
+            return buffered_write_durable_at(&self.path, src, from as u64);
+        }
+        // SAFETY: `start < end <= len`. The device only reads these bytes; concurrent stores
+        // by the appender go past the published end, which this write may carry as it carries
+        // any byte of the block (recovery treats them as a torn tail).
+        let src = unsafe { self.bytes(start, end) };
+        write_all_at(&self.file, src, start as u64, true)
+    }
+
+    fn write_out(&self, offset: usize, len: usize) -> io::Result<()> {
+        let end = offset.saturating_add(len).min(self.len);
+        // Whole blocks only, ending at or below `end`: a block the appender is still filling
+        // is left to the next write.
+        let start = offset - offset % self.align;
+        let end = end - end % self.align;
+        if start >= end {
+            return Ok(());
+        }
+        // SAFETY: `start < end <= len`; the caller passes only published bytes, which nothing
+        // writes again.
+        let src = unsafe { self.bytes(start, end) };
+        write_all_at(&self.file, src, start as u64, false)
+    }
+
+    fn prefault(&self) -> io::Result<()> {
+        crate::storage::prefault_memory(&self.mem)
+    }
+}
+
+/// Writes `len` zero bytes over a new file with direct writes and syncs them, so that later
 /// direct writes overwrite written blocks (no unwritten-extent conversion per sync).
 pub(crate) fn write_zeros(path: &Path, len: u64) -> io::Result<()> {
-    imp::write_zeros(path, len)
+    let file = DirectFile::open(path)?;
+    let align = file.align() as u64;
+    let zeros = anon(ZERO_CHUNK)?;
+    // SAFETY: a fresh anonymous mapping of ZERO_CHUNK bytes, all zero, never written.
+    let buf = unsafe { std::slice::from_raw_parts(zeros.as_ptr(), ZERO_CHUNK) };
+    let whole = len - len % align;
+    let mut off = 0u64;
+    while off < whole {
+        #[allow(clippy::cast_possible_truncation)]
+        let n = (whole - off).min(ZERO_CHUNK as u64) as usize;
+        write_all_at(&file, &buf[..n], off, false)?;
+        off += n as u64;
+    }
+    if whole < len {
+        #[allow(clippy::cast_possible_truncation)]
+        let rest = (len - whole) as usize;
+        buffered_write_all_at(path, &buf[..rest], whole)?;
+    }
+    file.sync()
 }
 
-/// The file system of `dir` and whether it takes direct I/O.
-pub(crate) fn file_system(dir: &Path) -> io::Result<FileSystem> {
-    imp::file_system(dir)
-}
-
-fn anon(len: usize) -> io::Result<MmapRaw> {
+/// Page-aligned anonymous memory of `len` bytes, all zero: aligned for every direct write.
+pub(crate) fn anon(len: usize) -> io::Result<MmapRaw> {
     // Anonymous mappings are page-aligned, which satisfies every direct-I/O memory alignment.
     Ok(MmapRaw::from(
         MmapOptions::new().len(len.max(1)).map_anon()?,
     ))
-}
-
-#[cfg(target_os = "linux")]
-mod imp {
-    use super::{anon, DirectRegion, Memory, DEFAULT_ALIGN, ZERO_CHUNK};
-    use crate::storage::{FileSystem, Region};
-    use std::fs::{File, OpenOptions};
-    use std::io;
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
-    use std::path::Path;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    use memmap2::Advice;
-    use rustix::fs::{OFlags, StatxFlags};
-    use rustix::io::{Errno, ReadWriteFlags};
-
-    fn open_direct(path: &Path, write: bool) -> io::Result<File> {
-        let flags = (OFlags::DIRECT | OFlags::NOFOLLOW).bits();
-        #[allow(clippy::cast_possible_wrap)]
-        OpenOptions::new()
-            .read(true)
-            .write(write)
-            .custom_flags(flags as i32)
-            .open(path)
-    }
-
-    fn dio_align(file: &File) -> usize {
-        match rustix::fs::statx(
-            file,
-            "",
-            rustix::fs::AtFlags::EMPTY_PATH,
-            StatxFlags::DIOALIGN,
-        ) {
-            Ok(st)
-                if st.stx_mask & StatxFlags::DIOALIGN.bits() != 0
-                    && st.stx_dio_offset_align != 0 =>
-            {
-                let a = st.stx_dio_offset_align.max(st.stx_dio_mem_align) as usize;
-                a.next_power_of_two().max(512)
-            }
-            _ => DEFAULT_ALIGN,
-        }
-    }
-
-    pub(super) fn open(path: &Path, fresh: bool) -> io::Result<Box<dyn Region>> {
-        let file = open_direct(path, true)?;
-        let len = usize::try_from(file.metadata()?.len())
-            .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
-        if len == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "empty file"));
-        }
-        let align = dio_align(&file);
-        let mem = Memory::take(len, fresh)?;
-        if !fresh {
-            // Read what the file holds (with O_DIRECT, so no page cache): whole aligned
-            // blocks, and the last partial one through a buffered descriptor.
-            let whole = len - len % align;
-            let mut off = 0;
-            while off < whole {
-                let n = (whole - off).min(64 << 20);
-                // SAFETY: `mem` is a live, private anonymous mapping of at least `len` bytes
-                // that no one else can see yet; `off + n <= len`.
-                let dst = unsafe { std::slice::from_raw_parts_mut(mem.as_mut_ptr().add(off), n) };
-                file.read_exact_at(dst, off as u64)?;
-                off += n;
-            }
-            if whole < len {
-                let f = File::open(path)?;
-                // SAFETY: as above; `whole < len`.
-                let dst = unsafe {
-                    std::slice::from_raw_parts_mut(mem.as_mut_ptr().add(whole), len - whole)
-                };
-                f.read_exact_at(dst, whole as u64)?;
-            }
-        }
-        Ok(Box::new(DirectRegion {
-            mem,
-            len,
-            align,
-            file,
-            path: path.to_path_buf(),
-            dsync_flag: AtomicBool::new(true),
-        }))
-    }
-
-    impl DirectRegion {
-        /// Writes `[start, end)` of a last block shorter than the alignment through the page
-        /// cache and makes it durable.
-        fn write_short_tail(&self, start: usize, end: usize) -> io::Result<()> {
-            // SAFETY: `[start, end)` lies inside the live mapping (`end <= len`); the bytes
-            // below the published end are never written again while this reads them.
-            let src =
-                unsafe { std::slice::from_raw_parts(self.mem.as_ptr().add(start), end - start) };
-            #[allow(clippy::cast_possible_wrap)]
-            let f = OpenOptions::new()
-                .write(true)
-                .custom_flags(OFlags::NOFOLLOW.bits() as i32)
-                .open(&self.path)?;
-            f.write_all_at(src, start as u64)?;
-            f.sync_data()
-        }
-
-        /// Writes `[start, end)` (aligned) from memory to the file, not waiting for it to be
-        /// durable.
-        fn write_plain(&self, start: usize, end: usize) -> io::Result<()> {
-            let mut off = start;
-            while off < end {
-                let n = (end - off).min(1 << 30);
-                // SAFETY: `[off, off + n)` lies inside the live mapping; the caller passes only
-                // published bytes, which nothing writes again.
-                let src = unsafe { std::slice::from_raw_parts(self.mem.as_ptr().add(off), n) };
-                match self.file.write_at(src, off as u64) {
-                    Ok(0) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::WriteZero,
-                            "direct write wrote nothing",
-                        ))
-                    }
-                    Ok(w) => off += w,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(())
-        }
-
-        /// One durable write of `[start, end)` (aligned) from memory to the file.
-        fn write_durable(&self, start: usize, end: usize) -> io::Result<()> {
-            let mut off = start;
-            while off < end {
-                let n = (end - off).min(1 << 30);
-                // SAFETY: `[off, off + n)` lies inside the live mapping (`end <= len`). The
-                // kernel only reads these bytes; concurrent stores by the appender go past the
-                // published end, which this write may carry as it carries any byte of the
-                // block (recovery treats them as a torn tail).
-                let src = unsafe { std::slice::from_raw_parts(self.mem.as_ptr().add(off), n) };
-                let written = if self.dsync_flag.load(Ordering::Relaxed) {
-                    match rustix::io::pwritev2(
-                        &self.file,
-                        &[io::IoSlice::new(src)],
-                        off as u64,
-                        ReadWriteFlags::DSYNC,
-                    ) {
-                        Ok(w) => w,
-                        Err(e) if e == Errno::OPNOTSUPP || e == Errno::NOSYS => {
-                            self.dsync_flag.store(false, Ordering::Relaxed);
-                            continue;
-                        }
-                        Err(e) if e == Errno::INTR => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                } else {
-                    match self.file.write_at(src, off as u64) {
-                        Ok(w) => {
-                            self.file.sync_data()?;
-                            w
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e),
-                    }
-                };
-                if written == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "direct write wrote nothing",
-                    ));
-                }
-                // A short direct write ends on a block boundary; the rest follows.
-                off += written;
-            }
-            Ok(())
-        }
-    }
-
-    // SAFETY: `mem` is a private anonymous mapping of `len` bytes at a fixed address until the
-    // region drops, readable and writable; no one outside this process maps it, and the
-    // segment's single appender is the only writer in this process (the mapping contract).
-    unsafe impl Region for DirectRegion {
-        fn as_ptr(&self) -> *mut u8 {
-            self.mem.as_mut_ptr()
-        }
-
-        fn len(&self) -> usize {
-            self.len
-        }
-
-        fn writable(&self) -> bool {
-            true
-        }
-
-        fn sync(&self, offset: usize, len: usize) -> io::Result<()> {
-            let end = offset.saturating_add(len).min(self.len);
-            if offset >= end {
-                return Ok(());
-            }
-            let start = offset - offset % self.align;
-            let end = end
-                .div_ceil(self.align)
-                .saturating_mul(self.align)
-                .min(self.len);
-            // `O_DIRECT` refuses a length that is not a multiple of the alignment, so a last
-            // block the file's length cuts short goes through the page cache, with its own
-            // `fdatasync`.
-            let whole = self.len - self.len % self.align;
-            if end > whole {
-                if start < whole {
-                    self.write_durable(start, whole)?;
-                }
-                return self.write_short_tail(start.max(whole), end);
-            }
-            self.write_durable(start, end)
-        }
-
-        fn write_out(&self, offset: usize, len: usize) -> io::Result<()> {
-            let end = offset.saturating_add(len).min(self.len);
-            // Whole blocks only, ending at or below `end`: a block the appender is still
-            // filling is left to the next write.
-            let start = offset - offset % self.align;
-            let end = end - end % self.align;
-            if start >= end {
-                return Ok(());
-            }
-            self.write_plain(start, end)
-        }
-
-        fn prefault(&self) -> io::Result<()> {
-            match self.mem.advise(Advice::PopulateWrite) {
-                Ok(()) => Ok(()),
-                Err(e) if e.raw_os_error() == Some(Errno::INVAL.raw_os_error()) => {
-                    crate::segment::touch_pages(self.mem.as_mut_ptr(), self.len);
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            }
-        }
-    }
-
-    pub(super) fn write_zeros(path: &Path, len: u64) -> io::Result<()> {
-        let file = open_direct(path, true)?;
-        let align = dio_align(&file) as u64;
-        let zeros = anon(ZERO_CHUNK)?;
-        // SAFETY: a fresh anonymous mapping of ZERO_CHUNK bytes, all zero, never written.
-        let buf = unsafe { std::slice::from_raw_parts(zeros.as_ptr(), ZERO_CHUNK) };
-        let whole = len - len % align;
-        let mut off = 0u64;
-        while off < whole {
-            #[allow(clippy::cast_possible_truncation)]
-            let n = (whole - off).min(ZERO_CHUNK as u64) as usize;
-            file.write_all_at(&buf[..n], off)?;
-            off += n as u64;
-        }
-        if whole < len {
-            #[allow(clippy::cast_possible_truncation)]
-            let rest = (len - whole) as usize;
-            OpenOptions::new()
-                .write(true)
-                .open(path)?
-                .write_all_at(&buf[..rest], whole)?;
-        }
-        file.sync_data()
-    }
-
-    /// File systems vault names, by `statfs` magic.
-    fn fs_name(magic: i64) -> &'static str {
-        match magic {
-            0xEF53 => "ext4",
-            0x5846_5342 => "xfs",
-            0x9123_683E => "btrfs",
-            0x0102_1994 => "tmpfs",
-            0x8584_58f6 => "ramfs",
-            0x794c_7630 => "overlayfs",
-            0x6969 => "nfs",
-            0x2fc1_2fc1 => "zfs",
-            0xca45_1a4e => "bcachefs",
-            0xF2F5_2010 => "f2fs",
-            0x6573_5546 => "fuse",
-            _ => "unknown",
-        }
-    }
-
-    pub(super) fn file_system(dir: &Path) -> io::Result<FileSystem> {
-        let st = rustix::fs::statfs(dir)?;
-        #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
-        let name = fs_name(i64::from(st.f_type as i64)).to_string();
-        let direct_io_error = if name == "tmpfs" || name == "ramfs" {
-            // Linux 6.6+ accepts O_DIRECT on tmpfs, as a copy into the page cache that is
-            // the file itself: there is no device to bypass to.
-            Some(format!(
-                "{name} keeps files in the page cache, which direct I/O exists to bypass"
-            ))
-        } else {
-            probe(dir).err().map(|e| e.to_string())
-        };
-        Ok(FileSystem {
-            copy_on_write: matches!(name.as_str(), "btrfs" | "zfs" | "bcachefs"),
-            name,
-            direct_io: direct_io_error.is_none(),
-            direct_io_error,
-        })
-    }
-
-    /// Opens a probe file in `dir` with `O_DIRECT` and writes one aligned block through it.
-    fn probe(dir: &Path) -> io::Result<()> {
-        let path = dir.join(format!(".vault-direct-probe-{}", std::process::id()));
-        let result = (|| {
-            let flags = OFlags::DIRECT.bits();
-            #[allow(clippy::cast_possible_wrap)]
-            let f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .custom_flags(flags as i32)
-                .open(&path)?;
-            let align = dio_align(&f);
-            let block = anon(align)?;
-            // SAFETY: a fresh anonymous mapping of `align` bytes.
-            let buf = unsafe { std::slice::from_raw_parts(block.as_ptr(), align) };
-            f.write_all_at(buf, 0)
-        })();
-        let _ = std::fs::remove_file(&path);
-        result
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-mod imp {
-    use crate::storage::{FileSystem, Region};
-    use std::io;
-    use std::path::Path;
-
-    fn unsupported() -> io::Error {
-        io::Error::new(
-            io::ErrorKind::Unsupported,
-            "vault's direct I/O path is implemented on Linux only so far",
-        )
-    }
-
-    pub(super) fn open(_path: &Path, _fresh: bool) -> io::Result<Box<dyn Region>> {
-        Err(unsupported())
-    }
-
-    pub(super) fn write_zeros(_path: &Path, _len: u64) -> io::Result<()> {
-        Err(unsupported())
-    }
-
-    pub(super) fn file_system(_dir: &Path) -> io::Result<FileSystem> {
-        Ok(FileSystem {
-            name: "unknown".into(),
-            direct_io: false,
-            direct_io_error: Some(unsupported().to_string()),
-            copy_on_write: false,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -294,8 +294,7 @@ fn now_nanos() -> u64 {
 
 fn random_salt(path: &Path) -> Result<u64> {
     let mut b = [0u8; 8];
-    rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty())
-        .map_err(|e| Error::io("getrandom for", path, e.into()))?;
+    crate::storage::fill_random(&mut b).map_err(|e| Error::io("random salt for", path, e))?;
     Ok(u64::from_le_bytes(b) | 1)
 }
 

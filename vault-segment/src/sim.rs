@@ -160,19 +160,25 @@ pub enum OpKind {
 /// The error an injected fault returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultError {
-    /// `EIO`.
+    /// `EIO` (`ERROR_IO_DEVICE` on Windows).
     Io,
-    /// `ENOSPC`.
+    /// `ENOSPC` (`ERROR_DISK_FULL` on Windows).
     NoSpace,
 }
 
 impl FaultError {
     fn to_io(self) -> io::Error {
-        let errno = match self {
-            FaultError::Io => rustix::io::Errno::IO,
-            FaultError::NoSpace => rustix::io::Errno::NOSPC,
-        };
-        io::Error::from_raw_os_error(errno.raw_os_error())
+        io::Error::from_raw_os_error(self.raw_os_error())
+    }
+
+    /// The raw OS error code the fault reports: `EIO` or `ENOSPC` on POSIX,
+    /// `ERROR_IO_DEVICE` or `ERROR_DISK_FULL` on Windows.
+    #[must_use]
+    pub fn raw_os_error(self) -> i32 {
+        match self {
+            FaultError::Io => crate::storage::RAW_EIO,
+            FaultError::NoSpace => crate::storage::RAW_ENOSPC,
+        }
     }
 }
 

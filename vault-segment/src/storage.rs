@@ -1,8 +1,10 @@
 //! The I/O seam: every file-system operation a segment's life needs, behind two traits.
 //!
 //! [`FsStorage`] is the real implementation (memmap2 mappings, `fallocate`, `msync(MS_SYNC)`,
-//! directory `fsync`, `flock`). A crash-simulating implementation that tracks what reached the
-//! disk can stand in for it, because nothing above this module touches a file directly.
+//! directory `fsync`, `flock` on Linux; what differs on macOS and Windows is in this module's
+//! one submodule per platform, `linux`, `macos`, `windows`). A crash-simulating implementation
+//! that tracks what reached the disk can stand in for it, because nothing above this module
+//! touches a file directly.
 //!
 //! # The mapping contract
 //!
@@ -10,30 +12,99 @@
 //! way vault reads or writes the file's bytes while it is open. The contract that makes handing
 //! out pointers into that mapping sound:
 //!
-//! - **Nobody else writes the file.** The WAL directory is locked with `flock` by the one `Wal`
+//! - **Nobody else writes the file.** The WAL directory is locked (`flock`) by the one `Wal`
 //!   that writes it; read-only users (`vault cat`, `verify`, `info`) map read-only and never write.
 //! - **The file is never truncated or shrunk while mapped.** Space is allocated for real
 //!   (`fallocate`, or written zeros where the file system lacks it; never a sparse `ftruncate`)
 //!   before the mapping is made, so a store can never fault on a full disk (`SIGBUS`). Recovery
 //!   cuts a torn tail by writing zeros, not by truncating. A file may be unlinked while still
 //!   mapped (`truncate_front`, with readers holding records): unlinking, unlike truncation,
-//!   keeps the mapped inode and its pages alive until the last mapping goes.
+//!   keeps the mapped inode and its pages alive until the last mapping goes. (Windows refuses
+//!   to delete or replace a mapped file: its module defers that until the last mapping goes.)
 //! - **Durability is only `msync(MS_SYNC)` (or `fdatasync`).** A store into the mapping is in the
 //!   page cache, nothing more. After a failed sync the pages may be marked clean with the data
 //!   lost (fsyncgate): the caller must poison itself, never retry and report success.
 //! - **Readers see only published bytes.** The writer publishes an offset after its copy
 //!   completes; a reader never forms a slice past it (see `Segment`).
 
-use crate::sync::{PoisonError, StdArc as Arc, StdMutex as Mutex};
+use crate::sync::{PoisonError, StdArc as Arc, StdAtomicBool, StdMutex as Mutex, StdOrdering};
 use std::any::Any;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use memmap2::{Advice, MmapOptions, MmapRaw};
+use memmap2::{MmapOptions, MmapRaw};
+
+// Platform code, one module per platform, the direct path's writes included (`DirectFile`);
+// a `cfg` on the OS appears here and nowhere else in the crate. Each module provides the
+// same functions, listed in `docs/ARCHITECTURE.md`, "Platforms".
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(unix)]
+mod unix;
+#[cfg(windows)]
+mod windows;
+#[cfg(target_os = "linux")]
+use linux as platform;
+#[cfg(target_os = "macos")]
+use macos as platform;
+#[cfg(windows)]
+use windows as platform;
+
+#[cfg(windows)]
+pub use windows::{SharingViolation, LOCK_FILE};
+
+/// A segment file opened for the direct path (`crate::direct`), one implementation per
+/// platform: `open(path)` (an existing file, read-write, never following a link), `align()`
+/// (the offset and length alignment of its reads and writes), `len()`, `read_at`, `write_at`
+/// (not waiting for the device), `write_durable_at` (durable when it returns), `sync()`.
+pub(crate) use platform::DirectFile;
+
+/// Faults in every page of anonymous memory writable (the direct path's region).
+pub(crate) fn prefault_memory(map: &MmapRaw) -> io::Result<()> {
+    platform::prefault(map)
+}
+
+/// How a sync reaches the media on Apple platforms (ignored elsewhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppleSync {
+    /// `fcntl(F_FULLFSYNC)`: the drive writes its cache to the media before the sync returns.
+    /// The only durable choice on Apple hardware, where `fsync` and `msync` stop at the
+    /// drive's cache.
+    #[default]
+    FullFsync,
+    /// `fcntl(F_BARRIERFSYNC)`: writes before the barrier reach the media before writes after
+    /// it, but the sync may return before either has. Cheaper; a power cut may lose records
+    /// whose sync returned (never reorder them). Opt in only if that is acceptable.
+    BarrierFsync,
+}
+
+static APPLE_BARRIER: StdAtomicBool = StdAtomicBool::new(false);
+
+/// Chooses, for this whole process, how [`FsStorage`] syncs on macOS (see [`AppleSync`]); it
+/// has no effect on other platforms.
+pub fn set_apple_sync(sync: AppleSync) {
+    APPLE_BARRIER.store(sync == AppleSync::BarrierFsync, StdOrdering::Relaxed);
+}
+
+/// The choice [`set_apple_sync`] made.
+#[must_use]
+pub fn apple_sync() -> AppleSync {
+    if APPLE_BARRIER.load(StdOrdering::Relaxed) {
+        AppleSync::BarrierFsync
+    } else {
+        AppleSync::FullFsync
+    }
+}
+
+/// The raw OS error codes of an I/O error (`EIO`) and of a full disk (`ENOSPC`) on this
+/// platform, as injected faults report them.
+pub(crate) const RAW_EIO: i32 = platform::RAW_EIO;
+pub(crate) const RAW_ENOSPC: i32 = platform::RAW_ENOSPC;
 
 /// A mapped view of one file: the memory a segment lives in.
 ///
@@ -143,14 +214,17 @@ impl Access {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSystem {
     /// The file system's name as `statfs` reports it (`ext4`, `xfs`, `btrfs`, `tmpfs`, ...;
-    /// `unknown` if its magic number is not one vault knows).
+    /// `unknown` if its magic number is not one vault knows; macOS: `apfs`, `hfs`, ...), or
+    /// on Windows as `GetVolumeInformationW` does (`NTFS`, `ReFS`, ...).
     pub name: String,
-    /// Whether a file in the directory could be opened with `O_DIRECT` (tmpfs refuses it).
+    /// Whether a file in the directory takes a direct write (`O_DIRECT` on Linux, where tmpfs
+    /// refuses it; `FILE_FLAG_NO_BUFFERING | FILE_FLAG_WRITE_THROUGH` on Windows; `F_NOCACHE`
+    /// + `F_FULLFSYNC` on macOS).
     pub direct_io: bool,
-    /// Why `O_DIRECT` is unavailable, when it is.
+    /// Why direct I/O is unavailable, when it is.
     pub direct_io_error: Option<String>,
-    /// Whether the file system writes every overwritten block to new space (btrfs, zfs,
-    /// bcachefs). There a store into a mapped page that was written back needs new space, and
+    /// Whether the file system writes overwritten blocks to new space (btrfs, zfs, bcachefs;
+    /// APFS and ReFS for blocks shared by clones or snapshots). There a store into a mapped page that was written back needs new space, and
     /// with none left the page fault that asks for it kills the process with `SIGBUS`:
     /// `fallocate` reserves the first write of each block, not its rewrites. vault never
     /// writes through a mapping there.
@@ -316,8 +390,12 @@ pub struct FsStorage;
 struct MmapRegion {
     map: MmapRaw,
     writable: bool,
-    /// The mapped file: a read-only mapping's sync is an `fdatasync` of it.
+    /// The mapped file: a read-only mapping's sync goes through it (`fdatasync` on Linux), and
+    /// macOS's sync issues `F_FULLFSYNC` on it.
     file: File,
+    // Declared last so it drops after the mapping and the descriptor: on Windows it carries out
+    // a removal deferred until the file is no longer mapped.
+    _mapped: platform::Mapped,
 }
 
 // SAFETY: `MmapRaw` maps the whole file once at a fixed address until dropped, so the pointer
@@ -341,63 +419,25 @@ unsafe impl Region for MmapRegion {
         if offset >= end {
             return Ok(());
         }
-        if !self.writable {
-            // `msync` of a mapping of a file opened read-only syncs nothing (the kernel drops
-            // VM_SHARED from such a mapping), yet its pages may be dirty: a process that died
-            // left them so, and open reads them before it calls them recovered.
-            return self.file.sync_data();
-        }
-        // memmap2's flush_range is msync(MS_SYNC) over the page-aligned range.
-        self.map.flush_range(offset, end - offset)
+        platform::sync_mapping(&self.map, &self.file, self.writable, offset, end - offset)
     }
 
     fn will_read(&self) {
-        // A hint only: a kernel that refuses it reads the pages on demand.
-        let _ = self.map.advise(Advice::WillNeed);
+        platform::will_read(&self.map);
     }
 
     fn prefault(&self) -> io::Result<()> {
-        match self.map.advise(Advice::PopulateWrite) {
-            Ok(()) => Ok(()),
-            // Kernels before 5.14 lack MADV_POPULATE_WRITE: fault each page by hand.
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                crate::segment::touch_pages(self.map.as_mut_ptr(), self.map.len());
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        platform::prefault(&self.map)
     }
 }
 
-/// `O_NOFOLLOW` for `OpenOptionsExt::custom_flags`: a segment name that is a symbolic link is
-/// refused (`ELOOP`), not followed to a file elsewhere.
-#[allow(clippy::cast_possible_wrap)]
-const NO_FOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
-
-/// `O_NOFOLLOW | O_NONBLOCK`: as [`NO_FOLLOW`], and an open never waits on a FIFO that claims
-/// a segment's name (`O_NONBLOCK` changes nothing for a regular file).
-#[allow(clippy::cast_possible_wrap)]
-const NO_FOLLOW_NO_WAIT: i32 =
-    (rustix::fs::OFlags::NOFOLLOW.bits() | rustix::fs::OFlags::NONBLOCK.bits()) as i32;
-
 impl Storage for FsStorage {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(FileMode::Private.dir_bits())
-            .create(dir)
+        platform::create_dir_all(dir)
     }
 
     fn lock_dir(&self, dir: &Path) -> io::Result<DirLock> {
-        let f = File::open(dir)?;
-        match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(DirLock::new(Box::new(Flock(f)))),
-            Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "directory is locked by another vault writer",
-            )),
-            Err(e) => Err(e.into()),
-        }
+        platform::lock_dir(dir)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<OsString>> {
@@ -407,23 +447,11 @@ impl Storage for FsStorage {
     }
 
     fn create_allocated(&self, path: &Path, len: u64, io: IoPath) -> io::Result<()> {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(FileMode::Private.file_bits())
-            .custom_flags(NO_FOLLOW)
-            .open(path)?;
-        match rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, len) {
-            Ok(()) if io == IoPath::Direct => crate::direct::write_zeros(path, len),
-            Ok(()) => Ok(()),
-            // No fallocate on this file system: write the zeros ourselves. Never fall back to a
-            // sparse set_len, which turns a full disk into SIGBUS under mmap.
-            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
-                write_zeros(&f, len)
-            }
-            Err(e) => Err(e.into()),
-        }
+        let f = platform::open(
+            path,
+            OpenOptions::new().read(true).write(true).create_new(true),
+        )?;
+        platform::allocate(f, path, len, io)
     }
 
     fn map(&self, path: &Path, access: Access) -> io::Result<Box<dyn Region>> {
@@ -433,11 +461,7 @@ impl Storage for FsStorage {
             Access::Read | Access::Write(IoPath::Mmap) | Access::Fresh(IoPath::Mmap) => {}
         }
         let writable = access.writable();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .custom_flags(NO_FOLLOW_NO_WAIT)
-            .open(path)?;
+        let file = platform::open_no_wait(path, OpenOptions::new().read(true).write(writable))?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(io::Error::other(format!(
@@ -458,63 +482,41 @@ impl Storage for FsStorage {
             map,
             writable,
             file,
+            _mapped: platform::mapped(path),
         }))
     }
 
     fn file_system(&self, dir: &Path) -> io::Result<FileSystem> {
-        crate::direct::file_system(dir)
+        platform::file_system(dir)
     }
 
     fn not_regular(&self, path: &Path) -> io::Result<Option<&'static str>> {
-        use std::os::unix::fs::FileTypeExt;
-        let t = std::fs::symlink_metadata(path)?.file_type();
-        Ok(if t.is_file() {
-            None
-        } else if t.is_symlink() {
-            Some("a symbolic link")
-        } else if t.is_dir() {
-            Some("a directory")
-        } else if t.is_fifo() {
-            Some("a FIFO")
-        } else if t.is_socket() {
-            Some("a socket")
-        } else {
-            Some("a device")
-        })
+        platform::not_regular(path)
     }
 
     fn set_mode(&self, path: &Path, mode: FileMode, dir: bool) -> io::Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        let bits = if dir {
-            mode.dir_bits()
-        } else {
-            mode.file_bits()
-        };
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits))
+        platform::set_mode(path, mode, dir)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        std::fs::rename(from, to)
+        platform::rename(from, to)
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        std::fs::remove_file(path)
+        platform::remove(path)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir)?.sync_all()
+        platform::sync_dir(dir)
     }
 
     fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         use std::io::Write;
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(FileMode::Private.file_bits())
-            .custom_flags(NO_FOLLOW)
-            .open(path)?
-            .write_all(bytes)
+        platform::open(
+            path,
+            OpenOptions::new().write(true).create(true).truncate(true),
+        )?
+        .write_all(bytes)
     }
 
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -522,36 +524,31 @@ impl Storage for FsStorage {
     }
 
     fn sync_file(&self, path: &Path) -> io::Result<()> {
-        // fsync covers the inode's dirty pages whichever descriptor wrote them.
-        File::open(path)?.sync_all()
+        platform::sync_file(path)
     }
 }
 
-/// A held `flock`, released explicitly when dropped. Closing the descriptor is not enough: a
-/// process that another thread is starting holds a copy of every descriptor until its `exec`,
-/// and the lock lives while any copy does, so a reopen right after close could find the
-/// directory still locked. `LOCK_UN` releases it for every copy.
-#[derive(Debug)]
-struct Flock(File);
-
-impl Drop for Flock {
-    fn drop(&mut self) {
-        let _ = rustix::fs::flock(&self.0, rustix::fs::FlockOperation::Unlock);
-    }
-}
-
-fn write_zeros(f: &File, len: u64) -> io::Result<()> {
+/// Writes `len` zeros from the start of a new, empty file and syncs them: the allocation for
+/// file systems (and platforms) that have no `fallocate`. Never a sparse `set_len`, which turns
+/// a full disk into `SIGBUS` under mmap.
+fn write_zeros(mut f: File, len: u64) -> io::Result<()> {
+    use std::io::Write as _;
     let zeros = [0u8; 64 * 1024];
     let mut off = 0u64;
     while off < len {
         let n = (len - off).min(zeros.len() as u64);
         #[allow(clippy::cast_possible_truncation)]
-        f.write_all_at(&zeros[..n as usize], off)?;
+        f.write_all(&zeros[..n as usize])?;
         off += n;
     }
     // Durable here, since segment creation then syncs only the header's page: after a crash
     // the file must read as zeros wherever no record was synced.
     f.sync_data()
+}
+
+/// Fills `buf` from the operating system's random source.
+pub(crate) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
+    platform::fill_random(buf)
 }
 
 /// A durability event seen by [`RecordingStorage`].

@@ -22,14 +22,14 @@ fn payload(lsn: u64) -> Vec<u8> {
 fn fill(a: &mut SegmentAppender) -> u64 {
     let mut lsn = a.next_lsn();
     loop {
-        if lsn % 7 == 0 && a.append_marker(lsn - 1).is_err() {
+        if lsn.is_multiple_of(7) && a.append_marker(lsn - 1).is_err() {
             break;
         }
         let p = payload(lsn);
         if a.append(&p, partial_crc(&p)).is_err() {
             break;
         }
-        if lsn % 3 == 0 {
+        if lsn.is_multiple_of(3) {
             a.publish();
         }
         lsn += 1;

@@ -188,7 +188,7 @@ fn only_the_chosen_call_of_a_kind_fails() {
     sim.fail_from(OpKind::SyncDir, 1, FaultError::Io);
     for _ in 0..3 {
         let e = sim.sync_dir(&dir()).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(5), "EIO");
+        assert_eq!(e.raw_os_error(), Some(FaultError::Io.raw_os_error()), "EIO");
     }
     sim.clear_faults();
     sim.sync_dir(&dir()).unwrap();
@@ -201,7 +201,11 @@ fn a_failed_allocation_leaves_an_empty_file_that_cannot_be_mapped() {
     sim.fail_nth(OpKind::Allocate, 1, FaultError::NoSpace);
     let p = dir().join("f");
     let e = sim.create_allocated(&p, 8192, IoPath::Mmap).unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(28), "ENOSPC");
+    assert_eq!(
+        e.raw_os_error(),
+        Some(FaultError::NoSpace.raw_os_error()),
+        "ENOSPC"
+    );
     assert_eq!(sim.live_names(&dir()), std::slice::from_ref(&p));
     assert_eq!(
         sim.map(&p, Access::Write(IoPath::Mmap)).unwrap_err().kind(),

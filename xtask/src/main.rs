@@ -6,12 +6,13 @@
 //!
 //! ```text
 //! cargo xtask            # list the commands
-//! cargo xtask ci         # the checks of .ci/run (the fs matrix in its test step, as root)
+//! cargo xtask ci         # the checks of .ci/run (the fs matrix in its test step, as root), cross
 //! cargo xtask crash      # thousands of kill -9 generations (release)
 //! cargo xtask powerloss  # the power-loss model in release, 100,000+ crash states per I/O path
 //! cargo xtask loom       # the loom models in release, preemption bound 3
 //! cargo xtask stress     # the stress driver (`--help` for its options)
 //! cargo xtask bench      # vault side by side with peers and limits -> docs/PERFORMANCE.md
+//! cargo xtask cross      # Windows build + tests under wine, macOS type-check (Debian packages)
 //! ```
 //!
 //! Every command runs from the workspace root and calls cargo through `$CARGO` (which cargo
@@ -35,6 +36,7 @@ use std::process::{Command, ExitCode, ExitStatus};
 use std::time::{Duration, Instant};
 
 mod crash;
+mod cross;
 mod loom;
 mod stress;
 
@@ -82,6 +84,11 @@ const TASKS: &[Task] = &[
         summary:
             "[--quick] compare vault with peer WALs and machine limits; update docs/PERFORMANCE.md",
         run: bench::bench,
+    },
+    Task {
+        name: "cross",
+        summary: "[--all] [--windows|--macos] build for Windows (tests under wine), check macOS",
+        run: cross::cross,
     },
 ];
 
@@ -266,6 +273,17 @@ fn ci(workspace: &Workspace, args: &[String]) -> Result<(), Error> {
             "shipper",
         ]),
     ));
+    if cross::installed() {
+        steps.push(Step::new(
+            "cross",
+            workspace.cargo(["run", "--package", "xtask", "--", "cross"]),
+        ));
+    } else {
+        println!(
+            "xtask: the cross step will be skipped: Debian's rustc-web, rust-web-src, mingw-w64 \
+             and wine64 are not installed (.ci/run installs them)"
+        );
+    }
 
     run_steps(steps)
 }

@@ -504,7 +504,7 @@ fn cutter(run: &Run) -> Vec<Witness> {
             (last + 1 + (rng >> 8) % 100, 0)
         } else {
             // One cut in eight goes ten times deeper.
-            let depth = run.args.cut_depth.max(1) * if rng % 8 == 0 { 10 } else { 1 };
+            let depth = run.args.cut_depth.max(1) * if rng.is_multiple_of(8) { 10 } else { 1 };
             let at = last
                 .saturating_sub((rng >> 8) % depth)
                 .max(run.truncated_below.load(Ordering::Relaxed))
@@ -824,7 +824,7 @@ fn registrar(run: &Run, cbs: &Arc<Callbacks>) -> Vec<(u64, Arc<AtomicU8>)> {
     let mut i = 0u64;
     while !run.stop.load(Ordering::Relaxed) {
         i += 1;
-        let lsn = run.wal.last_lsn() + u64::from(i % 16 == 0);
+        let lsn = run.wal.last_lsn() + u64::from(i.is_multiple_of(16));
         let count = Arc::new(AtomicU8::new(0));
         let (c, cb) = (Arc::clone(&count), Arc::clone(cbs));
         run.wal.on_durable(lsn, move |r| {
