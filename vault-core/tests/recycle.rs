@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use common::{assert_log, record, segment_files};
@@ -32,11 +31,29 @@ fn version(path: &Path) -> u32 {
     u32::from_le_bytes(b[8..12].try_into().unwrap())
 }
 
+/// The identities of the segment files: inode numbers where there are some, else creation
+/// times (a recycled file keeps its own).
 fn inodes(dir: &Path) -> HashSet<u64> {
     segment_files(dir)
         .iter()
-        .map(|p| std::fs::metadata(p).unwrap().ino())
+        .map(|p| file_id(&std::fs::metadata(p).unwrap()))
         .collect()
+}
+
+#[cfg(unix)]
+fn file_id(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.ino()
+}
+
+#[cfg(not(unix))]
+fn file_id(meta: &std::fs::Metadata) -> u64 {
+    let created = meta.created().unwrap();
+    let nanos = created
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    u64::try_from(nanos).unwrap()
 }
 
 fn pre_files(dir: &Path) -> Vec<PathBuf> {

@@ -177,10 +177,7 @@ fn a_torn_frame_in_a_recycled_segment_is_cut_by_zeroing_its_header_not_the_file(
     let last = a.offset() - frame_len(100);
     drop(a);
     // The last frame's header is torn: its checksum bytes are lost.
-    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    use std::os::unix::fs::FileExt;
-    f.write_all_at(&[0xEE; 4], (last + 8) as u64).unwrap();
-    drop(f);
+    common::patch(&path, (last + 8) as u64, &[0xEE; 4]);
     let before = std::fs::read(&path).unwrap();
     {
         let seg = Segment::open(&FsStorage, &path, 2, Access::Read).unwrap();
@@ -221,10 +218,7 @@ fn frames_past_a_zero_header_are_found_and_only_their_headers_are_zeroed(io: IoP
     // Record 41's header never reached the disk (a page written back out of order): the
     // chain ends there at a zero header, but records 42..=60 of this use follow it.
     let at41 = DATA_OFFSET + 40 * frame_len(100);
-    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    use std::os::unix::fs::FileExt;
-    f.write_all_at(&[0; 16], at41 as u64).unwrap();
-    drop(f);
+    common::patch(&path, at41 as u64, &[0; 16]);
     let before = std::fs::read(&path).unwrap();
     {
         let seg = Segment::open(&FsStorage, &path, 2, Access::Read).unwrap();

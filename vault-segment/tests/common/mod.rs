@@ -80,3 +80,12 @@ pub fn direct_io_in(dir: &Path, test: &str) -> bool {
         }
     }
 }
+
+/// Overwrites `bytes` at `offset` of the file at `path` (positioned, on every platform).
+#[allow(dead_code)] // Not every test file patches files.
+pub fn patch(path: &Path, offset: u64, bytes: &[u8]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(bytes).unwrap();
+}
