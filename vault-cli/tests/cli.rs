@@ -11,20 +11,38 @@ fn vault() -> Command {
 }
 
 fn run(args: &[&str]) -> Output {
-    vault().args(args).output().expect("run vault")
+    retry_spawn(|| vault().args(args).output()).expect("run vault")
+}
+
+/// Runs `spawn`, again (up to three times in all) where wine's `CreateProcess` fails with
+/// `ERROR_INTERNAL_ERROR` (1359), which wine 8 does now and then under `cargo xtask cross`.
+/// Everywhere else the first result is the result.
+fn retry_spawn<T>(mut spawn: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut tries = 1;
+    loop {
+        match spawn() {
+            Err(e) if cfg!(windows) && e.raw_os_error() == Some(1359) && tries < 3 => {
+                eprintln!("spawn failed with wine's ERROR_INTERNAL_ERROR, trying again: {e}");
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Runs `vault write DIR extra…` with `input` on stdin.
 fn write(dir: &Path, input: &[u8], extra: &[&str]) -> Output {
-    let mut child = vault()
-        .arg("write")
-        .arg(dir)
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn vault write");
+    let mut child = retry_spawn(|| {
+        vault()
+            .arg("write")
+            .arg(dir)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+    })
+    .expect("spawn vault write");
     let mut stdin = child.stdin.take().expect("stdin");
     let input = input.to_vec();
     // Feed from another thread so a large input cannot deadlock against a full stdout pipe.
