@@ -441,9 +441,7 @@ impl Storage for FsStorage {
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<OsString>> {
-        std::fs::read_dir(dir)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect()
+        platform::list(dir)
     }
 
     fn create_allocated(&self, path: &Path, len: u64, io: IoPath) -> io::Result<()> {
@@ -461,6 +459,15 @@ impl Storage for FsStorage {
             Access::Read | Access::Write(IoPath::Mmap) | Access::Fresh(IoPath::Mmap) => {}
         }
         let writable = access.writable();
+        // A reader may find a file under another name on some platforms (`list`); a writer
+        // holds the lock, which has put every file back under its own.
+        let read_path;
+        let path = if writable {
+            path
+        } else {
+            read_path = platform::read_path(path);
+            &read_path
+        };
         let file = platform::open_no_wait(path, OpenOptions::new().read(true).write(writable))?;
         let meta = file.metadata()?;
         if !meta.is_file() {
@@ -491,7 +498,7 @@ impl Storage for FsStorage {
     }
 
     fn not_regular(&self, path: &Path) -> io::Result<Option<&'static str>> {
-        platform::not_regular(path)
+        platform::not_regular(&platform::read_path(path))
     }
 
     fn set_mode(&self, path: &Path, mode: FileMode, dir: bool) -> io::Result<()> {

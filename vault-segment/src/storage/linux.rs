@@ -16,8 +16,8 @@ use rustix::io::{Errno, ReadWriteFlags};
 use super::FileSystem;
 
 pub(super) use super::unix::{
-    allocate, create_dir_all, lock_dir, mapped, not_regular, open, open_no_wait, remove, rename,
-    set_mode, will_read, Mapped,
+    allocate, create_dir_all, list, lock_dir, mapped, not_regular, open, open_no_wait, read_path,
+    remove, rename, set_mode, will_read, Mapped,
 };
 
 /// `msync(MS_SYNC)` over the page-aligned range (memmap2's `flush_range`) for a writable

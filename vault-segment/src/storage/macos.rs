@@ -17,8 +17,8 @@ use memmap2::MmapRaw;
 use super::{AppleSync, FileSystem};
 
 pub(super) use super::unix::{
-    allocate, create_dir_all, lock_dir, mapped, not_regular, open, open_no_wait, remove, rename,
-    set_mode, will_read, Mapped,
+    allocate, create_dir_all, list, lock_dir, mapped, not_regular, open, open_no_wait, read_path,
+    remove, rename, set_mode, will_read, Mapped,
 };
 
 /// Flushes `file`'s data (all of it, and the drive's cache) to the media.

@@ -3,10 +3,11 @@
 //! (POSIX: atomic, and a mapped file may be renamed or unlinked), owner-only permission bits,
 //! opens that never follow a symbolic link (`O_NOFOLLOW`), and the `lstat` check of a name.
 
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use memmap2::{Advice, MmapRaw};
 
@@ -141,4 +142,16 @@ pub(super) fn rename(from: &Path, to: &Path) -> io::Result<()> {
 /// `unlink(2)`: a mapped file's pages stay until the last mapping goes.
 pub(super) fn remove(path: &Path) -> io::Result<()> {
     std::fs::remove_file(path)
+}
+
+/// The names of the entries of `dir`.
+pub(super) fn list(dir: &Path) -> io::Result<Vec<OsString>> {
+    std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect()
+}
+
+/// The file a read-only open of `path` reads: `path` itself (nothing is ever set aside here).
+pub(super) fn read_path(path: &Path) -> PathBuf {
+    path.to_path_buf()
 }

@@ -379,6 +379,36 @@ fn is_mapped(path: &Path) -> bool {
     registry(|r| r.maps.values().any(|(p, _)| p == path))
 }
 
+/// The names of the entries of `dir`, with one addition: for a `NAME.vault-replaced` whose
+/// `NAME` is free (a replacement a crash interrupted, which the next [`lock_dir`] renames
+/// back), `NAME` itself, so that a reader without the lock (`inspect`) sees the log the next
+/// writer will open. [`read_path`] then opens the set-aside file for that name.
+pub(super) fn list(dir: &Path) -> io::Result<Vec<OsString>> {
+    let mut names: Vec<OsString> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<_>>()?;
+    let restored: Vec<OsString> = names
+        .iter()
+        .filter_map(|n| n.to_str()?.strip_suffix(REPLACED).map(OsString::from))
+        .filter(|base| !names.contains(base))
+        .collect();
+    names.extend(restored);
+    Ok(names)
+}
+
+/// The file a read-only open of `path` reads: `path`, or, where `path` is free and
+/// `path.vault-replaced` exists, that file (see [`list`]).
+pub(super) fn read_path(path: &Path) -> PathBuf {
+    let mut aside = OsString::from(path.as_os_str());
+    aside.push(REPLACED);
+    let aside = PathBuf::from(aside);
+    if !path.exists() && aside.exists() {
+        aside
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// Renames a mapped `path` to a free name ending in `suffix` and marks it for deletion when
 /// its last mapping goes.
 fn set_aside(path: &Path, suffix: &str) -> io::Result<()> {
