@@ -129,13 +129,23 @@ fn corruption_template_child() {
     let tail = wal.stats().segments as u64;
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline
-        && !read_files(Path::new(&dir))
-            .keys()
+        && !segment_names(Path::new(&dir))
+            .iter()
             .any(|n| parse_segment_name(n).is_some_and(|s| !s.pre && s.index == tail + 1))
     {
         std::thread::sleep(Duration::from_millis(1));
     }
     std::process::abort();
+}
+
+/// The names of the log's segments in `dir`, read without opening them: a file listed here may
+/// be renamed by a running rotation worker before it could be read.
+fn segment_names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| parse_segment_name(n).is_some())
+        .collect()
 }
 
 fn read_files(dir: &Path) -> Files {
@@ -1431,6 +1441,21 @@ fn recycled_template(base: &Path, io: IoMode) -> Recycled {
     }
     assert!(wal.stats().segments_recycled >= 3);
     let tail_path = wal.read(1000).unwrap().segment().path().to_path_buf();
+    // The rotation worker goes on after the writer stops: it prepares the one spare, taking a
+    // pooled file and renaming it in. Wait until it has (it then stays idle), so the snapshot
+    // below lists no file the worker is renaming.
+    let next = parse_segment_name(&file_name(&tail_path)).unwrap().index + 1;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !segment_names(dir.path())
+        .iter()
+        .any(|n| parse_segment_name(n).is_some_and(|s| !s.pre && s.index == next))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the spare segment {next} was not installed within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     // Dies without closing: no final sync, no final marker. (The leaked writer keeps its
     // lock; the cases open copies.)
     std::mem::forget(wal);
