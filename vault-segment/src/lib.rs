@@ -26,6 +26,7 @@ mod crc;
 mod direct;
 mod error;
 pub mod format;
+mod recording;
 mod segment;
 pub mod sim;
 pub mod storage;
@@ -39,11 +40,9 @@ pub use format::{
     frame_len, parse_segment_name, partial_crc, segment_file_name, Activation, SegmentHeader,
     SegmentName, DATA_OFFSET, MARKER_FRAME_LEN, MAX_PAYLOAD,
 };
+pub use recording::{RecordingStorage, SyncEvent};
 pub use segment::{
     capacity_for, is_no_space, round_capacity, Beyond, NoRoom, PreparedSegment, Record, Records,
     Replacement, Scan, Segment, SegmentAppender, Stop,
 };
-pub use storage::{
-    Access, DirLock, FileMode, FileSystem, FsStorage, IoPath, RecordingStorage, Region, Storage,
-    SyncEvent,
-};
+pub use storage::{Access, DirLock, FileMode, FileSystem, FsStorage, IoPath, Region, Storage};

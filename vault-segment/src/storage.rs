@@ -27,19 +27,21 @@
 //! - **Readers see only published bytes.** The writer publishes an offset after its copy
 //!   completes; a reader never forms a slice past it (see `Segment`).
 
-use crate::sync::{PoisonError, StdArc as Arc, StdAtomicBool, StdMutex as Mutex, StdOrdering};
+use crate::sync::{StdAtomicBool, StdOrdering};
 use std::any::Any;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use memmap2::{MmapOptions, MmapRaw};
+use memmap2::MmapRaw;
 
 // Platform code, one module per platform, the direct path's writes included (`DirectFile`);
 // a `cfg` on the OS appears here and nowhere else in the crate. Each module provides the
 // same functions, listed in `docs/ARCHITECTURE.md`, "Platforms".
+mod mmap;
+
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "macos")]
@@ -386,51 +388,6 @@ fn unsupported(op: &str, path: &Path) -> io::Error {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FsStorage;
 
-#[derive(Debug)]
-struct MmapRegion {
-    map: MmapRaw,
-    writable: bool,
-    /// The mapped file: a read-only mapping's sync goes through it (`fdatasync` on Linux), and
-    /// macOS's sync issues `F_FULLFSYNC` on it.
-    file: File,
-    // Declared last so it drops after the mapping and the descriptor: on Windows it carries out
-    // a removal deferred until the file is no longer mapped.
-    _mapped: platform::Mapped,
-}
-
-// SAFETY: `MmapRaw` maps the whole file once at a fixed address until dropped, so the pointer
-// is valid for `len` bytes and never moves. The mapping contract in this module's docs (locked
-// directory, no truncation while mapped) guarantees no other writer in this process.
-unsafe impl Region for MmapRegion {
-    fn as_ptr(&self) -> *mut u8 {
-        self.map.as_mut_ptr()
-    }
-
-    fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    fn writable(&self) -> bool {
-        self.writable
-    }
-
-    fn sync(&self, offset: usize, len: usize) -> io::Result<()> {
-        let end = offset.saturating_add(len).min(self.map.len());
-        if offset >= end {
-            return Ok(());
-        }
-        platform::sync_mapping(&self.map, &self.file, self.writable, offset, end - offset)
-    }
-
-    fn will_read(&self) {
-        platform::will_read(&self.map);
-    }
-
-    fn prefault(&self) -> io::Result<()> {
-        platform::prefault(&self.map)
-    }
-}
-
 impl Storage for FsStorage {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         platform::create_dir_all(dir)
@@ -454,43 +411,12 @@ impl Storage for FsStorage {
 
     fn map(&self, path: &Path, access: Access) -> io::Result<Box<dyn Region>> {
         match access {
-            Access::Write(IoPath::Direct) => return crate::direct::open(path, false),
-            Access::Fresh(IoPath::Direct) => return crate::direct::open(path, true),
-            Access::Read | Access::Write(IoPath::Mmap) | Access::Fresh(IoPath::Mmap) => {}
+            Access::Write(IoPath::Direct) => crate::direct::open(path, false),
+            Access::Fresh(IoPath::Direct) => crate::direct::open(path, true),
+            Access::Read | Access::Write(IoPath::Mmap) | Access::Fresh(IoPath::Mmap) => {
+                mmap::open(path, access.writable())
+            }
         }
-        let writable = access.writable();
-        // A reader may find a file under another name on some platforms (`list`); a writer
-        // holds the lock, which has put every file back under its own.
-        let read_path;
-        let path = if writable {
-            path
-        } else {
-            read_path = platform::read_path(path);
-            &read_path
-        };
-        let file = platform::open_no_wait(path, OpenOptions::new().read(true).write(writable))?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(io::Error::other(format!(
-                "{} is not a regular file",
-                path.display()
-            )));
-        }
-        let len = meta.len();
-        if len == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "empty file"));
-        }
-        let map = if writable {
-            MmapOptions::new().map_raw(&file)?
-        } else {
-            MmapOptions::new().map_raw_read_only(&file)?
-        };
-        Ok(Box::new(MmapRegion {
-            map,
-            writable,
-            file,
-            _mapped: platform::mapped(path),
-        }))
     }
 
     fn file_system(&self, dir: &Path) -> io::Result<FileSystem> {
@@ -556,176 +482,4 @@ fn write_zeros(mut f: File, len: u64) -> io::Result<()> {
 /// Fills `buf` from the operating system's random source.
 pub(crate) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
     platform::fill_random(buf)
-}
-
-/// A durability event seen by [`RecordingStorage`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SyncEvent {
-    /// `Region::sync` of `len` bytes from `offset` in `path` returned `Ok`.
-    Data {
-        /// The file.
-        path: PathBuf,
-        /// First byte synced.
-        offset: usize,
-        /// Bytes synced.
-        len: usize,
-    },
-    /// `sync_dir` of `dir` returned `Ok`.
-    Dir {
-        /// The directory.
-        dir: PathBuf,
-    },
-    /// `sync_file` of `path` returned `Ok`.
-    File {
-        /// The file.
-        path: PathBuf,
-    },
-}
-
-/// A [`Storage`] that forwards to another and records every successful sync, so tests can
-/// check that a byte was covered by a sync before the WAL called it durable.
-#[derive(Debug, Clone, Default)]
-pub struct RecordingStorage<S> {
-    inner: S,
-    events: Arc<Mutex<Vec<SyncEvent>>>,
-}
-
-impl<S: Storage> RecordingStorage<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S) -> Self {
-        Self {
-            inner,
-            events: Arc::default(),
-        }
-    }
-
-    /// The events so far, oldest first.
-    #[must_use]
-    pub fn events(&self) -> Vec<SyncEvent> {
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Whether byte `offset` of `path` was covered by a data sync that happened after the
-    /// first `after` events.
-    #[must_use]
-    pub fn synced_since(&self, after: usize, path: &Path, offset: usize) -> bool {
-        self.events().iter().skip(after).any(|e| match e {
-            SyncEvent::Data {
-                path: p,
-                offset: o,
-                len,
-            } => p == path && *o <= offset && offset < o + len,
-            SyncEvent::Dir { .. } | SyncEvent::File { .. } => false,
-        })
-    }
-}
-
-#[derive(Debug)]
-struct RecordingRegion {
-    inner: Box<dyn Region>,
-    path: PathBuf,
-    events: Arc<Mutex<Vec<SyncEvent>>>,
-}
-
-// SAFETY: every method forwards to `inner`, which upholds the `Region` contract; the recording
-// adds no access to the mapped bytes.
-unsafe impl Region for RecordingRegion {
-    fn as_ptr(&self) -> *mut u8 {
-        self.inner.as_ptr()
-    }
-    fn len(&self) -> usize {
-        self.inner.len()
-    }
-    fn writable(&self) -> bool {
-        self.inner.writable()
-    }
-    fn sync(&self, offset: usize, len: usize) -> io::Result<()> {
-        self.inner.sync(offset, len)?;
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(SyncEvent::Data {
-                path: self.path.clone(),
-                offset,
-                len,
-            });
-        Ok(())
-    }
-    fn prefault(&self) -> io::Result<()> {
-        self.inner.prefault()
-    }
-    fn write_out(&self, offset: usize, len: usize) -> io::Result<()> {
-        self.inner.write_out(offset, len)
-    }
-    fn will_read(&self) {
-        self.inner.will_read();
-    }
-}
-
-impl<S: Storage> Storage for RecordingStorage<S> {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn lock_dir(&self, dir: &Path) -> io::Result<DirLock> {
-        self.inner.lock_dir(dir)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<OsString>> {
-        self.inner.list(dir)
-    }
-    fn create_allocated(&self, path: &Path, len: u64, io: IoPath) -> io::Result<()> {
-        self.inner.create_allocated(path, len, io)
-    }
-    fn file_system(&self, dir: &Path) -> io::Result<FileSystem> {
-        self.inner.file_system(dir)
-    }
-    fn not_regular(&self, path: &Path) -> io::Result<Option<&'static str>> {
-        self.inner.not_regular(path)
-    }
-    fn set_mode(&self, path: &Path, mode: FileMode, dir: bool) -> io::Result<()> {
-        self.inner.set_mode(path, mode, dir)
-    }
-    fn map(&self, path: &Path, access: Access) -> io::Result<Box<dyn Region>> {
-        // Segments are renamed from `-pre` after mapping; record under the final name.
-        let name = path.to_string_lossy().replace("-pre.log", ".log");
-        Ok(Box::new(RecordingRegion {
-            inner: self.inner.map(path, access)?,
-            path: PathBuf::from(name),
-            events: Arc::clone(&self.events),
-        }))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)?;
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(SyncEvent::Dir {
-                dir: dir.to_path_buf(),
-            });
-        Ok(())
-    }
-    fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        self.inner.write_file(path, bytes)
-    }
-    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.inner.read_file(path)
-    }
-    fn sync_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.sync_file(path)?;
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(SyncEvent::File {
-                path: path.to_path_buf(),
-            });
-        Ok(())
-    }
 }
