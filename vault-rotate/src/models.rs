@@ -17,16 +17,19 @@ use crate::{Error, RotateConfig, Rotator};
 
 const DIR: &str = "/wal";
 
-fn start(sim: &SimStorage) -> Rotator {
+fn config(sim: &SimStorage) -> RotateConfig {
     sim.create_dir_all(Path::new(DIR)).unwrap();
-    Rotator::start(RotateConfig {
+    RotateConfig {
         dir: PathBuf::from(DIR),
         segment_size: 4096,
         first_index: 1,
         storage: StdArc::new(sim.clone()),
         io: vault_segment::IoPath::Mmap,
-    })
-    .unwrap()
+    }
+}
+
+fn start(sim: &SimStorage) -> Rotator {
+    Rotator::start(config(sim)).unwrap()
 }
 
 /// The segment indexes whose files are in the directory (live view), and whether any `-pre`
@@ -199,6 +202,38 @@ fn a_recycled_file_becomes_a_spare_or_is_removed_never_left_behind() {
         assert!(stats.pooled <= 1);
         rotator.shutdown().unwrap();
         assert_eq!(files(&sim), (vec![2, 3], false));
+        drop((second, third));
+    });
+}
+
+/// A retirement the writer made needless (it synced the full segment itself, as the direct
+/// path's back-pressure does) does not keep the worker's handle of the segment while the worker
+/// goes on preparing: once the writer holds the spare the worker prepared after the retirement
+/// was asked for, that handle is gone. On the direct path the handle is the segment's memory,
+/// and a writer that outruns preparation never lets the worker's slots fill, which is when
+/// retirements take their turn.
+#[test]
+fn a_retirement_the_writer_made_needless_lets_go_of_the_segment_before_the_next_spare() {
+    model(|| {
+        let sim = SimStorage::new();
+        let rotator = Rotator::start_with_spares(config(&sim), 1).unwrap();
+        let mut first = rotator.next_segment().unwrap().activate(1);
+        first.append(b"one", partial_crc(b"one")).unwrap();
+        first.publish();
+        let full = first.segment().clone();
+        let end = first.offset();
+        drop(first);
+        full.sync_to(end).unwrap();
+        rotator.retire(full.clone(), end);
+        let second = rotator.next_segment().unwrap();
+        // Prepared after the worker received the retirement (one channel, in order).
+        let third = rotator.next_segment().unwrap();
+        assert_eq!((second.index(), third.index()), (2, 3));
+        assert!(
+            full.is_sole_handle(),
+            "the worker still holds a segment the writer already made durable"
+        );
+        rotator.shutdown().unwrap();
         drop((second, third));
     });
 }

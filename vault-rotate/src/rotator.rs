@@ -491,6 +491,18 @@ fn run(
                 }
             }
         }
+        // A retirement the writer has made needless (it synced the segment itself, or a
+        // flush did) is dropped now, not when its turn comes: its handle may be all that
+        // keeps a direct-path segment's memory (the writer replaces durable segments with
+        // read-only mappings), and turns come only while every slot is full, which a writer
+        // that outruns preparation never lets happen.
+        retire_later.retain(|req| match req {
+            Request::Retire(seg, end) if seg.synced_end() >= *end => {
+                counters.retired.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            _ => true,
+        });
         if in_slot < spares && !failed {
             // A free slot: preparing comes first, retirements (background write-back of
             // full segments, which a sync of the WAL also covers) wait until the slots are
