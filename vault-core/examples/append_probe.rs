@@ -1,6 +1,7 @@
 //! Probe: nanoseconds per unsynced `Wal::append` (SyncPolicy::Manual, 512 MiB segments so that
 //! nothing rotates), best of 15 passes of up to 100 k records (400 MiB in all) per size, 1 thread,
-//! in `target/tmp` (the file system the benchmark uses) or `$VAULT_BENCH_DIR`. For profiles:
+//! in `target/tmp` (the file system the benchmark uses) or `$VAULT_BENCH_DIR`; `VAULT_IO=mmap` or
+//! `direct` picks the I/O path (default `Auto`). For profiles:
 //!
 //! ```text
 //! cargo build --release -p vault-core --example append_probe
@@ -8,7 +9,7 @@
 //! ```
 use std::time::{Duration, Instant};
 
-use vault_core::{Options, SyncPolicy, Wal};
+use vault_core::{IoMode, Options, SyncPolicy, Wal};
 
 fn main() {
     let sizes: Vec<usize> = std::env::args()
@@ -32,7 +33,13 @@ fn main() {
         let per_pass = 100_000.min((400 << 20) / PASSES / (len + 24));
         let record = vec![0x5a_u8; len];
         let dir = tempfile::tempdir_in(&root).expect("temp dir");
+        let io = match std::env::var("VAULT_IO").as_deref() {
+            Ok("mmap") => IoMode::Mmap,
+            Ok("direct") => IoMode::Direct,
+            _ => IoMode::Auto,
+        };
         let options = Options::default()
+            .with_io(io)
             .with_sync(SyncPolicy::Manual)
             .with_segment_size(512 << 20);
         let (wal, _) = Wal::open(dir.path(), options).expect("open");
