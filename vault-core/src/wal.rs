@@ -948,6 +948,7 @@ impl Wal {
     /// If a cut moved the log's end while this waited, a lone append goes on at the new end;
     /// in a batch (`in_batch`), whose records must have contiguous LSNs, it fails with
     /// `Err(Truncated)` and nothing of `data` is written.
+    #[inline]
     fn append_budgeted<'a>(
         &'a self,
         mut w: MutexGuard<'a, Writer>,
@@ -956,10 +957,26 @@ impl Wal {
         deadline: &mut Option<Instant>,
         in_batch: bool,
     ) -> (MutexGuard<'a, Writer>, Result<Lsn>) {
+        // The common case stays inline in the caller; waiting for room is out of line.
         let BudgetPolicy::Wait(timeout) = self.shared.options.budget_policy else {
             let r = self.append_locked(&mut w, data, partial);
             return (w, r);
         };
+        self.append_waiting_for_room(w, data, partial, deadline, in_batch, timeout)
+    }
+
+    /// [`Wal::append_budgeted`] under [`BudgetPolicy::Wait`].
+    #[cold]
+    #[inline(never)]
+    fn append_waiting_for_room<'a>(
+        &'a self,
+        mut w: MutexGuard<'a, Writer>,
+        data: &[u8],
+        partial: Option<u32>,
+        deadline: &mut Option<Instant>,
+        in_batch: bool,
+        timeout: Duration,
+    ) -> (MutexGuard<'a, Writer>, Result<Lsn>) {
         loop {
             let needed = match self.append_locked(&mut w, data, partial) {
                 Err(Error::BudgetExhausted { needed, .. }) => needed,
