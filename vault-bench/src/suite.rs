@@ -1324,7 +1324,7 @@ fn render(
     }
     let _ = writeln!(
         s,
-        "\n### Replay: reopen and read every record (page cache warm)\n"
+        "\n### Replay: reopen and read every record, right after writing (the page cache holds what was written through it: not the direct path's files)\n"
     );
     let _ = writeln!(s, "| size | system | MiB/s | payload read |");
     let _ = writeln!(s, "|---|---|---:|---:|");
