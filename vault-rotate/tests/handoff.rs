@@ -42,7 +42,9 @@ fn prepared_segments_are_handed_off_in_index_order_without_waiting() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path(), 5);
     for expect in 5..10 {
-        wait_prepared(&r, expect - 4);
+        // The worker counts a segment just before it puts it in the slot, so waiting for the
+        // next one's count is what makes sure this one is there.
+        wait_prepared(&r, expect - 3);
         let p = r.next_segment().unwrap();
         assert_eq!(p.index(), expect);
     }
