@@ -5,7 +5,9 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use vault_segment::{FileMode, FileSystem, FsStorage, IoPath, Storage, MAX_PAYLOAD};
+use vault_segment::{
+    FileMode, FileSystem, FsStorage, IoPath, Storage, DEFAULT_RING_BYTES, MAX_PAYLOAD,
+};
 
 use crate::error::{Error, Result};
 
@@ -145,6 +147,14 @@ pub struct Options {
     /// blocks twice, once now and once durably at the sync). No effect on the mmap path,
     /// whose unsynced records survive a process death in the page cache anyway.
     pub write_behind: bool,
+    /// On the direct path, the memory a segment being written may hold (default
+    /// [`vault_segment::DEFAULT_RING_BYTES`], 4 MiB; at least 4 KiB). As syncs and write-outs
+    /// put a segment's bytes in the file, the memory under them is given back and the file
+    /// is mapped read-only in its place (readers read the same bytes at the same addresses);
+    /// an appender that finds the ring full writes out and gives back memory itself, counted
+    /// in [`crate::WalStats::ring_waits`]. Linux only: on Windows and macOS a direct-path
+    /// segment keeps its whole file in memory until it is durable. No effect on the mmap path.
+    pub direct_ring_bytes: usize,
     /// A bound on the bytes of the log's files (default `None`: unbounded): its segments,
     /// the spares the worker keeps, and room for the copy `truncate_back` makes. The log
     /// grows by whole segments, so the bound is checked where it grows, at rotation; at the
@@ -182,6 +192,7 @@ impl fmt::Debug for Options {
             .field("spare_segments", &self.spare_segments)
             .field("io", &self.io)
             .field("write_behind", &self.write_behind)
+            .field("direct_ring_bytes", &self.direct_ring_bytes)
             .field("disk_budget", &self.disk_budget)
             .field("budget_policy", &self.budget_policy)
             .field("file_mode", &self.file_mode)
@@ -200,6 +211,7 @@ impl Default for Options {
             spare_segments: 0,
             io: IoMode::Auto,
             write_behind: false,
+            direct_ring_bytes: DEFAULT_RING_BYTES,
             disk_budget: None,
             budget_policy: BudgetPolicy::Fail,
             file_mode: FileMode::Private,
@@ -248,6 +260,13 @@ impl Options {
     #[must_use]
     pub fn with_write_behind(mut self, on: bool) -> Self {
         self.write_behind = on;
+        self
+    }
+
+    /// Sets the direct path's memory bound per segment (see [`Options::direct_ring_bytes`]).
+    #[must_use]
+    pub fn with_direct_ring_bytes(mut self, bytes: usize) -> Self {
+        self.direct_ring_bytes = bytes;
         self
     }
 
@@ -342,6 +361,12 @@ impl Options {
             return Err(Error::InvalidOptions(format!(
                 "segment_size {} is outside 4 KiB..=1 TiB",
                 self.segment_size
+            )));
+        }
+        if self.direct_ring_bytes < 4096 {
+            return Err(Error::InvalidOptions(format!(
+                "direct_ring_bytes {} is less than 4 KiB: the ring holds whole pages",
+                self.direct_ring_bytes
             )));
         }
         if self.max_record_size > MAX_PAYLOAD {

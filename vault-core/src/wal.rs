@@ -102,6 +102,8 @@ struct Counters {
     flushes: AtomicU64,
     rotations: AtomicU64,
     write_waits: AtomicU64,
+    /// Ring waits of the segments the writer finished with (see `WalStats::ring_waits`).
+    ring_waits: AtomicU64,
 }
 
 /// Finished direct-path segments that may wait in memory for their final write before a
@@ -199,6 +201,10 @@ pub struct WalStats {
     /// Rotations that waited for an older segment's final write (direct path): more than
     /// two finished segments were still only in memory because appends outran the device.
     pub write_waits: u64,
+    /// Times an appender found the direct path's memory ring full
+    /// ([`Options::direct_ring_bytes`]) and wrote out blocks itself to give memory back: the
+    /// syncs and write-outs of the log did not keep up. 0 on the mmap path.
+    pub ring_waits: u64,
     /// Bytes of the log's files as the disk budget counts them: its segment files, plus the
     /// spares the worker keeps (counted whether prepared yet or not).
     pub disk_bytes: u64,
@@ -343,6 +349,7 @@ impl Wal {
             segments.push(app.segment().clone());
             app
         };
+        appender.segment().set_ring_bytes(options.direct_ring_bytes);
         // Records read back may sit in pages a killed process dirtied: make them durable
         // before calling them so.
         for s in &segments {
@@ -676,13 +683,14 @@ impl Wal {
     pub fn stats(&self) -> WalStats {
         let c = &self.shared.counters;
         let (disk_bytes, budget_refusals) = self.shared.budget.usage();
-        let (appends, rot) = {
+        let (appends, rot, ring_waits) = {
             #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
             let mut w = lock(&self.shared.writer);
             #[cfg(feature = "metrics")]
             self.shared.publish(&mut w);
             let rot = w.rotator.as_ref().map(Rotator::stats).unwrap_or_default();
-            (w.appends, rot)
+            let ring = w.appender.segment().ring_waits();
+            (w.appends, rot, ring)
         };
         WalStats {
             appends,
@@ -702,6 +710,7 @@ impl Wal {
             last_lsn: self.last_lsn(),
             io_path: self.shared.io,
             write_waits: c.write_waits.load(Ordering::Relaxed),
+            ring_waits: c.ring_waits.load(Ordering::Relaxed) + ring_waits,
             disk_bytes,
             disk_budget: self.shared.budget.limit(),
             budget_refusals,
@@ -1142,6 +1151,12 @@ impl Wal {
         // does this segment's final sync.
         rotator.retire(old.clone(), end);
         let app = next.activate(w.appender.next_lsn());
+        app.segment()
+            .set_ring_bytes(self.shared.options.direct_ring_bytes);
+        self.shared
+            .counters
+            .ring_waits
+            .fetch_add(old.ring_waits(), Ordering::Relaxed);
         self.shared
             .segments
             .write()
@@ -1750,6 +1765,10 @@ impl Wal {
             .install(storage)
             .map_err(|e| CutError::Poison(e.into()))?;
         set_segment_mode(storage, app.segment(), sh.options.file_mode);
+        app.segment().set_ring_bytes(sh.options.direct_ring_bytes);
+        sh.counters
+            .ring_waits
+            .fetch_add(w.appender.segment().ring_waits(), Ordering::Relaxed);
         // The name now holds the cut file: switch the in-memory log at once, so that even if a
         // step below fails (and poisons) no reader is shown a discarded record. Old handles
         // (held by readers) stop before the cut.

@@ -34,13 +34,18 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::storage::{DirectFile, Region};
+use crate::storage::{DirectFile, Region, DIRECT_RING};
 
 /// Bytes written per `pwrite` when zero-filling a new file.
 const ZERO_CHUNK: usize = 1 << 20;
+
+/// A ring region's memory bound until [`Region::set_ring_bytes`] sets another: what the
+/// worker faults in when it prepares a segment.
+pub const DEFAULT_RING_BYTES: usize = 4 << 20;
 
 /// Finished segments' memory kept for the next segments, at most this many buffers
 /// process-wide (see [`Memory`]).
@@ -54,9 +59,17 @@ static POOL: std::sync::Mutex<Vec<MmapRaw>> = std::sync::Mutex::new(Vec::new());
 /// rotation) costs milliseconds, and fresh anonymous memory costs a page fault per 4 KiB
 /// when it is pre-faulted (up to ~8 µs each when the VM's host has reclaimed it).
 #[derive(Debug)]
-struct Memory(Option<MmapRaw>);
+struct Memory(Option<MmapRaw>, bool);
 
 impl Memory {
+    /// Fresh zeroed memory for `len` bytes that never enters the pool: a ring region's, whose
+    /// pages are faulted in only where the ring is (the rest is address space, no memory)
+    /// and which maps parts of its file over itself, so it cannot serve another file.
+    fn reserve(len: usize) -> io::Result<Self> {
+        let want = len.max(1).div_ceil(4096) * 4096;
+        Ok(Self(Some(anon(want)?), false))
+    }
+
     /// Memory for `len` bytes, all zero when `zeroed` (else its content is unspecified).
     fn take(len: usize, zeroed: bool) -> io::Result<Self> {
         let want = len.max(1).div_ceil(4096) * 4096;
@@ -75,9 +88,9 @@ impl Memory {
                     // references any more (its region dropped before it entered the pool).
                     unsafe { std::ptr::write_bytes(m.as_mut_ptr(), 0, m.len()) };
                 }
-                Ok(Self(Some(m)))
+                Ok(Self(Some(m), true))
             }
-            None => Ok(Self(Some(anon(want)?))),
+            None => Ok(Self(Some(anon(want)?), true)),
         }
     }
 }
@@ -92,7 +105,7 @@ impl std::ops::Deref for Memory {
 
 impl Drop for Memory {
     fn drop(&mut self) {
-        if let Some(m) = self.0.take() {
+        if let Some(m) = self.0.take().filter(|_| self.1) {
             let mut pool = POOL
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -115,6 +128,24 @@ pub(crate) struct DirectRegion {
     /// The file's path, to write a last block shorter than the alignment through the page
     /// cache (a file vault did not size: its segments are whole pages).
     path: std::path::PathBuf,
+    /// The memory bound of a fresh region where the platform has one (`DIRECT_RING`).
+    ring: Option<Ring>,
+}
+
+/// The bytes of a ring region's memory that are process memory: `[released, populated)` is
+/// faulted in; below `released` the file is mapped read-only over the region; past
+/// `populated` the region is address space that faults in when stored to.
+///
+/// The appender may store up to `released + bytes` ([`Region::ring_bytes`]) before it gives
+/// memory back itself (`SegmentAppender`); the syncs and write-outs of the log give it back
+/// as they go ([`Region::release`]), so that normally the appender never waits for it.
+#[derive(Debug)]
+struct Ring {
+    bytes: AtomicUsize,
+    released: AtomicUsize,
+    populated: AtomicUsize,
+    /// The unit of release: the page size, or the direct-I/O alignment if larger.
+    grain: usize,
 }
 
 /// Opens an existing segment file for the direct path: the region holds the file's bytes.
@@ -126,7 +157,17 @@ pub(crate) fn open(path: &Path, fresh: bool) -> io::Result<Box<dyn Region>> {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "empty file"));
     }
     let align = file.align();
-    let mem = Memory::take(len, fresh)?;
+    let ring = (fresh && DIRECT_RING).then(|| Ring {
+        bytes: AtomicUsize::new(DEFAULT_RING_BYTES),
+        released: AtomicUsize::new(0),
+        populated: AtomicUsize::new(0),
+        grain: align.max(DirectFile::page()),
+    });
+    let mem = if ring.is_some() {
+        Memory::reserve(len)?
+    } else {
+        Memory::take(len, fresh)?
+    };
     if !fresh {
         // Read what the file holds (directly, so no page cache): whole aligned blocks, and the
         // last partial one through a buffered descriptor.
@@ -153,6 +194,7 @@ pub(crate) fn open(path: &Path, fresh: bool) -> io::Result<Box<dyn Region>> {
         align,
         file,
         path: path.to_path_buf(),
+        ring,
     }))
 }
 
@@ -269,6 +311,21 @@ unsafe impl Region for DirectRegion {
             .div_ceil(self.align)
             .saturating_mul(self.align)
             .min(self.len);
+        // Blocks below the released front are in the file already, written by the
+        // write-out that preceded their release and perhaps not durable: one `fdatasync`
+        // makes them so, after the blocks above are written.
+        let front = self
+            .ring
+            .as_ref()
+            .map_or(0, |r| r.released.load(Ordering::Acquire));
+        if start < front {
+            if front < end {
+                // SAFETY: `front < end <= len`; as below.
+                let src = unsafe { self.bytes(front, end) };
+                write_all_at(&self.file, src, front as u64, false)?;
+            }
+            return self.file.sync();
+        }
         // A direct write refuses a length that is not a multiple of the alignment, so a last
         // block the file's length cuts short goes through the page cache, with its own sync.
         let whole = self.len - self.len % self.align;
@@ -306,7 +363,71 @@ unsafe impl Region for DirectRegion {
     }
 
     fn prefault(&self) -> io::Result<()> {
-        crate::storage::prefault_memory(&self.mem)
+        let Some(ring) = &self.ring else {
+            return crate::storage::prefault_memory(&self.mem);
+        };
+        // Only the ring's first turn: the rest is faulted in as memory is given back.
+        let end = ring.bytes.load(Ordering::Relaxed).min(self.mem.len());
+        if !crate::storage::populate(&self.mem, 0, end)? {
+            // No appender exists yet, so touching the pages overwrites nothing.
+            crate::segment::touch_pages(self.mem.as_mut_ptr(), end);
+        }
+        ring.populated.fetch_max(end, Ordering::AcqRel);
+        Ok(())
+    }
+
+    fn ring_bytes(&self) -> usize {
+        self.ring
+            .as_ref()
+            .map_or(0, |r| r.bytes.load(Ordering::Acquire))
+    }
+
+    fn set_ring_bytes(&self, bytes: usize) {
+        if let Some(ring) = &self.ring {
+            let bytes = bytes.max(1).div_ceil(ring.grain) * ring.grain;
+            ring.bytes.store(bytes, Ordering::Release);
+        }
+    }
+
+    fn released(&self) -> usize {
+        self.ring
+            .as_ref()
+            .map_or(0, |r| r.released.load(Ordering::Acquire))
+    }
+
+    fn release(&self, upto: usize) -> io::Result<()> {
+        let Some(ring) = &self.ring else {
+            return Ok(());
+        };
+        let upto = upto.min(self.len);
+        let upto = upto - upto % ring.grain;
+        let front = ring.released.load(Ordering::Acquire);
+        if upto <= front {
+            return Ok(());
+        }
+        // First the memory the appender may fill once the front moves, while it cannot
+        // reach it yet; `MADV_POPULATE_WRITE` leaves any page that is there as it is. Where
+        // the kernel cannot, the appender faults pages in as it goes.
+        let ahead = upto
+            .saturating_add(ring.bytes.load(Ordering::Acquire))
+            .min(self.mem.len());
+        let populated = ring.populated.load(Ordering::Acquire).max(upto);
+        if ahead > populated
+            && crate::storage::populate(&self.mem, populated, ahead - populated).unwrap_or(false)
+        {
+            ring.populated.store(ahead, Ordering::Release);
+        }
+        // SAFETY: `front < upto <= len`, both multiples of the page size (`grain`), inside
+        // the region's own anonymous mapping. The caller passes only bytes that are in the
+        // file and never written again (the published bytes below a completed write-out or
+        // sync), so nothing stores into them, and a reader reads the same bytes from the
+        // file's pages as from the memory they replace.
+        unsafe {
+            self.file
+                .map_over(self.mem.as_mut_ptr().add(front), upto - front, front as u64)
+        }?;
+        ring.released.store(upto, Ordering::Release);
+        Ok(())
     }
 }
 

@@ -24,6 +24,7 @@
 
 mod crc;
 mod direct;
+pub use direct::DEFAULT_RING_BYTES;
 mod error;
 pub mod format;
 mod recording;

@@ -113,6 +113,18 @@ unsafe impl Region for RecordingRegion {
     fn will_read(&self) {
         self.inner.will_read();
     }
+    fn ring_bytes(&self) -> usize {
+        self.inner.ring_bytes()
+    }
+    fn set_ring_bytes(&self, bytes: usize) {
+        self.inner.set_ring_bytes(bytes);
+    }
+    fn released(&self) -> usize {
+        self.inner.released()
+    }
+    fn release(&self, upto: usize) -> io::Result<()> {
+        self.inner.release(upto)
+    }
 }
 
 impl<S: Storage> Storage for RecordingStorage<S> {

@@ -66,6 +66,19 @@ pub use windows::{SharingViolation, LOCK_FILE};
 /// (not waiting for the device), `write_durable_at` (durable when it returns), `sync()`.
 pub(crate) use platform::DirectFile;
 
+/// Whether the direct path bounds a writable segment's memory with a ring
+/// (`crate::direct`): it needs `DirectFile::map_over`, which replaces memory under live
+/// readers. Linux only; elsewhere a direct-path segment keeps its whole file in memory.
+pub(crate) const DIRECT_RING: bool = platform::DIRECT_RING;
+
+/// Faults in `[offset, offset + len)` of anonymous memory writable without changing a page
+/// that is already there (`MADV_POPULATE_WRITE`). `Ok(false)` where the kernel cannot, in
+/// which case nothing was done: a fallback that stores into the pages could overwrite bytes
+/// an appender just wrote.
+pub(crate) fn populate(map: &MmapRaw, offset: usize, len: usize) -> io::Result<bool> {
+    platform::populate(map, offset, len)
+}
+
 /// Faults in every page of anonymous memory writable (the direct path's region).
 pub(crate) fn prefault_memory(map: &MmapRaw) -> io::Result<()> {
     platform::prefault(map)
@@ -147,6 +160,34 @@ pub unsafe trait Region: Send + Sync + fmt::Debug {
     /// mapping of a file that is not in the page cache is read ahead in large requests rather
     /// than a page fault at a time. A hint: the default does nothing.
     fn will_read(&self) {}
+    /// Bytes of memory the appender may fill past [`Region::released`] before it must give
+    /// some back ([`Region::release`]); 0: no bound (the default, and every mapping: its
+    /// memory is the page cache's). The direct path's memory ring (`crate::direct`).
+    fn ring_bytes(&self) -> usize {
+        0
+    }
+    /// Sets [`Region::ring_bytes`] (rounded up to whole pages; at least one). Ignored where
+    /// there is no ring.
+    fn set_ring_bytes(&self, bytes: usize) {
+        let _ = bytes;
+    }
+    /// Bytes from offset 0 whose memory was given back: they read from the file now, and
+    /// nothing may store into them.
+    fn released(&self) -> usize {
+        0
+    }
+    /// Gives back the memory of the whole pages below `upto`, whose bytes are in the file
+    /// (written, durable or not) and never written again: they stay readable at the same
+    /// addresses, with the same bytes, read from the file from now on. Also faults in the
+    /// memory the appender may fill next. Never called while a [`Region::sync`] or
+    /// [`Region::write_out`] of the same region runs.
+    ///
+    /// # Errors
+    /// The error of remapping; the memory is then kept (nothing is lost).
+    fn release(&self, upto: usize) -> io::Result<()> {
+        let _ = upto;
+        Ok(())
+    }
 }
 
 /// How a writable segment's bytes reach its file.

@@ -110,12 +110,15 @@ pub fn record(lsn: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Options with small segments, a sync policy and an I/O path.
+/// Options with small segments, a sync policy and an I/O path; on the direct path a 16 KiB
+/// memory ring, so that the tests' small segments give memory back and fill the ring as a
+/// 64 MiB segment does with the default one.
 pub fn small(segment_size: u64, sync: SyncPolicy, io: IoMode) -> Options {
     Options::default()
         .with_segment_size(segment_size)
         .with_sync(sync)
         .with_io(io)
+        .with_direct_ring_bytes(16 << 10)
 }
 
 /// Segment files of `dir`, sorted by name (which sorts by index).

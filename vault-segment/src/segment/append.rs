@@ -166,6 +166,10 @@ impl SegmentAppender {
 
     fn write(&mut self, at: usize, bytes: &[u8]) {
         assert!(at >= self.seg.published_end() && at + bytes.len() <= self.limit);
+        if at + bytes.len() > self.bound {
+            self.make_room(at + bytes.len());
+        }
+        debug_assert!(at >= self.seg.inner.region.released());
         // SAFETY: the range is inside the mapping (`limit` ≤ region length, checked above) and
         // at or past the published end, so no reader forms a slice over it; this appender is
         // the segment's only writer and `&mut self` serialises its writes.
@@ -173,5 +177,37 @@ impl SegmentAppender {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(at), bytes.len());
         }
         self.seg.inner.witness.wrote(at, bytes.len());
+    }
+
+    /// The store up to `need` goes past the memory the direct path's ring gave it. Looks
+    /// again (syncs and write-outs move the ring on); if the ring is still full, writes the
+    /// published whole blocks out and gives their memory back itself, counted in
+    /// [`Segment::ring_waits`]. Bytes not yet published cannot be given back: a batch larger
+    /// than the ring goes past it, and its memory comes back once it is published and written.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self, need: usize) {
+        let seg = &self.seg;
+        let region = &*seg.inner.region;
+        let bound = |r: &dyn Region| match r.ring_bytes() {
+            0 => usize::MAX,
+            ring => r.released().saturating_add(ring),
+        };
+        self.bound = bound(region);
+        if need <= self.bound {
+            return;
+        }
+        seg.inner.ring_waits.fetch_add(1, Ordering::Relaxed);
+        {
+            let _serial = seg
+                .inner
+                .sync_lock
+                .lock()
+                .unwrap_or_else(crate::sync::PoisonError::into_inner);
+            // A failed write-out keeps the memory; the store below goes past the ring then,
+            // and the next sync reports the failure if it persists.
+            let _ = seg.write_out_locked(seg.published_end(), true);
+        }
+        self.bound = bound(region).max(need);
     }
 }

@@ -61,8 +61,12 @@ struct Inner {
     appender_taken: AtomicBool,
     /// End of the bytes [`Segment::resume`] zeroed past the valid chain (0 if none).
     zeroed_end: AtomicUsize,
-    /// Serialises syncs of this segment so that a failure is seen by every later sync.
+    /// Serialises syncs of this segment so that a failure is seen by every later sync; also
+    /// write-outs and the ring's releases, which must not remap memory a direct write reads.
     sync_lock: Mutex<()>,
+    /// Times the appender found the direct path's memory ring full and gave memory back
+    /// itself (see `SegmentAppender`).
+    ring_waits: AtomicU64,
     /// Set when a sync failed: the kernel may have dropped dirty pages, so no later sync of
     /// this segment may report success (fsyncgate).
     sync_failed: AtomicBool,
@@ -117,6 +121,9 @@ pub struct SegmentAppender {
     /// The segment's format version: 2 (recycled) adds the LSN tag to every frame header and
     /// the zero terminator after the last frame.
     version: u32,
+    /// Offset up to which the appender may store without looking at the direct path's ring
+    /// again: the end of the ring's memory when last looked at (`usize::MAX`: no ring).
+    bound: usize,
 }
 
 // SAFETY: `base` points into the segment's mapping, which `seg` keeps alive; the appender is the
@@ -246,6 +253,7 @@ impl Segment {
                 zeroed_end: AtomicUsize::new(0),
                 appender_taken: AtomicBool::new(false),
                 sync_lock: Mutex::new(()),
+                ring_waits: AtomicU64::new(0),
                 sync_failed: AtomicBool::new(false),
                 discarded_from: AtomicU64::new(u64::MAX),
                 witness: ByteWitness::new(),
@@ -378,9 +386,18 @@ impl Segment {
             ));
         }
         // A storage whose regions are views of one buffer per file (`SimStorage`) hands back
-        // this handle's own memory, which holds the bytes already.
+        // this handle's own memory, which holds the bytes already. A ring region maps the
+        // file over the whole pages of published bytes (they are the file's), so only the
+        // rest is copied into its memory.
         if copy && region.as_ptr() != inner.region.as_ptr() {
-            write_bytes(&*region, 0, self.published_slice(0, self.published_end()));
+            let published = self.published_end();
+            if region.ring_bytes() > 0 {
+                region
+                    .release(published)
+                    .map_err(|e| Error::io("map", &inner.path, e))?;
+            }
+            let from = region.released().min(published);
+            write_bytes(&*region, from, self.published_slice(from, published - from));
         }
         // The published bytes were read from the file, so once this handle's sync makes the
         // file durable (pages a dead process dirtied included) the new region need not write
@@ -502,16 +519,56 @@ impl Segment {
             .sync_lock
             .lock()
             .unwrap_or_else(crate::sync::PoisonError::into_inner);
+        self.write_out_locked(end, false)
+    }
+
+    /// [`Segment::write_out_to`] under the sync lock; `force`: give back every page of the
+    /// ring that it can, not only once a quarter of the ring is written.
+    fn write_out_locked(&self, end: usize, force: bool) -> Result<()> {
+        let inner = &*self.inner;
         let from = self.written_end();
-        if end <= from || inner.sync_failed.load(Ordering::Acquire) {
+        if inner.sync_failed.load(Ordering::Acquire) {
             return Ok(());
         }
-        inner
-            .region
-            .write_out(from, end - from)
-            .map_err(|e| Error::io("write out", &inner.path, e))?;
-        inner.written.fetch_max(end, Ordering::AcqRel);
+        if end > from {
+            inner
+                .region
+                .write_out(from, end - from)
+                .map_err(|e| Error::io("write out", &inner.path, e))?;
+            inner.written.fetch_max(end, Ordering::AcqRel);
+        }
+        self.give_back(self.written_end(), force);
         Ok(())
+    }
+
+    /// Gives the direct path's ring the memory of published bytes below `end` that are in
+    /// the file (a sync or write-out to `end` completed), once that is at least a quarter of
+    /// the ring (each release is a system call), or whatever there is when `force`d. Under
+    /// the sync lock. A failure to remap keeps the memory and is not an error of the log.
+    fn give_back(&self, end: usize, force: bool) {
+        let region = &*self.inner.region;
+        let ring = region.ring_bytes();
+        if ring == 0 {
+            return;
+        }
+        let end = end.min(self.published_end());
+        if force || end >= region.released().saturating_add(ring / 4) {
+            let _ = region.release(end);
+        }
+    }
+
+    /// Sets the memory bound of this segment's writes on the direct path (see
+    /// [`crate::DEFAULT_RING_BYTES`]); nothing on the mmap path or where the platform keeps
+    /// whole segments in memory.
+    pub fn set_ring_bytes(&self, bytes: usize) {
+        self.inner.region.set_ring_bytes(bytes);
+    }
+
+    /// Times the appender found the direct path's memory ring full and wrote out and gave
+    /// back memory itself.
+    #[must_use]
+    pub fn ring_waits(&self) -> u64 {
+        self.inner.ring_waits.load(Ordering::Relaxed)
     }
 
     /// Makes every byte before `end` durable with `msync(MS_SYNC)` over the not-yet-synced range.
@@ -633,6 +690,7 @@ impl Segment {
         } else {
             inner.synced.fetch_max(end, Ordering::AcqRel);
         }
+        self.give_back(self.synced_end(), false);
         Ok(())
     }
 

@@ -459,6 +459,7 @@ impl PreparedSegment {
         inner.published_next_lsn.store(first_lsn, Ordering::Release);
         inner.published.store(DATA_OFFSET, Ordering::Release);
         SegmentAppender {
+            bound: 0,
             base: inner.region.as_ptr(),
             offset: DATA_OFFSET,
             next_lsn: first_lsn,
@@ -501,6 +502,7 @@ impl Replacement {
             .store(self.next_lsn, Ordering::Release);
         inner.published.store(self.end, Ordering::Release);
         let appender = SegmentAppender {
+            bound: 0,
             base: inner.region.as_ptr(),
             offset: self.end,
             next_lsn: self.next_lsn,

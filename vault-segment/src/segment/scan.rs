@@ -301,6 +301,7 @@ impl Segment {
         inner.published_next_lsn.store(next_lsn, Ordering::Release);
         inner.published.store(end, Ordering::Release);
         Ok(SegmentAppender {
+            bound: 0,
             seg: self.clone(),
             base: inner.region.as_ptr(),
             offset: end,

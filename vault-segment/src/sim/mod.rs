@@ -755,6 +755,10 @@ impl Storage for SimStorage {
             path: path.to_path_buf(),
             live,
             writable,
+            ring: (access.io_path() == Some(IoPath::Direct)).then(|| SimRing {
+                bytes: crate::direct::DEFAULT_RING_BYTES.into(),
+                released: 0.into(),
+            }),
         }))
     }
 
@@ -906,6 +910,16 @@ struct SimRegion {
     path: PathBuf,
     live: Arc<LiveBuf>,
     writable: bool,
+    /// A writable direct-path region keeps the direct path's ring bookkeeping (its bound and
+    /// released front; the memory stays, as the bytes are the same either way), so that the
+    /// appender's giving back runs on the simulator too, under loom included.
+    ring: Option<SimRing>,
+}
+
+#[derive(Debug)]
+struct SimRing {
+    bytes: std::sync::atomic::AtomicUsize,
+    released: std::sync::atomic::AtomicUsize,
 }
 
 impl fmt::Debug for SimRegion {
@@ -1016,5 +1030,33 @@ unsafe impl Region for SimRegion {
         self.shared.op(OpKind::Prefault, &path, |_, fault| {
             fault.map_or(Ok(()), Err)
         })
+    }
+
+    fn ring_bytes(&self) -> usize {
+        self.ring
+            .as_ref()
+            .map_or(0, |r| r.bytes.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    fn set_ring_bytes(&self, bytes: usize) {
+        if let Some(r) = &self.ring {
+            let bytes = bytes.max(1).div_ceil(PAGE_SIZE) * PAGE_SIZE;
+            r.bytes.store(bytes, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    fn released(&self) -> usize {
+        self.ring
+            .as_ref()
+            .map_or(0, |r| r.released.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    fn release(&self, upto: usize) -> io::Result<()> {
+        if let Some(r) = &self.ring {
+            let upto = upto.min(self.live.len);
+            r.released
+                .fetch_max(upto - upto % PAGE_SIZE, std::sync::atomic::Ordering::AcqRel);
+        }
+        Ok(())
     }
 }

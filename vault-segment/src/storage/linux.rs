@@ -51,6 +51,18 @@ pub(super) fn prefault(map: &MmapRaw) -> io::Result<()> {
     }
 }
 
+/// The direct path's memory ring works here (see `crate::storage::DIRECT_RING`).
+pub(super) const DIRECT_RING: bool = true;
+
+/// `MADV_POPULATE_WRITE` over the page-aligned range; `Ok(false)` on kernels before 5.14.
+pub(super) fn populate(map: &MmapRaw, offset: usize, len: usize) -> io::Result<bool> {
+    match map.advise_range(Advice::PopulateWrite, offset, len) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(Errno::INVAL.raw_os_error()) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// `fsync` of the directory: makes its entries durable.
 pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -160,6 +172,37 @@ impl DirectFile {
     /// `fdatasync`.
     pub(crate) fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
+    }
+
+    /// The page size: what [`DirectFile::map_over`] maps in units of.
+    pub(crate) fn page() -> usize {
+        rustix::param::page_size()
+    }
+
+    /// Maps `len` bytes of the file from `offset` at `addr`, read-only and shared, in place
+    /// of what was mapped there: one `mmap(MAP_FIXED)`, which swaps the pages under the
+    /// process's address-space lock, so another thread reading those addresses reads either
+    /// the old pages or the file's, never a hole.
+    ///
+    /// # Safety
+    ///
+    /// `addr` and `len` are page multiples, `[addr, addr + len)` lies inside a mapping this
+    /// region owns, nothing stores into it from now on, and the file holds the same bytes
+    /// there (written by a completed direct write, which dropped any stale cached page).
+    pub(crate) unsafe fn map_over(&self, addr: *mut u8, len: usize, offset: u64) -> io::Result<()> {
+        // SAFETY: the caller's contract: the range is ours to replace, and its readers see
+        // the same bytes before and after.
+        unsafe {
+            rustix::mm::mmap(
+                addr.cast(),
+                len,
+                rustix::mm::ProtFlags::READ,
+                rustix::mm::MapFlags::SHARED | rustix::mm::MapFlags::FIXED,
+                &self.file,
+                offset,
+            )
+        }?;
+        Ok(())
     }
 }
 

@@ -258,6 +258,15 @@ pub(super) fn sync_mapping(
     }
 }
 
+/// No memory ring on Windows: `map_over` is not built here (see `crate::storage::DIRECT_RING`).
+pub(super) const DIRECT_RING: bool = false;
+
+/// Never called where [`DIRECT_RING`] is false.
+#[allow(clippy::unnecessary_wraps)]
+pub(super) fn populate(_map: &MmapRaw, _offset: usize, _len: usize) -> io::Result<bool> {
+    Ok(false)
+}
+
 /// Faults every page in writable by touching it.
 #[allow(clippy::unnecessary_wraps)]
 pub(super) fn prefault(map: &MmapRaw) -> io::Result<()> {
@@ -499,6 +508,29 @@ pub(crate) struct DirectFile {
 }
 
 impl DirectFile {
+    /// The unit of [`DirectFile::map_over`] (unused where [`DIRECT_RING`] is false).
+    pub(crate) fn page() -> usize {
+        4096
+    }
+
+    /// Not available here ([`DIRECT_RING`] is false): never called.
+    ///
+    /// # Safety
+    ///
+    /// As on Linux.
+    #[allow(clippy::unused_self)]
+    pub(crate) unsafe fn map_over(
+        &self,
+        _addr: *mut u8,
+        _len: usize,
+        _offset: u64,
+    ) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no memory ring on this platform",
+        ))
+    }
+
     /// Opens an existing file read-write for direct I/O, retrying sharing violations.
     pub(crate) fn open(path: &Path) -> io::Result<Self> {
         use std::os::windows::fs::OpenOptionsExt;
