@@ -564,6 +564,13 @@ impl Segment {
         self.inner.region.set_ring_bytes(bytes);
     }
 
+    /// Bytes from offset 0 whose memory the direct path's ring gave back (0 elsewhere): they
+    /// are read from the file, mapped read-only in their place.
+    #[must_use]
+    pub fn released_end(&self) -> usize {
+        self.inner.region.released()
+    }
+
     /// Times the appender found the direct path's memory ring full and wrote out and gave
     /// back memory itself.
     #[must_use]
@@ -743,6 +750,8 @@ fn read_bytes(region: &dyn Region, offset: usize, len: usize) -> &[u8] {
 
 fn write_bytes(region: &dyn Region, offset: usize, bytes: &[u8]) {
     assert!(region.writable() && offset <= region.len() && bytes.len() <= region.len() - offset);
+    // Memory the direct path's ring gave back is the file, mapped read-only.
+    assert!(offset >= region.released() || bytes.is_empty());
     // SAFETY: in bounds and writable (checked above). Used only while the caller holds the
     // segment exclusively: during creation, replacement (a `-pre` file nobody else maps),
     // activation or resume, before any reader can look at these bytes (the activation block and header are never part of a published range).
@@ -753,6 +762,7 @@ fn write_bytes(region: &dyn Region, offset: usize, bytes: &[u8]) {
 
 fn fill_zero(region: &dyn Region, offset: usize, len: usize) {
     assert!(region.writable() && offset <= region.len() && len <= region.len() - offset);
+    assert!(offset >= region.released() || len == 0);
     // SAFETY: in bounds and writable (checked above); called from `resume` before the appender
     // exists and past the published end, so no reader can see these bytes.
     unsafe { std::ptr::write_bytes(region.as_ptr().add(offset), 0, len) }

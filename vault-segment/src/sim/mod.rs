@@ -756,8 +756,8 @@ impl Storage for SimStorage {
             live,
             writable,
             ring: (access.io_path() == Some(IoPath::Direct)).then(|| SimRing {
-                bytes: crate::direct::DEFAULT_RING_BYTES.into(),
-                released: 0.into(),
+                bytes: crate::sync::AtomicUsize::new(crate::direct::DEFAULT_RING_BYTES),
+                released: crate::sync::AtomicUsize::new(0),
             }),
         }))
     }
@@ -916,10 +916,12 @@ struct SimRegion {
     ring: Option<SimRing>,
 }
 
+/// Its atomics are the segment's kind (loom's in this crate's models), so that a model sees
+/// the happens-before a real region's release/acquire pair gives.
 #[derive(Debug)]
 struct SimRing {
-    bytes: std::sync::atomic::AtomicUsize,
-    released: std::sync::atomic::AtomicUsize,
+    bytes: crate::sync::AtomicUsize,
+    released: crate::sync::AtomicUsize,
 }
 
 impl fmt::Debug for SimRegion {
@@ -1035,27 +1037,27 @@ unsafe impl Region for SimRegion {
     fn ring_bytes(&self) -> usize {
         self.ring
             .as_ref()
-            .map_or(0, |r| r.bytes.load(std::sync::atomic::Ordering::Acquire))
+            .map_or(0, |r| r.bytes.load(crate::sync::Ordering::Acquire))
     }
 
     fn set_ring_bytes(&self, bytes: usize) {
         if let Some(r) = &self.ring {
             let bytes = bytes.max(1).div_ceil(PAGE_SIZE) * PAGE_SIZE;
-            r.bytes.store(bytes, std::sync::atomic::Ordering::Release);
+            r.bytes.store(bytes, crate::sync::Ordering::Release);
         }
     }
 
     fn released(&self) -> usize {
         self.ring
             .as_ref()
-            .map_or(0, |r| r.released.load(std::sync::atomic::Ordering::Acquire))
+            .map_or(0, |r| r.released.load(crate::sync::Ordering::Acquire))
     }
 
     fn release(&self, upto: usize) -> io::Result<()> {
         if let Some(r) = &self.ring {
             let upto = upto.min(self.live.len);
             r.released
-                .fetch_max(upto - upto % PAGE_SIZE, std::sync::atomic::Ordering::AcqRel);
+                .fetch_max(upto - upto % PAGE_SIZE, crate::sync::Ordering::AcqRel);
         }
         Ok(())
     }
