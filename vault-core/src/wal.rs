@@ -121,7 +121,7 @@ struct Writer {
     /// Records appended since open: counted under this lock, which every append holds anyway,
     /// rather than with an atomic read-modify-write of its own.
     appends: u64,
-    /// The tail's offset at the last write-behind request (`write_behind::CHUNK` steps).
+    /// The tail's offset at the last write-behind request (`WriteBehind::chunk` steps).
     written_mark: usize,
     /// Appends waiting for room under [`BudgetPolicy::Wait`]. While any does, later appends
     /// queue behind it (on `room_cv`), so that LSNs keep the order appends got the lock in and
@@ -323,6 +323,7 @@ impl Wal {
                 first_index: next_index,
                 storage: StdArc::clone(&storage),
                 io,
+                ring_bytes: options.direct_ring_bytes,
             },
             options.spares(),
         )?
@@ -397,8 +398,15 @@ impl Wal {
             counters: Counters::default(),
             tail: follow::Tail::new(),
             commit: commit::Committer::new(),
-            write_behind: (io == IoPath::Direct && options.write_behind)
-                .then(|| Arc::new(write_behind::WriteBehind::new())),
+            write_behind: (io == IoPath::Direct
+                && (options.write_behind || options.sync != SyncPolicy::Always))
+                .then(|| {
+                    Arc::new(write_behind::WriteBehind::new(if options.write_behind {
+                        write_behind::CHUNK
+                    } else {
+                        write_behind::ring_chunk(options.direct_ring_bytes)
+                    }))
+                }),
             options,
             dir_lock: Mutex::new(Some(dir_lock)),
             budget,
@@ -935,16 +943,16 @@ impl Wal {
     /// Whether the tail crossed a write-behind chunk since the last request: then the segment
     /// and its published end to hand to the write-behind thread (after the lock is released).
     fn write_behind_due(&self, w: &mut Writer) -> Option<(Segment, usize)> {
-        self.shared.write_behind.as_ref()?;
+        let chunk = self.shared.write_behind.as_ref()?.chunk;
         let end = w.appender.offset();
         if end < w.written_mark {
             // A `truncate_back` moved the tail back.
-            w.written_mark = end - end % write_behind::CHUNK;
+            w.written_mark = end - end % chunk;
         }
-        if end - w.written_mark < write_behind::CHUNK {
+        if end - w.written_mark < chunk {
             return None;
         }
-        w.written_mark = end - end % write_behind::CHUNK;
+        w.written_mark = end - end % chunk;
         Some((w.appender.segment().clone(), end))
     }
 
@@ -1815,6 +1823,7 @@ impl Wal {
                     first_index: cut_index + 1,
                     storage: StdArc::clone(&sh.options.storage),
                     io: sh.io,
+                    ring_bytes: sh.options.direct_ring_bytes,
                 },
                 sh.options.spares(),
             )

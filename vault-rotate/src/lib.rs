@@ -26,6 +26,7 @@
 //!     first_index: 1,
 //!     storage: Arc::new(FsStorage),
 //!     io: vault_segment::IoPath::Mmap,
+//!     ring_bytes: vault_segment::DEFAULT_RING_BYTES,
 //! })?;
 //! let next = rotator.next_segment()?; // prepared in the background
 //! assert_eq!(next.index(), 1);

@@ -25,6 +25,7 @@ fn config(sim: &SimStorage) -> RotateConfig {
         first_index: 1,
         storage: StdArc::new(sim.clone()),
         io: vault_segment::IoPath::Mmap,
+        ring_bytes: vault_segment::DEFAULT_RING_BYTES,
     }
 }
 

@@ -48,6 +48,10 @@ pub struct RotateConfig {
     pub storage: StdArc<dyn Storage>,
     /// How the prepared segments are written (a direct-path segment is zero-filled as well).
     pub io: IoPath,
+    /// The memory bound of a direct-path segment's writes
+    /// ([`vault_segment::DEFAULT_RING_BYTES`] unless the WAL sets another), set on each
+    /// spare here so that the writer does not build its ring.
+    pub ring_bytes: usize,
 }
 
 /// Bytes of prepared segments the worker keeps ready by default (see [`default_spares`]).
@@ -561,10 +565,13 @@ fn prepare(
         // On failure `recycle` has removed the file; a new one is made below.
         if let Ok(seg) = Segment::recycle(storage, &config.dir, &from, index, capacity, config.io) {
             counters.recycled.fetch_add(1, Ordering::Relaxed);
+            seg.segment().set_ring_bytes(config.ring_bytes);
             return Ok(seg);
         }
     }
-    Segment::create(storage, &config.dir, index, config.segment_size, config.io)
+    let made = Segment::create(storage, &config.dir, index, config.segment_size, config.io)?;
+    made.segment().set_ring_bytes(config.ring_bytes);
+    Ok(made)
 }
 
 /// Removes the dropped files still pooled (the worker stops). They carry `-pre` names, so

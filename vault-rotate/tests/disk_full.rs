@@ -63,6 +63,7 @@ fn start(dir: &Path, disk: &Arc<FillableDisk>) -> Rotator {
         first_index: 1,
         storage: Arc::clone(disk) as Arc<dyn Storage>,
         io: vault_segment::IoPath::Mmap,
+        ring_bytes: vault_segment::DEFAULT_RING_BYTES,
     })
     .unwrap()
 }

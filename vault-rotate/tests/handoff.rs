@@ -13,6 +13,7 @@ fn start(dir: &std::path::Path, first_index: u64) -> Rotator {
         first_index,
         storage: Arc::new(FsStorage),
         io: vault_segment::IoPath::Mmap,
+        ring_bytes: vault_segment::DEFAULT_RING_BYTES,
     })
     .unwrap()
 }
@@ -64,6 +65,7 @@ fn with_one_spare_only_one_is_prepared_ahead() {
             first_index: 1,
             storage: Arc::new(FsStorage),
             io: vault_segment::IoPath::Mmap,
+            ring_bytes: vault_segment::DEFAULT_RING_BYTES,
         },
         1,
     )
@@ -170,6 +172,7 @@ fn a_failed_enlargement_does_not_skip_its_segment_index() {
         first_index: 1,
         storage: Arc::clone(&sim) as Arc<dyn Storage>,
         io: vault_segment::IoPath::Mmap,
+        ring_bytes: vault_segment::DEFAULT_RING_BYTES,
     })
     .unwrap();
     wait_prepared(&r, 1);

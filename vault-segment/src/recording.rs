@@ -125,6 +125,9 @@ unsafe impl Region for RecordingRegion {
     fn release(&self, upto: usize) -> io::Result<()> {
         self.inner.release(upto)
     }
+    fn note_overflow(&self, end: usize) {
+        self.inner.note_overflow(end);
+    }
 }
 
 impl<S: Storage> Storage for RecordingStorage<S> {

@@ -71,6 +71,9 @@ pub(crate) use platform::DirectFile;
 /// readers. Linux only; elsewhere a direct-path segment keeps its whole file in memory.
 pub(crate) const DIRECT_RING: bool = platform::DIRECT_RING;
 
+/// The ring's memory: an in-memory file of `len` bytes (where `DIRECT_RING`).
+pub(crate) use platform::{map_anon_fixed, map_fixed, ring_file};
+
 /// Faults in `[offset, offset + len)` of anonymous memory writable without changing a page
 /// that is already there (`MADV_POPULATE_WRITE`). `Ok(false)` where the kernel cannot, in
 /// which case nothing was done: a fallback that stores into the pages could overwrite bytes
@@ -187,6 +190,12 @@ pub unsafe trait Region: Send + Sync + fmt::Debug {
     fn release(&self, upto: usize) -> io::Result<()> {
         let _ = upto;
         Ok(())
+    }
+    /// The appender is about to store up to `end`, past [`Region::released`] plus
+    /// [`Region::ring_bytes`] (a batch larger than the ring): the region must not map
+    /// anything over those bytes. Called under the same serialisation as `release`.
+    fn note_overflow(&self, end: usize) {
+        let _ = end;
     }
 }
 

@@ -3,6 +3,12 @@
 //! a sync, so that a process that dies (kill -9, a panic with `abort`) takes at most the last
 //! chunk of unsynced records with it instead of everything since the last sync.
 //!
+//! The same thread keeps the direct path's memory ring moving when nothing else does: on a
+//! direct-path log whose syncs do not follow every append (`SyncPolicy::Interval` or
+//! `Manual`) it runs with write-behind off too, writing out a quarter of the ring at a time,
+//! whose memory the write-out gives back ([`Segment::write_out_to`]); without it an appender
+//! that fills the ring writes out itself, and waits for the device meanwhile.
+//!
 //! The appender notes, under the append lock it holds anyway, when its tail crossed a chunk
 //! boundary and leaves the segment and its end in a slot; one background thread takes the slot
 //! and calls [`vault_segment::Segment::write_out_to`]. Nothing becomes durable here: syncs
@@ -16,12 +22,24 @@ use vault_segment::Segment;
 use crate::error::{Error, Result};
 use crate::sync::{lock, Arc, Condvar, JoinHandle, Mutex, ThreadBuilder};
 
-/// Bytes of published records that make the appender wake the write-behind thread (in the
-/// loom models, less than one of their 4 KiB segments, so that they exercise the hand-off).
+/// Bytes of published records that make the appender wake the write-behind thread with
+/// `Options::write_behind` on (in the loom models, less than one of their 4 KiB segments, so
+/// that they exercise the hand-off).
 #[cfg(not(test))]
 pub(crate) const CHUNK: usize = 256 << 10;
 #[cfg(test)]
 pub(crate) const CHUNK: usize = 1024;
+
+/// The chunk when only the memory ring asks for the thread (`Options::write_behind` off, on a
+/// direct-path log whose syncs are not every append): a quarter of the ring, so that the
+/// appender fills the rest while the thread writes one quarter out and gives its memory back.
+pub(crate) fn ring_chunk(ring_bytes: usize) -> usize {
+    if cfg!(test) {
+        CHUNK
+    } else {
+        (ring_bytes / 4).max(CHUNK)
+    }
+}
 
 #[derive(Debug, Default)]
 struct Slot {
@@ -35,13 +53,16 @@ struct Slot {
 pub(crate) struct WriteBehind {
     slot: Mutex<Slot>,
     wake: Condvar,
+    /// Published bytes between requests ([`CHUNK`] or [`ring_chunk`]).
+    pub(crate) chunk: usize,
 }
 
 impl WriteBehind {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(chunk: usize) -> Self {
         Self {
             slot: Mutex::new(Slot::default()),
             wake: Condvar::new(),
+            chunk,
         }
     }
 

@@ -198,16 +198,20 @@ impl SegmentAppender {
             return;
         }
         seg.inner.ring_waits.fetch_add(1, Ordering::Relaxed);
-        {
-            let _serial = seg
-                .inner
-                .sync_lock
-                .lock()
-                .unwrap_or_else(crate::sync::PoisonError::into_inner);
-            // A failed write-out keeps the memory; the store below goes past the ring then,
-            // and the next sync reports the failure if it persists.
-            let _ = seg.write_out_locked(seg.published_end(), true);
+        let _serial = seg
+            .inner
+            .sync_lock
+            .lock()
+            .unwrap_or_else(crate::sync::PoisonError::into_inner);
+        // A failed write-out keeps the memory; the store below goes past the ring then,
+        // and the next sync reports the failure if it persists.
+        let _ = seg.write_out_locked(seg.published_end(), true);
+        self.bound = bound(region);
+        if need > self.bound {
+            // Unpublished bytes past the ring: before any store there, so that no release
+            // maps ring memory over them.
+            region.note_overflow(need);
+            self.bound = need;
         }
-        self.bound = bound(region).max(need);
     }
 }

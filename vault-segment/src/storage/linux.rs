@@ -192,18 +192,82 @@ impl DirectFile {
     pub(crate) unsafe fn map_over(&self, addr: *mut u8, len: usize, offset: u64) -> io::Result<()> {
         // SAFETY: the caller's contract: the range is ours to replace, and its readers see
         // the same bytes before and after.
-        unsafe {
-            rustix::mm::mmap(
-                addr.cast(),
-                len,
-                rustix::mm::ProtFlags::READ,
-                rustix::mm::MapFlags::SHARED | rustix::mm::MapFlags::FIXED,
-                &self.file,
-                offset,
-            )
-        }?;
-        Ok(())
+        unsafe { map_fixed(addr, len, &self.file, offset, false) }
     }
+}
+
+/// The memory of the direct path's ring: an anonymous in-memory file (`memfd_create`) of
+/// `len` bytes, whose pages are mapped into a region where the ring is and stay allocated
+/// while they move (faulting fresh anonymous memory in costs up to ~8 µs a page on this VM).
+pub(crate) fn ring_file(len: usize) -> io::Result<File> {
+    let fd = rustix::fs::memfd_create("vault-ring", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let file = File::from(fd);
+    file.set_len(len as u64)?;
+    Ok(file)
+}
+
+/// Puts `len` bytes of anonymous memory at `addr` in place of what was mapped there, holding
+/// `bytes` and then zeros (faulted in only where touched). The memory is made and filled
+/// elsewhere and then moved in with one `mremap(MREMAP_FIXED)`, which swaps the pages under
+/// the address-space lock: another thread reading those addresses reads the old pages or
+/// the new ones, never a hole or a half-filled copy.
+///
+/// # Safety
+///
+/// `addr` and `len` are page multiples, `bytes.len() <= len`, `[addr, addr + len)` lies
+/// inside a mapping the caller owns, and whoever reads it expects `bytes` then zeros there.
+pub(crate) unsafe fn map_anon_fixed(addr: *mut u8, len: usize, bytes: &[u8]) -> io::Result<()> {
+    use rustix::mm::{MapFlags, MremapFlags, ProtFlags};
+    // SAFETY: a new private anonymous mapping at an address the kernel picks.
+    let tmp = unsafe {
+        rustix::mm::mmap_anonymous(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::PRIVATE | MapFlags::NORESERVE,
+        )
+    }?;
+    // SAFETY: `tmp` is `len >= bytes.len()` writable bytes nobody else knows of.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), tmp.cast::<u8>(), bytes.len()) };
+    // SAFETY: `tmp` is ours and `len` long; the caller's contract covers the target.
+    match unsafe { rustix::mm::mremap_fixed(tmp, len, len, MremapFlags::MAYMOVE, addr.cast()) } {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // SAFETY: `tmp` is still ours (the move failed).
+            let _ = unsafe { rustix::mm::munmap(tmp, len) };
+            Err(e.into())
+        }
+    }
+}
+
+/// Maps `len` bytes of `file` from `offset`, shared, at `addr` in place of what was mapped
+/// there (`mmap(MAP_FIXED)`, atomic for other threads: see [`DirectFile::map_over`]):
+/// read-only, or writable with its page tables filled in (`MAP_POPULATE`).
+///
+/// # Safety
+///
+/// `addr`, `len` and `offset` are page multiples, `[addr, addr + len)` lies inside a mapping
+/// the caller owns, and no thread reads or writes it expecting other bytes than `file` holds
+/// there from now on.
+pub(crate) unsafe fn map_fixed(
+    addr: *mut u8,
+    len: usize,
+    file: &File,
+    offset: u64,
+    writable: bool,
+) -> io::Result<()> {
+    use rustix::mm::{MapFlags, ProtFlags};
+    let (prot, flags) = if writable {
+        (
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED | MapFlags::FIXED | MapFlags::POPULATE,
+        )
+    } else {
+        (ProtFlags::READ, MapFlags::SHARED | MapFlags::FIXED)
+    };
+    // SAFETY: the caller's contract.
+    unsafe { rustix::mm::mmap(addr.cast(), len, prot, flags, file, offset) }?;
+    Ok(())
 }
 
 fn dio_align(file: &File) -> usize {

@@ -262,6 +262,44 @@ pub(super) fn sync_mapping(
 pub(super) const DIRECT_RING: bool = false;
 
 /// Never called where [`DIRECT_RING`] is false.
+///
+/// # Safety
+///
+/// As on Linux.
+pub(crate) unsafe fn map_anon_fixed(_addr: *mut u8, _len: usize, _bytes: &[u8]) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "no memory ring on this platform",
+    ))
+}
+
+/// Never called where [`DIRECT_RING`] is false.
+pub(crate) fn ring_file(_len: usize) -> io::Result<File> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "no memory ring on this platform",
+    ))
+}
+
+/// Never called where [`DIRECT_RING`] is false.
+///
+/// # Safety
+///
+/// As on Linux.
+pub(crate) unsafe fn map_fixed(
+    _addr: *mut u8,
+    _len: usize,
+    _file: &File,
+    _offset: u64,
+    _writable: bool,
+) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "no memory ring on this platform",
+    ))
+}
+
+/// Never called where [`DIRECT_RING`] is false.
 #[allow(clippy::unnecessary_wraps)]
 pub(super) fn populate(_map: &MmapRaw, _offset: usize, _len: usize) -> io::Result<bool> {
     Ok(false)
