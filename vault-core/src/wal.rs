@@ -40,7 +40,8 @@ pub type Lsn = u64;
 pub struct Wal {
     shared: Arc<Shared>,
     flusher: Option<JoinHandle<()>>,
-    /// The write-behind thread (direct path with `Options::write_behind`).
+    /// The write-behind thread (direct path: write-behind with `Options::write_behind`, the
+    /// memory ring's upkeep without).
     write_behind: Option<JoinHandle<()>>,
     closed: bool,
 }
@@ -81,8 +82,8 @@ struct Shared {
     tail: follow::Tail,
     /// The durability completion path (`on_durable`, `wait_durable` with a timeout).
     commit: commit::Committer,
-    /// Present when full blocks are written out ahead of syncs (`Options::write_behind` on
-    /// the direct path).
+    /// Present on the direct path: full blocks written out ahead of syncs
+    /// (`Options::write_behind`), or the memory ring's upkeep.
     write_behind: Option<Arc<write_behind::WriteBehind>>,
     /// Released by `close` itself, not when the last handle to this state goes: a follower
     /// may hold one after close.
@@ -398,15 +399,13 @@ impl Wal {
             counters: Counters::default(),
             tail: follow::Tail::new(),
             commit: commit::Committer::new(),
-            write_behind: (io == IoPath::Direct
-                && (options.write_behind || options.sync != SyncPolicy::Always))
-                .then(|| {
-                    Arc::new(write_behind::WriteBehind::new(if options.write_behind {
-                        write_behind::CHUNK
-                    } else {
-                        write_behind::ring_chunk(options.direct_ring_bytes)
-                    }))
-                }),
+            write_behind: (io == IoPath::Direct).then(|| {
+                Arc::new(if options.write_behind {
+                    write_behind::WriteBehind::every_chunk()
+                } else {
+                    write_behind::WriteBehind::ring(options.direct_ring_bytes)
+                })
+            }),
             options,
             dir_lock: Mutex::new(Some(dir_lock)),
             budget,

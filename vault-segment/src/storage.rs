@@ -182,8 +182,10 @@ pub unsafe trait Region: Send + Sync + fmt::Debug {
     /// Gives back the memory of the whole pages below `upto`, whose bytes are in the file
     /// (written, durable or not) and never written again: they stay readable at the same
     /// addresses, with the same bytes, read from the file from now on. Also faults in the
-    /// memory the appender may fill next. Never called while a [`Region::sync`] or
-    /// [`Region::write_out`] of the same region runs.
+    /// memory the appender may fill next. Called for bytes below the synced end at any time
+    /// (a [`Region::sync`] or [`Region::write_out`] in progress reads only at and past it),
+    /// else only while no sync or write-out of the region runs; releases of one region are
+    /// ordered by the region.
     ///
     /// # Errors
     /// The error of remapping; the memory is then kept (nothing is lost).

@@ -3,11 +3,12 @@
 //! a sync, so that a process that dies (kill -9, a panic with `abort`) takes at most the last
 //! chunk of unsynced records with it instead of everything since the last sync.
 //!
-//! The same thread keeps the direct path's memory ring moving when nothing else does: on a
-//! direct-path log whose syncs do not follow every append (`SyncPolicy::Interval` or
-//! `Manual`) it runs with write-behind off too, writing out a quarter of the ring at a time,
-//! whose memory the write-out gives back ([`Segment::write_out_to`]); without it an appender
-//! that fills the ring writes out itself, and waits for the device meanwhile.
+//! With write-behind off, the same thread keeps the direct path's memory ring moving
+//! ([`Segment::relieve_ring`]): every quarter of the ring appended, it gives back the memory
+//! under what syncs made durable (off the syncs' own path, which then costs no system call
+//! more than the durable write), and writes out published bytes when more than half of the
+//! ring is in use (an unsynced spill). An appender that finds the ring full anyway writes out
+//! itself, and waits for the device meanwhile.
 //!
 //! The appender notes, under the append lock it holds anyway, when its tail crossed a chunk
 //! boundary and leaves the segment and its end in a slot; one background thread takes the slot
@@ -30,10 +31,9 @@ pub(crate) const CHUNK: usize = 256 << 10;
 #[cfg(test)]
 pub(crate) const CHUNK: usize = 1024;
 
-/// The chunk when only the memory ring asks for the thread (`Options::write_behind` off, on a
-/// direct-path log whose syncs are not every append): a quarter of the ring, so that the
-/// appender fills the rest while the thread writes one quarter out and gives its memory back.
-pub(crate) fn ring_chunk(ring_bytes: usize) -> usize {
+/// The chunk when only the memory ring asks for the thread (`Options::write_behind` off): a
+/// quarter of the ring, the unit its memory goes back in.
+fn ring_chunk(ring_bytes: usize) -> usize {
     if cfg!(test) {
         CHUNK
     } else {
@@ -55,14 +55,27 @@ pub(crate) struct WriteBehind {
     wake: Condvar,
     /// Published bytes between requests ([`CHUNK`] or [`ring_chunk`]).
     pub(crate) chunk: usize,
+    /// Write-behind proper (every chunk written out), or only the ring's upkeep.
+    write_out: bool,
 }
 
 impl WriteBehind {
-    pub(crate) fn new(chunk: usize) -> Self {
+    /// Write-behind: every [`CHUNK`] of published bytes is written out.
+    pub(crate) fn every_chunk() -> Self {
+        Self::new(CHUNK, true)
+    }
+
+    /// The ring's upkeep alone, every quarter of a ring of `ring_bytes`.
+    pub(crate) fn ring(ring_bytes: usize) -> Self {
+        Self::new(ring_chunk(ring_bytes), false)
+    }
+
+    fn new(chunk: usize, write_out: bool) -> Self {
         Self {
             slot: Mutex::new(Slot::default()),
             wake: Condvar::new(),
             chunk,
+            write_out,
         }
     }
 
@@ -103,7 +116,11 @@ pub(crate) fn start(wb: Arc<WriteBehind>) -> Result<JoinHandle<()>> {
             };
             // A failure is not an error of the WAL: the bytes are still in memory, and the
             // next sync writes them durably or reports its own failure.
-            let _ = seg.write_out_to(end);
+            let _ = if wb.write_out {
+                seg.write_out_to(end)
+            } else {
+                seg.relieve_ring(end)
+            };
         })
         .map_err(|e| Error::io("spawn write-behind thread for", PathBuf::new(), e))
 }

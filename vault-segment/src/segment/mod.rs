@@ -543,8 +543,9 @@ impl Segment {
 
     /// Gives the direct path's ring the memory of published bytes below `end` that are in
     /// the file (a sync or write-out to `end` completed), once that is at least a quarter of
-    /// the ring (each release is a system call), or whatever there is when `force`d. Under
-    /// the sync lock. A failure to remap keeps the memory and is not an error of the log.
+    /// the ring (each release is a few system calls), or whatever there is when `force`d.
+    /// Under the sync lock unless every byte below `end` is durable. A failure to remap
+    /// keeps the memory and is not an error of the log.
     fn give_back(&self, end: usize, force: bool) {
         let region = &*self.inner.region;
         let ring = region.ring_bytes();
@@ -555,6 +556,39 @@ impl Segment {
         if force || end >= region.released().saturating_add(ring / 4) {
             let _ = region.release(end);
         }
+    }
+
+    /// Keeps the direct path's ring moving (the WAL's ring helper calls it as appends go):
+    /// gives back the memory under the durable bytes, without waiting for a sync in progress
+    /// (a sync writes only at and past the synced end, never where this remaps); and when
+    /// that leaves more than half of the ring in use up to `end`, writes the published bytes
+    /// out first (as [`Segment::write_out_to`]) so that the appender does not find the ring
+    /// full. Nothing on the mmap path.
+    ///
+    /// Crash semantics: none; nothing is made durable.
+    ///
+    /// # Errors
+    /// The I/O error of the write-out, naming the file; as for `write_out_to`, it does not
+    /// poison the segment.
+    pub fn relieve_ring(&self, end: usize) -> Result<()> {
+        let region = &*self.inner.region;
+        let ring = region.ring_bytes();
+        if ring == 0 {
+            return Ok(());
+        }
+        // Durable bytes: no sync or write-out reads them, so no lock is needed (the region
+        // orders its own releases).
+        self.give_back(self.synced_end(), false);
+        let end = end.min(self.published_end());
+        if end >= region.released().saturating_add(ring / 2) {
+            let _serial = self
+                .inner
+                .sync_lock
+                .lock()
+                .unwrap_or_else(crate::sync::PoisonError::into_inner);
+            self.write_out_locked(end, false)?;
+        }
+        Ok(())
     }
 
     /// Sets the memory bound of this segment's writes on the direct path (see
@@ -697,7 +731,6 @@ impl Segment {
         } else {
             inner.synced.fetch_max(end, Ordering::AcqRel);
         }
-        self.give_back(self.synced_end(), false);
         Ok(())
     }
 
