@@ -66,6 +66,13 @@ fn append(a: &mut SegmentAppender, from: u64, to: u64, sync_every: u64) {
     }
 }
 
+/// The segment file at `path` as recovery reads it: mapped read-only and scanned.
+fn scanned(path: &std::path::Path) -> Segment {
+    let seg = Segment::open(&FsStorage, path, 1, vault_segment::Access::Read).unwrap();
+    let _ = seg.scan();
+    seg
+}
+
 fn assert_records(seg: &Segment, to: u64) {
     let mut n = 1;
     for r in seg.records_from(1) {
@@ -104,14 +111,7 @@ fn syncs_give_back_the_memory_under_durable_bytes_and_readers_read_the_same_byte
     assert_records(a.segment(), 12_000);
     // The file holds every record once the last ones are synced too.
     a.segment().sync_to(a.offset()).unwrap();
-    let on_disk = Segment::open(
-        &FsStorage,
-        a.segment().path(),
-        1,
-        vault_segment::Access::Read,
-    )
-    .unwrap();
-    let _ = on_disk.scan();
+    let on_disk = scanned(a.segment().path());
     assert_records(&on_disk, 12_000);
 }
 
@@ -141,14 +141,7 @@ fn an_appender_that_fills_the_ring_unsynced_writes_out_and_gives_back_memory_its
     // Nothing was synced: the sync makes the written-out blocks durable with the rest.
     assert!(a.segment().written_end() > a.segment().synced_end());
     a.segment().sync_to(a.offset()).unwrap();
-    let on_disk = Segment::open(
-        &FsStorage,
-        a.segment().path(),
-        1,
-        vault_segment::Access::Read,
-    )
-    .unwrap();
-    let _ = on_disk.scan();
+    let on_disk = scanned(a.segment().path());
     assert_records(&on_disk, 8_000);
 }
 
@@ -172,14 +165,7 @@ fn a_batch_larger_than_the_ring_is_taken_whole() {
     a.append(b"after", partial_crc(b"after")).unwrap();
     a.publish();
     a.segment().sync_to(a.offset()).unwrap();
-    let on_disk = Segment::open(
-        &FsStorage,
-        a.segment().path(),
-        1,
-        vault_segment::Access::Read,
-    )
-    .unwrap();
-    let _ = on_disk.scan();
+    let on_disk = scanned(a.segment().path());
     for seg in [a.segment(), &on_disk] {
         let mut it = seg.records_from(1);
         assert_eq!(it.next().unwrap().data(), &big[..]);
@@ -202,11 +188,9 @@ fn a_reopened_tail_keeps_its_records_when_its_ring_is_resized() {
     a.segment().sync_to(a.offset()).unwrap();
     let path = a.segment().path().to_path_buf();
     drop(a);
-    let scanned = Segment::open(&FsStorage, &path, 1, vault_segment::Access::Read).unwrap();
-    let _ = scanned.scan();
     // Recovery's path: the tail becomes writable with the default ring, then takes the
     // log's own ring size.
-    let tail = scanned
+    let tail = scanned(&path)
         .reopen(&FsStorage, vault_segment::Access::Write(IoPath::Direct))
         .unwrap();
     assert_records(&tail, 600);
