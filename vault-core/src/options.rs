@@ -143,9 +143,11 @@ pub struct Options {
     pub io: IoMode,
     /// On the direct path, write full blocks of unsynced records to the file as they fill
     /// (every 256 KiB), without a sync, so that a process that dies loses at most the last
-    /// 256 KiB of unsynced records rather than all of them (default off: it writes those
-    /// blocks twice, once now and once durably at the sync). No effect on the mmap path,
-    /// whose unsynced records survive a process death in the page cache anyway.
+    /// 256 KiB of unsynced records (default off: a block written out before its sync may be
+    /// written again by it; without write-behind, Linux's memory ring writes blocks out only
+    /// once more than half of [`Options::direct_ring_bytes`] is pending, so a process that
+    /// dies loses at most about a ring). No effect on the mmap path, whose unsynced records
+    /// survive a process death in the page cache anyway.
     pub write_behind: bool,
     /// On the direct path, the memory a segment being written may hold (default
     /// [`vault_segment::DEFAULT_RING_BYTES`], 4 MiB; at least 4 KiB). As syncs and write-outs

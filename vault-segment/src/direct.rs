@@ -8,14 +8,22 @@
 //!
 //! # How it keeps the mapping contract
 //!
-//! [`DirectRegion`] is anonymous, page-aligned memory as long as the file, holding exactly the
+//! [`DirectRegion`] is page-aligned address space as long as the file, holding exactly the
 //! file's bytes when it is opened (a fresh segment is zeros on both sides). Appends store into
 //! it like into a mapping; [`Region::sync`] writes the aligned blocks that cover the range
 //! with one direct write that is durable when it returns (on Linux one `pwritev2(RWF_DSYNC)`
 //! on a descriptor opened with `O_DIRECT`, falling back to `pwrite` + `fdatasync` where the
 //! flag is refused), so a sync is one data write plus the device flush the write carries.
-//! Readers read the memory, so every published record is
-//! readable whether or not it was written to the file yet.
+//! Readers read the region, so every published record is readable whether or not it was
+//! written to the file yet.
+//!
+//! # Memory: the ring
+//!
+//! Where the platform allows it (`DIRECT_RING`: Linux), only a window of the region is process
+//! memory: a ring of a few MiB ([`Ring`]) whose slots move along the file as its bytes reach
+//! it; below the window the file itself is mapped read-only at the same addresses, so a
+//! reader holding a record reads the same bytes throughout. Elsewhere the region is anonymous
+//! memory as long as the file.
 //!
 //! # The tail block is rewritten, never torn into loss
 //!
@@ -27,9 +35,9 @@
 //!
 //! # Page cache
 //!
-//! Nothing here uses the page cache except [`open`] of an existing file, which reads it with
-//! direct reads as well (all but a last block shorter than the alignment). The read-only mappings of finished segments (see
-//! `Segment::reopen`) fill the page cache only with pages a reader touches.
+//! Nothing here writes through the page cache (a last block shorter than the alignment
+//! aside). The file mapped below a ring's window, and the read-only mappings of finished
+//! segments (see `Segment::reopen`), fill it only with pages a reader touches.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -59,7 +67,11 @@ static POOL: std::sync::Mutex<Vec<MmapRaw>> = std::sync::Mutex::new(Vec::new());
 /// rotation) costs milliseconds, and fresh anonymous memory costs a page fault per 4 KiB
 /// when it is pre-faulted (up to ~8 µs each when the VM's host has reclaimed it).
 #[derive(Debug)]
-struct Memory(Option<MmapRaw>, bool);
+struct Memory {
+    map: Option<MmapRaw>,
+    /// Whether it goes back to the pool when dropped.
+    pooled: bool,
+}
 
 impl Memory {
     /// Fresh zeroed memory for `len` bytes that never enters the pool: a ring region's, whose
@@ -67,7 +79,10 @@ impl Memory {
     /// and which maps parts of its file over itself, so it cannot serve another file.
     fn reserve(len: usize) -> io::Result<Self> {
         let want = len.max(1).div_ceil(4096) * 4096;
-        Ok(Self(Some(anon(want)?), false))
+        Ok(Self {
+            map: Some(anon(want)?),
+            pooled: false,
+        })
     }
 
     /// Memory for `len` bytes, all zero when `zeroed` (else its content is unspecified).
@@ -88,9 +103,15 @@ impl Memory {
                     // references any more (its region dropped before it entered the pool).
                     unsafe { std::ptr::write_bytes(m.as_mut_ptr(), 0, m.len()) };
                 }
-                Ok(Self(Some(m), true))
+                Ok(Self {
+                    map: Some(m),
+                    pooled: true,
+                })
             }
-            None => Ok(Self(Some(anon(want)?), true)),
+            None => Ok(Self {
+                map: Some(anon(want)?),
+                pooled: true,
+            }),
         }
     }
 }
@@ -99,13 +120,13 @@ impl std::ops::Deref for Memory {
     type Target = MmapRaw;
 
     fn deref(&self) -> &MmapRaw {
-        self.0.as_ref().expect("memory is present until dropped")
+        self.map.as_ref().expect("memory is present until dropped")
     }
 }
 
 impl Drop for Memory {
     fn drop(&mut self) {
-        if let Some(m) = self.0.take().filter(|_| self.1) {
+        if let Some(m) = self.map.take().filter(|_| self.pooled) {
             let mut pool = POOL
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -149,8 +170,8 @@ struct Ring {
     /// `W`: the appender may store below `released + bytes`.
     bytes: AtomicUsize,
     released: AtomicUsize,
-    /// The ring's memory and where it is mapped. Releases already run one at a time (under
-    /// the segment's sync lock); the lock orders them with [`Region::set_ring_bytes`].
+    /// The ring's memory and where it is mapped; the lock orders releases (which run with or
+    /// without the segment's sync lock) with each other and with [`Region::set_ring_bytes`].
     mem: std::sync::Mutex<RingMem>,
     /// The page size, or the direct-I/O alignment if larger.
     grain: usize,
@@ -231,7 +252,7 @@ pub(crate) fn open(path: &Path, fresh: bool) -> io::Result<Box<dyn Region>> {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "empty file"));
     }
     let align = file.align();
-    let grain = align.max(DirectFile::page());
+    let grain = align.max(crate::storage::page_size());
     // A process whose file-size limit (`RLIMIT_FSIZE`) is below the ring cannot make its
     // in-memory file: its segments keep their whole file in memory instead.
     let ring = if fresh && DIRECT_RING && len % grain == 0 {
@@ -481,10 +502,9 @@ unsafe impl Region for DirectRegion {
         // A ring of the new size over the first window, holding the bytes written there so
         // far (the header and activation block before the first append; a reopened tail's
         // records).
-        let Ok(new) = RingMem::new(bytes, ring.grain) else {
+        let Ok(mut new) = RingMem::new(bytes, ring.grain) else {
             return;
         };
-        let mut new = new;
         // Bytes stored past the old window are past the new one too (it starts at 0 as well).
         new.overflow = mem.overflow;
         let old_end = mem.len.min(self.len);

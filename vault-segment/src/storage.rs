@@ -46,6 +46,8 @@ mod mmap;
 mod linux;
 #[cfg(target_os = "macos")]
 mod macos;
+#[cfg(not(target_os = "linux"))]
+mod no_ring;
 #[cfg(unix)]
 mod unix;
 #[cfg(windows)]
@@ -72,7 +74,7 @@ pub(crate) use platform::DirectFile;
 pub(crate) const DIRECT_RING: bool = platform::DIRECT_RING;
 
 /// The ring's memory: an in-memory file of `len` bytes (where `DIRECT_RING`).
-pub(crate) use platform::{map_anon_fixed, map_fixed, ring_file};
+pub(crate) use platform::{map_anon_fixed, map_fixed, page_size, ring_file};
 
 /// Faults in `[offset, offset + len)` of anonymous memory writable without changing a page
 /// that is already there (`MADV_POPULATE_WRITE`). `Ok(false)` where the kernel cannot, in

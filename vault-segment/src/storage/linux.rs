@@ -174,11 +174,6 @@ impl DirectFile {
         self.file.sync_data()
     }
 
-    /// The page size: what [`DirectFile::map_over`] maps in units of.
-    pub(crate) fn page() -> usize {
-        rustix::param::page_size()
-    }
-
     /// Maps `len` bytes of the file from `offset` at `addr`, read-only and shared, in place
     /// of what was mapped there: one `mmap(MAP_FIXED)`, which swaps the pages under the
     /// process's address-space lock, so another thread reading those addresses reads either
@@ -194,6 +189,11 @@ impl DirectFile {
         // the same bytes before and after.
         unsafe { map_fixed(addr, len, &self.file, offset, false) }
     }
+}
+
+/// The page size: what [`DirectFile::map_over`] and [`map_fixed`] map in units of.
+pub(crate) fn page_size() -> usize {
+    rustix::param::page_size()
 }
 
 /// The memory of the direct path's ring: an anonymous in-memory file (`memfd_create`) of

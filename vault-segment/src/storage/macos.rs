@@ -51,52 +51,9 @@ pub(super) fn sync_mapping(
     full_sync(file)
 }
 
-/// No memory ring on macOS: `map_over` is not built here (see `crate::storage::DIRECT_RING`).
-pub(super) const DIRECT_RING: bool = false;
-
-/// Never called where [`DIRECT_RING`] is false.
-///
-/// # Safety
-///
-/// As on Linux.
-pub(crate) unsafe fn map_anon_fixed(_addr: *mut u8, _len: usize, _bytes: &[u8]) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "no memory ring on this platform",
-    ))
-}
-
-/// Never called where [`DIRECT_RING`] is false.
-pub(crate) fn ring_file(_len: usize) -> io::Result<File> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "no memory ring on this platform",
-    ))
-}
-
-/// Never called where [`DIRECT_RING`] is false.
-///
-/// # Safety
-///
-/// As on Linux.
-pub(crate) unsafe fn map_fixed(
-    _addr: *mut u8,
-    _len: usize,
-    _file: &File,
-    _offset: u64,
-    _writable: bool,
-) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "no memory ring on this platform",
-    ))
-}
-
-/// Never called where [`DIRECT_RING`] is false.
-#[allow(clippy::unnecessary_wraps)]
-pub(super) fn populate(_map: &MmapRaw, _offset: usize, _len: usize) -> io::Result<bool> {
-    Ok(false)
-}
+pub(crate) use super::no_ring::{
+    map_anon_fixed, map_fixed, page_size, populate, ring_file, DIRECT_RING,
+};
 
 /// Faults every page in writable by touching it (no `MADV_POPULATE_WRITE` on macOS).
 #[allow(clippy::unnecessary_wraps)]
@@ -139,11 +96,6 @@ pub(crate) struct DirectFile {
 }
 
 impl DirectFile {
-    /// The unit of [`DirectFile::map_over`] (unused where [`DIRECT_RING`] is false).
-    pub(crate) fn page() -> usize {
-        4096
-    }
-
     /// Not available here ([`DIRECT_RING`] is false): never called.
     ///
     /// # Safety
