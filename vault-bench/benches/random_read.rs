@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use vault_core::{Options, Segment, SyncPolicy, Wal};
+use vault_core::{Options, SyncPolicy, Wal};
+use vault_segment::Segment;
 
 const RECORD: usize = 256;
 

@@ -138,7 +138,7 @@ impl System for Vault {
         if self.big_segments && workload.segment_size.is_none() {
             options = options.with_segment_size(512 << 20);
         }
-        let spares = vault_rotate::default_spares(options.segment_size) as u64;
+        let spares = vault_rotate::default_spares(options.segment_size()) as u64;
         let (wal, _) = Wal::open(dir, options)?;
         settle(&wal, spares)?;
         let s = wal.stats();
@@ -723,7 +723,7 @@ pub fn measure_spill(dir: &Path, io: IoMode, bytes: u64, record_len: usize) -> R
     let options = Options::default()
         .with_sync(SyncPolicy::Interval(Duration::from_secs(1)))
         .with_io(io);
-    let spares = vault_rotate::default_spares(options.segment_size) as u64;
+    let spares = vault_rotate::default_spares(options.segment_size()) as u64;
     let (wal, _) = Wal::open(dir, options)?;
     settle(&wal, spares)?;
     let record: Vec<u8> = (0..record_len).map(|i| (i % 251) as u8 + 1).collect();

@@ -1005,7 +1005,7 @@ fn targets(
         // The direct path's process memory: the tail, the spares and at most two finished
         // segments waiting for their write (docs/ARCHITECTURE.md §8.1).
         let defaults = vault_core::Options::default();
-        let memory_bound = i64::try_from((3 + defaults.spares() as u64) * defaults.segment_size)
+        let memory_bound = i64::try_from((3 + defaults.spares() as u64) * defaults.segment_size())
             .unwrap_or(i64::MAX);
         let goal = if direct {
             format!(

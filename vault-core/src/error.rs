@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 pub use vault_segment::CorruptionKind;
 
-use crate::sync::RotateError;
+use crate::sync::{RotateError, StdArc};
 
 /// Errors of the WAL. Each says what went wrong and, where there is one, what to do.
 #[non_exhaustive]
@@ -58,14 +58,18 @@ pub enum Error {
         /// The configured maximum.
         max: usize,
     },
-    /// An earlier sync failed; the WAL accepts nothing more, since the failed data may be lost.
+    /// An earlier sync (or a truncation that had started to change the log) failed; the WAL
+    /// accepts nothing more, since the failed data may be lost.
     #[error(
-        "the WAL stopped after a failed sync ({cause}); records after LSN {durable} may not be \
-         on disk: close it and reopen the directory to recover"
+        "the WAL stopped after a failed {during} ({cause}); records after LSN {durable} may not \
+         be on disk: close it and reopen the directory to recover"
     )]
     Poisoned {
-        /// The first failure, as text.
-        cause: String,
+        /// What failed: `"sync"` or `"truncation"`.
+        during: &'static str,
+        /// The first failure; every caller after it gets the same one.
+        #[source]
+        cause: StdArc<Error>,
         /// The durable LSN before the failure.
         durable: u64,
     },
@@ -195,6 +199,29 @@ pub enum Error {
     /// Invalid [`crate::Options`].
     #[error("invalid options: {0}")]
     InvalidOptions(String),
+    /// [`crate::Wal::reset`] was asked for a next LSN the format cannot hold.
+    #[error(
+        "reset to LSN {lsn}: a segment's first LSN is at most {max}; choose a smaller next LSN"
+    )]
+    LsnOutOfRange {
+        /// The LSN asked for.
+        lsn: u64,
+        /// The largest first LSN a segment can hold.
+        max: u64,
+    },
+    /// A record that passed [`crate::Options::max_record_size`] did not fit even a fresh
+    /// segment sized for it: a bug in vault, not in the caller.
+    #[error(
+        "internal error: a record of {len} bytes did not fit a segment made for it; please \
+         report this as a vault bug"
+    )]
+    RecordDoesNotFit {
+        /// The record's length.
+        len: usize,
+    },
+    /// A segment-level failure without a more specific variant here.
+    #[error(transparent)]
+    Segment(vault_segment::Error),
     /// The background rotation worker stopped.
     #[error("the segment rotation worker has stopped; close and reopen the WAL")]
     WorkerGone,
@@ -243,11 +270,7 @@ impl From<vault_segment::Error> for Error {
                 found,
                 supported,
             },
-            other => Self::Io {
-                op: "segment",
-                path: PathBuf::new(),
-                source: io::Error::other(other.to_string()),
-            },
+            other => Self::Segment(other),
         }
     }
 }
@@ -266,7 +289,15 @@ impl From<RotateError> for Error {
                 path,
                 source,
             },
-            _ => Self::WorkerGone,
+            RotateError::WorkerGone => Self::WorkerGone,
+            // vault-rotate's error is `#[non_exhaustive]`; the loom build compiles its
+            // sources into this crate, where the enum is local and this arm unreachable.
+            #[cfg_attr(test, allow(unreachable_patterns))]
+            other => Self::Io {
+                op: "rotate segments in",
+                path: PathBuf::new(),
+                source: io::Error::other(other),
+            },
         }
     }
 }

@@ -117,7 +117,19 @@ pub use options::{BudgetPolicy, IoMode, Options, SyncPolicy};
 pub use read::{inspect, Health, Inspection, Iter, SegmentSummary};
 pub use recovery::{RecoveryReport, TornTail};
 pub use vault_buffer::{Pool, PoolConfig, PoolStats, PooledBuf};
-pub use vault_segment::{
-    FileMode, FsStorage, IoPath, Record, RecordingStorage, Segment, Storage, SyncEvent,
-};
+pub use vault_segment::{FileMode, FsStorage, IoPath, Record, Storage};
 pub use wal::{Durable, Follower, Lsn, MustWriteError, Room, Wal, WalStats};
+
+/// What may cross threads, checked at compile time: a `Wal` is shared by its appenders, a
+/// reader or a record may be handed to another thread, and errors travel anywhere.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    const fn send<T: Send>() {}
+    send_sync::<Wal>();
+    send_sync::<Record>();
+    send_sync::<Error>();
+    send_sync::<Options>();
+    send_sync::<Iter>();
+    send_sync::<Follower>();
+    send::<Durable>();
+};

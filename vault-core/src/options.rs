@@ -122,66 +122,34 @@ impl Default for BudgetPolicy {
     }
 }
 
-/// How a [`crate::Wal`] is set up. Build with [`Options::default`] and the `with_*` methods.
+/// How a [`crate::Wal`] is set up: [`Options::default`] and the `with_*` methods set it, the
+/// methods named after each setting read it.
 #[derive(Clone)]
 pub struct Options {
-    /// Capacity of each segment file in bytes (default 64 MiB). Records larger than a segment
-    /// get a segment of their own size.
-    pub segment_size: u64,
-    /// When records become durable (default [`SyncPolicy::Always`]).
-    pub sync: SyncPolicy,
-    /// The largest record accepted (default 64 MiB); larger appends fail with
-    /// [`Error::RecordTooLarge`].
-    pub max_record_size: usize,
-    /// The file-system seam (default the real file system).
-    pub storage: Arc<dyn Storage>,
-    /// Prepared segments the rotation worker keeps ready ahead of the writer; 0 (the default)
-    /// means automatic: enough for 128 MiB, between one and four (see [`Options::spares`]).
-    /// More absorb longer bursts of unsynced appends that outrun preparation.
-    pub spare_segments: usize,
-    /// The I/O path (default [`IoMode::Auto`]).
-    pub io: IoMode,
-    /// On the direct path, write full blocks of unsynced records to the file as they fill
-    /// (every 256 KiB), without a sync, so that a process that dies loses at most the last
-    /// 256 KiB of unsynced records (default off: a block written out before its sync may be
-    /// written again by it; without write-behind, Linux's memory ring writes blocks out only
-    /// once more than half of [`Options::direct_ring_bytes`] is pending, so a process that
-    /// dies loses at most about a ring). No effect on the mmap path, whose unsynced records
-    /// survive a process death in the page cache anyway.
-    pub write_behind: bool,
-    /// On the direct path, the memory a segment being written may hold (default
-    /// [`vault_segment::DEFAULT_RING_BYTES`], 4 MiB; at least 4 KiB). As syncs and write-outs
-    /// put a segment's bytes in the file, the memory under them is given back and the file
-    /// is mapped read-only in its place (readers read the same bytes at the same addresses);
-    /// an appender that finds the ring full writes out and gives back memory itself, counted
-    /// in [`crate::WalStats::ring_waits`]. Linux only: on Windows and macOS a direct-path
-    /// segment keeps its whole file in memory until it is durable. No effect on the mmap path.
-    pub direct_ring_bytes: usize,
-    /// A bound on the bytes of the log's files (default `None`: unbounded): its segments,
-    /// the spares the worker keeps, and room for the copy `truncate_back` makes. The log
-    /// grows by whole segments, so the bound is checked where it grows, at rotation; at the
-    /// bound, appends follow [`Options::budget_policy`]. At least
-    /// [`Options::min_disk_budget`], or `open` fails with [`Error::BudgetTooSmall`]. See
-    /// `docs/ARCHITECTURE.md`, "The disk budget".
-    pub disk_budget: Option<u64>,
-    /// What appends do at the bound (default [`BudgetPolicy::Fail`]).
-    pub budget_policy: BudgetPolicy,
-    /// Who may read the log (default [`FileMode::Private`]: segments `0600`, the directory
-    /// `0700` when vault creates it). With [`FileMode::GroupReadable`] every segment the log
-    /// holds is `0640` and a directory vault creates `0750`; spares and `-pre` files, which
-    /// hold no records, stay `0600`. The mode of an existing directory is left alone.
-    pub file_mode: FileMode,
-    /// How many files dropped by [`crate::Wal::truncate_front`] are kept for reuse as later
-    /// segments (default `None`: as many as [`Options::spares`]; `Some(0)`: never, every
-    /// dropped file is removed). A recycled file is renamed out of the log, given a new
-    /// header, index and salt by the rotation worker and appended to like a new segment: no
-    /// allocation, and on ext4 and xfs no metadata write when its blocks are written (see
-    /// `docs/ARCHITECTURE.md`, "Recycled segments"). Until they are overwritten, its old
-    /// records stay in the file as stale bytes: turn recycling off where discarded records
-    /// must leave the disk with `truncate_front`. Files the log dropped while a reader still
-    /// held one of their records, files of another size (a segment enlarged for a large
-    /// record), and every file of a log with a [`Options::disk_budget`] are removed instead.
-    pub recycle_segments: Option<usize>,
+    /// Capacity of each segment file in bytes.
+    pub(crate) segment_size: u64,
+    /// When records become durable.
+    pub(crate) sync: SyncPolicy,
+    /// The largest record accepted.
+    pub(crate) max_record_size: usize,
+    /// The file-system seam.
+    pub(crate) storage: Arc<dyn Storage>,
+    /// Prepared segments kept ready; `None`: automatic.
+    pub(crate) spare_segments: Option<usize>,
+    /// The I/O path.
+    pub(crate) io: IoMode,
+    /// Direct path: write full blocks out as they fill.
+    pub(crate) write_behind: bool,
+    /// Direct path: the memory a segment being written may hold.
+    pub(crate) direct_ring_bytes: usize,
+    /// A bound on the bytes of the log's files.
+    pub(crate) disk_budget: Option<u64>,
+    /// What appends do at the budget.
+    pub(crate) budget_policy: BudgetPolicy,
+    /// Who may read the log.
+    pub(crate) file_mode: FileMode,
+    /// How many dropped files are kept for reuse; `None`: as many as the spares.
+    pub(crate) recycle_segments: Option<usize>,
 }
 
 impl fmt::Debug for Options {
@@ -210,7 +178,7 @@ impl Default for Options {
             sync: SyncPolicy::Always,
             max_record_size: 64 << 20,
             storage: Arc::new(FsStorage),
-            spare_segments: 0,
+            spare_segments: None,
             io: IoMode::Auto,
             write_behind: false,
             direct_ring_bytes: DEFAULT_RING_BYTES,
@@ -279,10 +247,11 @@ impl Options {
         self
     }
 
-    /// Sets how many prepared segments the worker keeps ready (0: automatic).
+    /// Sets how many prepared segments the worker keeps ready (1 to 64; unset: automatic,
+    /// see [`Options::spares`]).
     #[must_use]
     pub fn with_spare_segments(mut self, n: usize) -> Self {
-        self.spare_segments = n;
+        self.spare_segments = Some(n);
         self
     }
 
@@ -340,18 +309,132 @@ impl Options {
     /// The number of spare segments the worker keeps ready with these options.
     #[must_use]
     pub fn spares(&self) -> usize {
-        match self.spare_segments {
-            0 => crate::sync::default_spares(self.segment_size),
-            n => n,
-        }
+        self.spare_segments
+            .unwrap_or_else(|| crate::sync::default_spares(self.segment_size))
+    }
+
+    // The settings, one reader each (the `with_*` methods above set them).
+
+    /// Capacity of each segment file in bytes (default 64 MiB). Records larger than a segment
+    /// get a segment of their own size.
+    #[must_use]
+    pub fn segment_size(&self) -> u64 {
+        self.segment_size
+    }
+
+    /// When records become durable (default [`SyncPolicy::Always`]).
+    #[must_use]
+    pub fn sync(&self) -> SyncPolicy {
+        self.sync
+    }
+
+    /// The largest record accepted (default 64 MiB); larger appends fail with
+    /// [`Error::RecordTooLarge`].
+    #[must_use]
+    pub fn max_record_size(&self) -> usize {
+        self.max_record_size
+    }
+
+    /// The file-system seam (default the real file system).
+    #[must_use]
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Prepared segments the rotation worker keeps ready ahead of the writer, if set; `None`
+    /// (the default) means automatic: enough for 128 MiB, between one and four (see [`Options::spares`]).
+    /// More absorb longer bursts of unsynced appends that outrun preparation.
+    #[must_use]
+    pub fn spare_segments(&self) -> Option<usize> {
+        self.spare_segments
+    }
+
+    /// The I/O path (default [`IoMode::Auto`]).
+    #[must_use]
+    pub fn io(&self) -> IoMode {
+        self.io
+    }
+
+    /// On the direct path, write full blocks of unsynced records to the file as they fill
+    /// (every 256 KiB), without a sync, so that a process that dies loses at most the last
+    /// 256 KiB of unsynced records (default off: a block written out before its sync may be
+    /// written again by it; without write-behind, Linux's memory ring writes blocks out only
+    /// once more than half of [`Options::direct_ring_bytes`] is pending, so a process that
+    /// dies loses at most about a ring). No effect on the mmap path, whose unsynced records
+    /// survive a process death in the page cache anyway.
+    #[must_use]
+    pub fn write_behind(&self) -> bool {
+        self.write_behind
+    }
+
+    /// On the direct path, the memory a segment being written may hold (default
+    /// [`vault_segment::DEFAULT_RING_BYTES`], 4 MiB; at least 4 KiB). As syncs and write-outs
+    /// put a segment's bytes in the file, the memory under them is given back and the file
+    /// is mapped read-only in its place (readers read the same bytes at the same addresses);
+    /// an appender that finds the ring full writes out and gives back memory itself, counted
+    /// in [`crate::WalStats::ring_waits`]. Linux only: on Windows and macOS a direct-path
+    /// segment keeps its whole file in memory until it is durable. No effect on the mmap path.
+    #[must_use]
+    pub fn direct_ring_bytes(&self) -> usize {
+        self.direct_ring_bytes
+    }
+
+    /// A bound on the bytes of the log's files (default `None`: unbounded): its segments,
+    /// the spares the worker keeps, and room for the copy `truncate_back` makes. The log
+    /// grows by whole segments, so the bound is checked where it grows, at rotation; at the
+    /// bound, appends follow [`Options::budget_policy`]. At least
+    /// [`Options::min_disk_budget`], or `open` fails with [`Error::BudgetTooSmall`]. See
+    /// `docs/ARCHITECTURE.md`, "The disk budget".
+    #[must_use]
+    pub fn disk_budget(&self) -> Option<u64> {
+        self.disk_budget
+    }
+
+    /// What appends do at the bound (default [`BudgetPolicy::Fail`]).
+    #[must_use]
+    pub fn budget_policy(&self) -> BudgetPolicy {
+        self.budget_policy
+    }
+
+    /// Who may read the log (default [`FileMode::Private`]: segments `0600`, the directory
+    /// `0700` when vault creates it). With [`FileMode::GroupReadable`] every segment the log
+    /// holds is `0640` and a directory vault creates `0750`; spares and `-pre` files, which
+    /// hold no records, stay `0600`. The mode of an existing directory is left alone.
+    #[must_use]
+    pub fn file_mode(&self) -> FileMode {
+        self.file_mode
+    }
+
+    /// How many files dropped by [`crate::Wal::truncate_front`] are kept for reuse as later
+    /// segments (default `None`: as many as [`Options::spares`]; `Some(0)`: never, every
+    /// dropped file is removed). A recycled file is renamed out of the log, given a new
+    /// header, index and salt by the rotation worker and appended to like a new segment: no
+    /// allocation, and on ext4 and xfs no metadata write when its blocks are written (see
+    /// `docs/ARCHITECTURE.md`, "Recycled segments"). Until they are overwritten, its old
+    /// records stay in the file as stale bytes: turn recycling off where discarded records
+    /// must leave the disk with `truncate_front`. Files the log dropped while a reader still
+    /// held one of their records, files of another size (a segment enlarged for a large
+    /// record), and every file of a log with a [`Options::disk_budget`] are removed instead.
+    #[must_use]
+    pub fn recycle_segments(&self) -> Option<usize> {
+        self.recycle_segments
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.spare_segments > 64 {
-            return Err(Error::InvalidOptions(format!(
-                "spare_segments {} is more than 64: each spare is a whole segment file on disk",
-                self.spare_segments
-            )));
+        match self.spare_segments {
+            Some(0) => {
+                return Err(Error::InvalidOptions(
+                    "spare_segments 0: the writer needs at least one prepared segment; leave it \
+                     unset for the automatic count"
+                        .into(),
+                ))
+            }
+            Some(n) if n > 64 => {
+                return Err(Error::InvalidOptions(format!(
+                    "spare_segments {n} is more than 64: each spare is a whole segment file on disk"
+                )))
+            }
+            _ => {}
         }
         if self.recycle_segments.is_some_and(|n| n > 64) {
             return Err(Error::InvalidOptions(format!(

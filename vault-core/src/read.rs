@@ -79,6 +79,7 @@ impl Iterator for Iter {
 
 /// One segment as [`inspect`] sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SegmentSummary {
     /// Segment index.
     pub index: u64,
@@ -118,6 +119,7 @@ pub enum Health<'a> {
 /// A read-only view of a WAL directory: the same analysis `open` makes, without changing a byte
 /// and without taking the lock.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Inspection {
     dir: PathBuf,
     a: Analysis,

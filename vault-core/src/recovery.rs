@@ -43,6 +43,7 @@ use crate::error::{Error, Result};
 
 /// What `open` found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecoveryReport {
     /// Segments that make up the recovered log.
     pub segments: usize,
@@ -66,6 +67,7 @@ pub struct RecoveryReport {
 
 /// A torn tail: bytes past the last whole record, written after the last completed sync.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TornTail {
     /// The segment where the log now ends.
     pub file: PathBuf,

@@ -141,7 +141,8 @@ struct SyncState {
     in_progress: bool,
     /// Reused by each flush so that group commit allocates nothing in steady state.
     scratch: Vec<(Segment, usize)>,
-    poison: Option<String>,
+    /// What failed first (`"sync"` or `"truncation"`) and how; set once, never cleared.
+    poison: Option<(&'static str, StdArc<Error>)>,
     /// Threads that began waiting on `sync_done` in [`Shared::sync_through`] since the last
     /// flush ended and are still waiting. The flush's end zeroes it: the threads it wakes
     /// leave the count at once, not when each gets the lock back (until then a new leader
@@ -173,6 +174,7 @@ const GATHER_MIN_FLUSH: Duration = Duration::from_micros(20);
 
 /// Counters of a [`Wal`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WalStats {
     /// Records appended since open.
     pub appends: u64,
@@ -1117,7 +1119,7 @@ impl Wal {
             Some(partial) => w.appender.append(data, partial),
             None => w.appender.append_and_checksum(data),
         }
-        .map_err(|_| Error::InvalidOptions("record does not fit a fresh segment".into()))
+        .map_err(|_| Error::RecordDoesNotFit { len: data.len() })
     }
 
     /// Seals the tail segment and continues in the next one, which the worker prepared.
@@ -1231,9 +1233,10 @@ impl Shared {
             }
             let mut st = lock(&sh.sync_state);
             loop {
-                if let Some(cause) = &st.poison {
+                if let Some((during, cause)) = &st.poison {
                     return Err(Error::Poisoned {
-                        cause: cause.clone(),
+                        during,
+                        cause: StdArc::clone(cause),
                         durable: sh.durable.load(Ordering::Acquire),
                     });
                 }
@@ -1326,7 +1329,7 @@ impl Shared {
                             "WAL poisoned: a sync failed"
                         );
                     }
-                    st.poison.get_or_insert_with(|| e.to_string());
+                    st.poison.get_or_insert_with(|| ("sync", StdArc::new(e)));
                     sh.poisoned.store(true, Ordering::Release);
                 }
             }
@@ -1634,9 +1637,10 @@ impl Wal {
         let sh = &*self.shared;
         if let Cut::Reset(n) = how {
             if n > vault_segment::format::MAX_FIRST_LSN {
-                return Err(Error::InvalidOptions(format!(
-                    "reset: LSN {n} is past the largest first LSN a segment can hold"
-                )));
+                return Err(Error::LsnOutOfRange {
+                    lsn: n,
+                    max: vault_segment::format::MAX_FIRST_LSN,
+                });
             }
         }
         let _one = lock(&sh.truncation);
@@ -1646,9 +1650,10 @@ impl Wal {
         {
             let mut st = lock(&sh.sync_state);
             loop {
-                if let Some(cause) = &st.poison {
+                if let Some((during, cause)) = &st.poison {
                     return Err(Error::Poisoned {
-                        cause: cause.clone(),
+                        during,
+                        cause: StdArc::clone(cause),
                         durable: sh.durable.load(Ordering::Acquire),
                     });
                 }
@@ -1662,11 +1667,11 @@ impl Wal {
             }
             st.in_progress = true;
         }
-        let outcome = self.cut_locked(how);
+        let mut outcome = self.cut_locked(how);
         {
             let mut st = lock(&sh.sync_state);
             st.in_progress = false;
-            if let Err(CutError::Poison(e)) = &outcome {
+            if let Err(CutError::Poison(e)) = &mut outcome {
                 #[cfg(feature = "tracing")]
                 if st.poison.is_none() {
                     tracing::error!(
@@ -1675,8 +1680,11 @@ impl Wal {
                         "WAL poisoned: a truncation failed after it changed the log"
                     );
                 }
+                // The cause moves into the poison, where every caller from now on (this one
+                // included, below) finds it.
+                let cause = std::mem::replace(e, Error::Closed);
                 st.poison
-                    .get_or_insert_with(|| format!("truncation failed: {e}"));
+                    .get_or_insert_with(|| ("truncation", StdArc::new(cause)));
                 sh.poisoned.store(true, Ordering::Release);
             }
         }
@@ -1699,10 +1707,7 @@ impl Wal {
         match outcome {
             Ok(_) => Ok(()),
             Err(CutError::Clean(e)) => Err(e),
-            Err(CutError::Poison(e)) => Err(Error::Poisoned {
-                cause: format!("truncation failed: {e}"),
-                durable: sh.durable.load(Ordering::Acquire),
-            }),
+            Err(CutError::Poison(_)) => Err(self.poison_error()),
         }
     }
 

@@ -18,8 +18,9 @@ use std::time::Duration;
 use common::record;
 use futures::executor::block_on;
 use futures::task::{waker, ArcWake};
-use vault_core::{Durable, Error, FsStorage, Options, RecordingStorage, Storage, SyncPolicy, Wal};
+use vault_core::{Durable, Error, FsStorage, Options, Storage, SyncPolicy, Wal};
 use vault_segment::sim::{FaultError, OpKind, SimStorage};
+use vault_segment::RecordingStorage;
 
 fn recorded(dir: &Path, sync: SyncPolicy) -> (Wal, Arc<RecordingStorage<FsStorage>>) {
     let rec = Arc::new(RecordingStorage::new(FsStorage));

@@ -97,7 +97,7 @@ fn append_fails_at_once_at_the_bound_and_succeeds_after_truncate_front() {
     for io in PATHS {
         let dir = tempfile::tempdir().unwrap();
         let o = opts(io, SyncPolicy::Always, BudgetPolicy::Fail);
-        let budget = o.disk_budget.unwrap();
+        let budget = o.disk_budget().unwrap();
         let (wal, _) = Wal::open(dir.path(), o).unwrap();
         let last = fill(&wal, budget);
         let stats = wal.stats();
@@ -129,7 +129,7 @@ fn waiting_append_proceeds_once_truncate_front_frees_room() {
             SyncPolicy::Always,
             BudgetPolicy::Wait(Duration::from_secs(60)),
         );
-        let budget = o.disk_budget.unwrap();
+        let budget = o.disk_budget().unwrap();
         let (wal, _) = Wal::open(dir.path(), o).unwrap();
         let wal = Arc::new(wal);
         // A producer that writes four segments' worth; the bound holds two.
@@ -196,7 +196,7 @@ fn waiting_append_times_out_with_budget_exhausted() {
         let dir = tempfile::tempdir().unwrap();
         let timeout = Duration::from_millis(200);
         let o = opts(io, SyncPolicy::Manual, BudgetPolicy::Wait(timeout));
-        let budget = o.disk_budget.unwrap();
+        let budget = o.disk_budget().unwrap();
         let (wal, _) = Wal::open(dir.path(), o).unwrap();
         let start = Instant::now();
         let last = fill(&wal, budget);
@@ -221,7 +221,7 @@ fn acknowledged_records_are_never_dropped_to_make_room() {
     for io in PATHS {
         let dir = tempfile::tempdir().unwrap();
         let o = opts(io, SyncPolicy::Always, BudgetPolicy::Fail);
-        let budget = o.disk_budget.unwrap();
+        let budget = o.disk_budget().unwrap();
         let (wal, _) = Wal::open(dir.path(), o.clone()).unwrap();
         // Two rounds at the bound, truncating only what was consumed (up to `consumed`).
         let last = fill(&wal, budget);
@@ -259,7 +259,7 @@ fn reopen_with_a_budget_smaller_than_the_log_opens_and_grows_only_after_truncati
         }
         wal.close().unwrap();
         let o = opts(io, SyncPolicy::Manual, BudgetPolicy::Fail);
-        let budget = o.disk_budget.unwrap();
+        let budget = o.disk_budget().unwrap();
         // The log is past the bound: it opens, every record readable, and takes no new
         // segment until truncated.
         let (wal, report) = Wal::open(dir.path(), o).unwrap();
@@ -287,7 +287,7 @@ fn truncate_back_works_at_the_bound() {
     for io in PATHS {
         let dir = tempfile::tempdir().unwrap();
         let o = opts(io, SyncPolicy::Always, BudgetPolicy::Fail);
-        let budget = o.disk_budget.unwrap();
+        let budget = o.disk_budget().unwrap();
         let (wal, _) = Wal::open(dir.path(), o).unwrap();
         let last = fill(&wal, budget);
         // Cut inside the tail segment: a copy of it is written beside it (the reserve).
@@ -305,7 +305,7 @@ fn room_future_resolves_after_truncate_front_under_tokio() {
     for io in PATHS {
         let dir = tempfile::tempdir().unwrap();
         let o = opts(io, SyncPolicy::Manual, BudgetPolicy::Fail);
-        let budget = o.disk_budget.unwrap();
+        let budget = o.disk_budget().unwrap();
         let (wal, _) = Wal::open(dir.path(), o).unwrap();
         let wal = Arc::new(wal);
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -408,9 +408,9 @@ fn appends_queue_behind_a_waiting_batch_which_keeps_contiguous_lsns() {
         // Fill up to the bound (failing rather than waiting there), then reopen to wait.
         let fail = o
             .clone()
-            .with_disk_budget(o.disk_budget.unwrap(), BudgetPolicy::Fail);
+            .with_disk_budget(o.disk_budget().unwrap(), BudgetPolicy::Fail);
         let (wal, _) = Wal::open(dir.path(), fail).unwrap();
-        fill(&wal, o.disk_budget.unwrap());
+        fill(&wal, o.disk_budget().unwrap());
         wal.close().unwrap();
         let (wal, _) = Wal::open(dir.path(), o).unwrap();
         let wal = Arc::new(wal);

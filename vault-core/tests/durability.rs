@@ -8,7 +8,8 @@ mod common;
 
 use std::sync::Arc;
 
-use vault_core::{FsStorage, IoMode, Options, RecordingStorage, SyncPolicy, Wal};
+use vault_core::{FsStorage, IoMode, Options, SyncPolicy, Wal};
+use vault_segment::RecordingStorage;
 
 fn opts(rec: &Arc<RecordingStorage<FsStorage>>, sync: SyncPolicy, seg: u64, io: IoMode) -> Options {
     Options::default()

@@ -13,8 +13,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::record;
-use vault_core::{Error, FsStorage, IoMode, Options, RecordingStorage, Storage, SyncPolicy, Wal};
+use vault_core::{Error, FsStorage, IoMode, Options, Storage, SyncPolicy, Wal};
 use vault_segment::sim::{FaultError, OpKind, SimStorage};
+use vault_segment::RecordingStorage;
 
 const LONG: Duration = Duration::from_secs(20);
 

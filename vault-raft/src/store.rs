@@ -175,12 +175,12 @@ impl<C: RaftTypeConfig> VaultLogStore<C> {
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<(Self, RecoveryReport)> {
         let dir = dir.as_ref().to_path_buf();
         // Every file operation, the metadata file's included, goes through the WAL's storage.
-        let storage = Arc::clone(&options.storage);
+        let storage = Arc::clone(options.storage());
         let existed = storage.list(&dir).is_ok();
         storage
             .create_dir_all(&dir)
             .map_err(|e| Error::io("create directory", &dir, e))?;
-        let file_mode = options.file_mode;
+        let file_mode = options.file_mode();
         if !existed && file_mode != FileMode::Private {
             storage
                 .set_mode(&dir, file_mode, true)

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use openraft::storage::{LogState, RaftLogStorage, RaftLogStorageExt};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftLogReader, Vote};
-use vault_core::{FsStorage, Options, RecordingStorage, Storage, SyncPolicy};
+use vault_core::{FsStorage, Options, Storage, SyncPolicy};
 use vault_raft::testing::{NodeId, Request, TypeConfig};
 use vault_raft::{lsn_of, Error, VaultLogStore, META_FILE};
+use vault_segment::RecordingStorage;
 
 type Store = VaultLogStore<TypeConfig>;
 

@@ -1,5 +1,5 @@
 //! CRC32C for the append path: the same checksum as the `crc32c` crate, faster at every record
-//! size from 64 B on (1.3-2× from 128 B to 8 KiB, 10 % at 64 KiB; `examples/crc_probe.rs`).
+//! size from 64 B on (1.3-2× from 128 B to 8 KiB, 10 % at 64 KiB; `vault-bench/examples/crc_probe.rs`).
 //!
 //! The `crc32c` crate computes three interleaved streams only from 768 bytes on; below that it
 //! runs one chain of `crc32` instructions, each waiting for the previous one (3 cycles apiece),

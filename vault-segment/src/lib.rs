@@ -27,8 +27,10 @@ mod direct;
 pub use direct::DEFAULT_RING_BYTES;
 mod error;
 pub mod format;
+#[cfg(any(test, feature = "testing"))]
 mod recording;
 mod segment;
+#[cfg(any(test, feature = "testing"))]
 pub mod sim;
 pub mod storage;
 mod sync;
@@ -41,6 +43,7 @@ pub use format::{
     frame_len, parse_segment_name, partial_crc, segment_file_name, Activation, SegmentHeader,
     SegmentName, DATA_OFFSET, MARKER_FRAME_LEN, MAX_PAYLOAD,
 };
+#[cfg(any(test, feature = "testing"))]
 pub use recording::{RecordingStorage, SyncEvent};
 pub use segment::{
     capacity_for, is_no_space, round_capacity, Beyond, NoRoom, PreparedSegment, Record, Records,

@@ -123,7 +123,9 @@ pub fn apple_sync() -> AppleSync {
 
 /// The raw OS error codes of an I/O error (`EIO`) and of a full disk (`ENOSPC`) on this
 /// platform, as injected faults report them.
+#[cfg(any(test, feature = "testing"))]
 pub(crate) const RAW_EIO: i32 = platform::RAW_EIO;
+#[cfg(any(test, feature = "testing"))]
 pub(crate) const RAW_ENOSPC: i32 = platform::RAW_ENOSPC;
 
 /// A mapped view of one file: the memory a segment lives in.

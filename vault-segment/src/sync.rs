@@ -16,6 +16,7 @@
 /// std's `Arc` and `Mutex` for the storage seam's own bookkeeping (`RecordingStorage`, in-memory
 /// storage): an I/O fake is not the concurrency under test. These locks are never held across
 /// a loom operation, so loom never needs to see them.
+#[cfg(any(test, feature = "testing"))]
 pub(crate) use std::sync::{Arc as StdArc, Mutex as StdMutex, MutexGuard as StdMutexGuard};
 
 pub(crate) use std::sync::PoisonError;

@@ -273,8 +273,17 @@ impl Shared {
     /// Takes `sync_state`: never call it holding `commit.state`.
     pub(crate) fn poison_error(&self) -> Error {
         let st = lock(&self.sync_state);
+        let (during, cause) = st.poison.clone().unwrap_or_else(|| {
+            let unknown = Error::Io {
+                op: "sync (the failure was not recorded)",
+                path: std::path::PathBuf::new(),
+                source: std::io::Error::other("unknown failure"),
+            };
+            ("sync", crate::sync::StdArc::new(unknown))
+        });
         Error::Poisoned {
-            cause: st.poison.clone().unwrap_or_default(),
+            during,
+            cause,
             durable: self.durable.load(Ordering::Acquire),
         }
     }

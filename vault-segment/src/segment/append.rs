@@ -3,7 +3,7 @@
 use super::*;
 
 /// [`SegmentAppender::append_and_checksum`] copies and checksums a longer payload in chunks of
-/// this many bytes (`examples/append_probe.rs`, 1 thread, against copying the whole payload and
+/// this many bytes (`vault-bench/examples/append_probe.rs`, 1 thread, against copying the whole payload and
 /// then checksumming it: 4 KiB 444 -> 254 ns, 64 KiB 6.8 -> 5.6 µs; 2 KiB chunks gave 5.8 µs,
 /// 4 and 8 KiB no gain). See `docs/PERFORMANCE.md`, "Large records: copy and checksum
 /// interleaved".

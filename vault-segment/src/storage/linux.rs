@@ -84,7 +84,9 @@ pub(super) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
 }
 
 /// `EIO` and `ENOSPC`, for injected faults.
+#[cfg(any(test, feature = "testing"))]
 pub(super) const RAW_EIO: i32 = 5;
+#[cfg(any(test, feature = "testing"))]
 pub(super) const RAW_ENOSPC: i32 = 28;
 
 /// The alignment used when the file system does not report one (`STATX_DIOALIGN`, Linux 6.1).

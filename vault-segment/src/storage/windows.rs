@@ -300,7 +300,9 @@ pub(super) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
 }
 
 /// `ERROR_IO_DEVICE` and `ERROR_DISK_FULL`, for injected faults.
+#[cfg(any(test, feature = "testing"))]
 pub(super) const RAW_EIO: i32 = 1117;
+#[cfg(any(test, feature = "testing"))]
 pub(super) const RAW_ENOSPC: i32 = 112;
 
 fn wide(path: &Path) -> Vec<u16> {

@@ -1,7 +1,7 @@
 //! Probe: the rotation-heavy unsynced run of the benchmark (256 B records, `SyncPolicy::Manual`,
 //! small segments), alone, so that it can be repeated and compared quickly.
 //!
-//! `cargo run --release -p vault-core --example rotation_probe -- [DIR] [SEGMENT_BYTES] [RECORDS] [ROUNDS]`
+//! `cargo run --release -p vault-bench --example rotation_probe -- [DIR] [SEGMENT_BYTES] [RECORDS] [ROUNDS]`
 //!
 //! Prints per round: records/s of the timed part, rotations and segment waits in it.
 #![allow(clippy::cast_precision_loss)]

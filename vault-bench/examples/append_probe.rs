@@ -4,7 +4,7 @@
 //! `direct` picks the I/O path (default `Auto`). For profiles:
 //!
 //! ```text
-//! cargo build --release -p vault-core --example append_probe
+//! cargo build --release -p vault-bench --example append_probe
 //! perf record -e cpu-clock -g target/release/examples/append_probe 256
 //! ```
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! Probe: CRC32C speed of `partial_crc` (this crate) vs the `crc32c` crate, per record size.
+//! Probe: CRC32C speed of `vault_segment::partial_crc` vs the `crc32c` crate, per record size.
 //!
 //! Two figures per size, best of 5: *throughput*, independent calls back to back (the CPU
 //! overlaps one call's tail with the next call's head), and *latency*, each call's data
