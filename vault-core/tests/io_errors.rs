@@ -9,19 +9,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use common::record;
-use vault_core::{Error, IoMode, Options, SyncPolicy, Wal};
+use vault_core::{Error, IoMode, SyncPolicy, Wal};
 use vault_segment::sim::{CrashChoice, CrashPoint, FaultError, OpKind, SimStorage};
-use vault_segment::Storage;
-
-const DIR: &str = "/wal";
-
-fn dir() -> PathBuf {
-    PathBuf::from(DIR)
-}
 
 /// Record `lsn`'s bytes: small, except every 17th, which needs an enlarged segment.
 fn payload(lsn: u64) -> Vec<u8> {
@@ -35,14 +25,6 @@ fn payload(lsn: u64) -> Vec<u8> {
     } else {
         r
     }
-}
-
-fn options(sim: &SimStorage, sync: SyncPolicy, io: IoMode) -> Options {
-    Options::default()
-        .with_io(io)
-        .with_segment_size(4096)
-        .with_sync(sync)
-        .with_storage(Arc::new(sim.clone()) as Arc<dyn Storage>)
 }
 
 /// What the workload saw.
@@ -144,7 +126,7 @@ fn sync(wal: &Wal, seen: &mut Seen) {
 /// a batch and a `truncate_front`; then closes.
 fn workload(sim: &SimStorage, policy: SyncPolicy, io: IoMode) -> (Seen, Option<String>) {
     let mut seen = Seen::default();
-    let (wal, _) = match Wal::open(dir(), options(sim, policy, io)) {
+    let (wal, _) = match Wal::open(common::sim_dir(), common::on_sim(sim, 4096, policy, io)) {
         Ok(w) => w,
         Err(e) => {
             assert!(matches!(e, Error::Io { .. }), "open: {e:?}");
@@ -217,8 +199,11 @@ fn failed_data_sync(sim: &SimStorage) -> bool {
 /// must be read back, byte-exact, without a gap.
 fn check_recovery(sim: &SimStorage, policy: SyncPolicy, seen: &Seen, case: &str, io: IoMode) {
     let crashed = sim.crash(&CrashChoice::none());
-    let (wal, report) = Wal::open(dir(), options(&crashed, policy, io))
-        .unwrap_or_else(|e| panic!("{case}: reopen after the failure and a power loss: {e}"));
+    let (wal, report) = Wal::open(
+        common::sim_dir(),
+        common::on_sim(&crashed, 4096, policy, io),
+    )
+    .unwrap_or_else(|e| panic!("{case}: reopen after the failure and a power loss: {e}"));
     let first = wal.first_lsn();
     let last = wal.last_lsn();
     assert!(first <= 21, "{case}: log starts at {first}");
@@ -320,7 +305,11 @@ fn failed_maps_prefaults_and_removals_are_typed_errors(io: IoMode) {
 common::both_io_paths!(sim a_disk_full_for_a_while_fails_rotations_until_space_is_back);
 fn a_disk_full_for_a_while_fails_rotations_until_space_is_back(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(dir(), options(&sim, SyncPolicy::Always, io)).unwrap();
+    let (wal, _) = Wal::open(
+        common::sim_dir(),
+        common::on_sim(&sim, 4096, SyncPolicy::Always, io),
+    )
+    .unwrap();
     let mut last = 0;
     for lsn in 1..=10 {
         last = wal.append(&record(lsn)).unwrap();
@@ -359,7 +348,11 @@ fn a_disk_full_for_a_while_fails_rotations_until_space_is_back(io: IoMode) {
     }
     wal.close().unwrap();
     let crashed = sim.crash(&CrashChoice::none());
-    let (wal, report) = Wal::open(dir(), options(&crashed, SyncPolicy::Always, io)).unwrap();
+    let (wal, report) = Wal::open(
+        common::sim_dir(),
+        common::on_sim(&crashed, 4096, SyncPolicy::Always, io),
+    )
+    .unwrap();
     assert_eq!(report.next_lsn, last + 1);
     common::assert_log(&wal, 1, last);
 }
@@ -367,7 +360,11 @@ fn a_disk_full_for_a_while_fails_rotations_until_space_is_back(io: IoMode) {
 common::both_io_paths!(sim a_failed_open_is_a_typed_error_and_a_later_open_recovers_everything);
 fn a_failed_open_is_a_typed_error_and_a_later_open_recovers_everything(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(dir(), options(&sim, SyncPolicy::Manual, io)).unwrap();
+    let (wal, _) = Wal::open(
+        common::sim_dir(),
+        common::on_sim(&sim, 4096, SyncPolicy::Manual, io),
+    )
+    .unwrap();
     for lsn in 1..=50 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -375,7 +372,11 @@ fn a_failed_open_is_a_typed_error_and_a_later_open_recovers_everything(io: IoMod
     let crashed = sim.crash(&CrashChoice::none());
     drop(wal);
     let clean = crashed.crash(&CrashChoice::none());
-    let (probe, _) = Wal::open(dir(), options(&clean, SyncPolicy::Manual, io)).unwrap();
+    let (probe, _) = Wal::open(
+        common::sim_dir(),
+        common::on_sim(&clean, 4096, SyncPolicy::Manual, io),
+    )
+    .unwrap();
     let recovered = probe.last_lsn();
     drop(probe);
     let mut points = 0;
@@ -389,7 +390,10 @@ fn a_failed_open_is_a_typed_error_and_a_later_open_recovers_everything(io: IoMod
         for n in 1..=clean.calls(kind) {
             let sim = crashed.crash(&CrashChoice::none());
             sim.fail_nth(kind, n, FaultError::Io);
-            match Wal::open(dir(), options(&sim, SyncPolicy::Manual, io)) {
+            match Wal::open(
+                common::sim_dir(),
+                common::on_sim(&sim, 4096, SyncPolicy::Manual, io),
+            ) {
                 Ok((wal, _)) => {
                     // The failed call was the worker's (preparing a spare): open succeeded.
                     assert_eq!(wal.last_lsn(), recovered);
@@ -397,8 +401,11 @@ fn a_failed_open_is_a_typed_error_and_a_later_open_recovers_everything(io: IoMod
                 Err(e) => assert!(matches!(e, Error::Io { .. }), "{kind:?} {n}: {e:?}"),
             }
             let again = sim.crash(&CrashChoice::none());
-            let (wal, _) = Wal::open(dir(), options(&again, SyncPolicy::Manual, io))
-                .unwrap_or_else(|e| panic!("{kind:?} {n}: reopen: {e}"));
+            let (wal, _) = Wal::open(
+                common::sim_dir(),
+                common::on_sim(&again, 4096, SyncPolicy::Manual, io),
+            )
+            .unwrap_or_else(|e| panic!("{kind:?} {n}: reopen: {e}"));
             common::assert_log(&wal, 1, recovered);
             points += 1;
         }
@@ -417,7 +424,11 @@ fn cut_with_fault(
     io: IoMode,
 ) -> (vault_core::Result<()>, SimStorage, u64) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(dir(), options(&sim, SyncPolicy::Manual, io)).unwrap();
+    let (wal, _) = Wal::open(
+        common::sim_dir(),
+        common::on_sim(&sim, 4096, SyncPolicy::Manual, io),
+    )
+    .unwrap();
     for lsn in 1..=45 {
         assert_eq!(wal.append(&payload(lsn)).unwrap(), lsn);
         if lsn == 30 {
@@ -426,7 +437,7 @@ fn cut_with_fault(
     }
     // Let the worker finish its spare, so that the calls counted are the cut's.
     // (The worker keeps several spares: wait for all of them.)
-    let spares = options(&sim, SyncPolicy::Manual, io).spares() as u64;
+    let spares = common::on_sim(&sim, 4096, SyncPolicy::Manual, io).spares() as u64;
     while wal.stats().segments_prepared < wal.stats().segments as u64 + spares {
         std::thread::yield_now();
     }
@@ -498,8 +509,11 @@ fn a_fault_at_each_step_of_truncate_back_is_an_error_and_reopen_recovers_a_valid
                 *outcomes.entry(format!("{kind:?}: {what}")).or_default() += 1;
                 // Power fails now; whatever the step, the next open finds a valid log.
                 let crashed = sim.crash(&CrashChoice::none());
-                let (wal, _) = Wal::open(dir(), options(&crashed, SyncPolicy::Manual, io))
-                    .unwrap_or_else(|e| panic!("{case}: reopen: {e}"));
+                let (wal, _) = Wal::open(
+                    common::sim_dir(),
+                    common::on_sim(&crashed, 4096, SyncPolicy::Manual, io),
+                )
+                .unwrap_or_else(|e| panic!("{case}: reopen: {e}"));
                 let (first, last) = (wal.first_lsn(), wal.last_lsn());
                 let cut_done = result.is_ok();
                 let new_first = if reset { cut } else { 1 };
@@ -551,8 +565,8 @@ fn a_fault_at_each_step_of_truncate_back_is_an_error_and_reopen_recovers_a_valid
 #[test]
 fn a_full_disk_on_the_direct_path_is_retried_once_space_is_back() {
     let sim = SimStorage::new();
-    let opts = options(&sim, SyncPolicy::Always, vault_core::IoMode::Direct);
-    let (wal, report) = Wal::open(dir(), opts.clone()).unwrap();
+    let opts = common::on_sim(&sim, 4096, SyncPolicy::Always, vault_core::IoMode::Direct);
+    let (wal, report) = Wal::open(common::sim_dir(), opts.clone()).unwrap();
     assert_eq!(report.io_path, vault_core::IoPath::Direct);
     for lsn in 1..=20 {
         assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
@@ -603,7 +617,7 @@ fn a_full_disk_on_the_direct_path_is_retried_once_space_is_back() {
         assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
     }
     wal.close().unwrap();
-    let (wal, report) = Wal::open(dir(), opts).unwrap();
+    let (wal, report) = Wal::open(common::sim_dir(), opts).unwrap();
     assert_eq!(report.next_lsn, 61);
     for lsn in 1..=60 {
         assert!(wal.read(lsn).unwrap().data() == record(lsn), "record {lsn}");
@@ -614,8 +628,8 @@ fn a_full_disk_on_the_direct_path_is_retried_once_space_is_back() {
 #[test]
 fn a_full_disk_in_a_sync_of_the_mapping_poisons_the_wal() {
     let sim = SimStorage::new();
-    let opts = options(&sim, SyncPolicy::Always, vault_core::IoMode::Mmap);
-    let (wal, _) = Wal::open(dir(), opts).unwrap();
+    let opts = common::on_sim(&sim, 4096, SyncPolicy::Always, vault_core::IoMode::Mmap);
+    let (wal, _) = Wal::open(common::sim_dir(), opts).unwrap();
     for lsn in 1..=5 {
         assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
     }

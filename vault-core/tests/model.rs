@@ -8,13 +8,11 @@
 //! `truncate_front` allowed. Records hold arbitrary bytes (empty and larger than a segment
 //! included), so nothing about the content is assumed.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod common;
 
 use proptest::prelude::*;
-use vault_core::{IoMode, Options, SyncPolicy, Wal};
+use vault_core::{IoMode, SyncPolicy, Wal};
 use vault_segment::sim::{CrashChoice, PageFate, SimStorage};
-use vault_segment::Storage;
 
 #[derive(Clone)]
 enum Op {
@@ -87,18 +85,6 @@ struct Model {
     truncated: u64,
 }
 
-fn dir() -> PathBuf {
-    PathBuf::from("/wal")
-}
-
-fn options(sim: &SimStorage, sync: SyncPolicy, io: IoMode) -> Options {
-    Options::default()
-        .with_io(io)
-        .with_segment_size(4096)
-        .with_sync(sync)
-        .with_storage(Arc::new(sim.clone()) as Arc<dyn Storage>)
-}
-
 /// A crash choice with whole or sector-torn pages only (sectors are atomic: power loss alone
 /// never damages bytes that were durable).
 fn power_loss(sim: &SimStorage, seed: u64) -> SimStorage {
@@ -150,7 +136,7 @@ fn recovered(wal: &Wal, m: &mut Model) -> Result<(), TestCaseError> {
 fn run(sync: SyncPolicy, ops: &[Op], io: IoMode) -> Result<(), TestCaseError> {
     let mut sim = SimStorage::new();
     let mut m = Model::default();
-    let (mut wal, _) = Wal::open(dir(), options(&sim, sync, io)).unwrap();
+    let (mut wal, _) = Wal::open(common::sim_dir(), common::on_sim(&sim, 4096, sync, io)).unwrap();
     for op in ops {
         match op {
             Op::Append(data) => {
@@ -203,7 +189,7 @@ fn run(sync: SyncPolicy, ops: &[Op], io: IoMode) -> Result<(), TestCaseError> {
                 let crashed = power_loss(&sim, *seed);
                 drop(wal);
                 sim = crashed;
-                wal = Wal::open(dir(), options(&sim, sync, io))
+                wal = Wal::open(common::sim_dir(), common::on_sim(&sim, 4096, sync, io))
                     .map_err(|e| TestCaseError::fail(format!("open after power loss: {e}")))?
                     .0;
                 recovered(&wal, &mut m)?;
@@ -211,7 +197,9 @@ fn run(sync: SyncPolicy, ops: &[Op], io: IoMode) -> Result<(), TestCaseError> {
             Op::Reopen => {
                 wal.close().unwrap();
                 m.durable = m.records.len() as u64;
-                wal = Wal::open(dir(), options(&sim, sync, io)).unwrap().0;
+                wal = Wal::open(common::sim_dir(), common::on_sim(&sim, 4096, sync, io))
+                    .unwrap()
+                    .0;
                 recovered(&wal, &mut m)?;
                 prop_assert_eq!(wal.last_lsn(), m.records.len() as u64);
             }
@@ -223,7 +211,7 @@ fn run(sync: SyncPolicy, ops: &[Op], io: IoMode) -> Result<(), TestCaseError> {
     m.durable = m.records.len() as u64;
     let crashed = power_loss(&sim, 0);
     drop(wal);
-    let (wal, _) = Wal::open(dir(), options(&crashed, sync, io)).unwrap();
+    let (wal, _) = Wal::open(common::sim_dir(), common::on_sim(&crashed, 4096, sync, io)).unwrap();
     recovered(&wal, &mut m)?;
     Ok(())
 }

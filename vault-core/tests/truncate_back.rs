@@ -6,20 +6,14 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 
 use common::record;
-use vault_core::{Error, IoMode, Options, SyncPolicy, Wal};
+use vault_core::{Error, IoMode, SyncPolicy, Wal};
 use vault_segment::sim::{CrashChoice, FaultError, OpKind, SimStorage};
-use vault_segment::{parse_segment_name, Storage};
-
-const DIR: &str = "/wal";
-
-fn dir() -> PathBuf {
-    PathBuf::from(DIR)
-}
+use vault_segment::parse_segment_name;
 
 /// The bytes appended at `lsn` after the `generation`-th cut: differ per generation, so a
 /// discarded record that came back would not pass for its replacement.
@@ -29,18 +23,13 @@ fn gen(lsn: u64, generation: u8) -> Vec<u8> {
     r
 }
 
-fn options(sim: &SimStorage, segment_size: u64, sync: SyncPolicy, io: IoMode) -> Options {
-    Options::default()
-        .with_io(io)
-        .with_segment_size(segment_size)
-        .with_sync(sync)
-        .with_storage(Arc::new(sim.clone()) as Arc<dyn Storage>)
-}
-
 fn open(sim: &SimStorage, segment_size: u64, io: IoMode) -> Wal {
-    Wal::open(dir(), options(sim, segment_size, SyncPolicy::Manual, io))
-        .unwrap()
-        .0
+    Wal::open(
+        common::sim_dir(),
+        common::on_sim(sim, segment_size, SyncPolicy::Manual, io),
+    )
+    .unwrap()
+    .0
 }
 
 /// Appends generation `g` records until `last` is reached.
@@ -72,7 +61,7 @@ fn assert_log(wal: &Wal, first: u64, last: u64, g: impl Fn(u64) -> u8) {
 /// may be preparing one).
 fn indexes(sim: &SimStorage) -> Vec<u64> {
     let mut v: Vec<u64> = sim
-        .live_names(&dir())
+        .live_names(&common::sim_dir())
         .iter()
         .filter_map(|p| parse_segment_name(p.file_name().unwrap().to_str().unwrap()))
         .filter(|n| !n.pre)
@@ -120,14 +109,18 @@ fn reopen(
     io: IoMode,
 ) -> Wal {
     wal.close().unwrap();
-    for p in sim.live_names(&dir()) {
+    for p in sim.live_names(&common::sim_dir()) {
         assert!(
             !p.to_string_lossy().ends_with("-pre.log"),
             "{} left",
             p.display()
         );
     }
-    let (wal, rep) = Wal::open(dir(), options(sim, seg, SyncPolicy::Manual, io)).unwrap();
+    let (wal, rep) = Wal::open(
+        common::sim_dir(),
+        common::on_sim(sim, seg, SyncPolicy::Manual, io),
+    )
+    .unwrap();
     assert!(rep.torn_tail.is_none(), "{rep:?}");
     assert!(rep.removed_segments.is_empty(), "{rep:?}");
     assert!(rep.removed_pre.is_empty(), "{rep:?}");
@@ -241,7 +234,7 @@ fn a_cut_past_the_last_lsn_changes_nothing(io: IoMode) {
     let wal = open(&sim, 64 * 1024, io);
     fill(&wal, 30, 0);
     // Let the worker finish its spare, so that only this thread could touch the storage.
-    let spares = options(&sim, 64 * 1024, SyncPolicy::Manual, io).spares() as u64;
+    let spares = common::on_sim(&sim, 64 * 1024, SyncPolicy::Manual, io).spares() as u64;
     while wal.stats().segments_prepared < 1 + spares {
         std::thread::yield_now();
     }
@@ -334,7 +327,11 @@ fn durable_lsn_after_a_cut_is_at_most_the_new_end_and_holds_after_power_loss(io:
     assert_eq!(wal.durable_lsn(), 40);
     let crashed = sim.crash(&CrashChoice::none());
     drop(wal);
-    let (wal, _) = Wal::open(dir(), options(&crashed, 4096, SyncPolicy::Manual, io)).unwrap();
+    let (wal, _) = Wal::open(
+        common::sim_dir(),
+        common::on_sim(&crashed, 4096, SyncPolicy::Manual, io),
+    )
+    .unwrap();
     let last = wal.last_lsn();
     assert!((40..cut).contains(&last), "{last}");
     assert_log(&wal, 1, last, |_| 0);
@@ -349,7 +346,11 @@ fn durable_lsn_after_a_cut_is_at_most_the_new_end_and_holds_after_power_loss(io:
     assert_eq!(wal.durable_lsn(), 76);
     let crashed = sim.crash(&CrashChoice::none());
     drop(wal);
-    let (wal, _) = Wal::open(dir(), options(&crashed, 4096, SyncPolicy::Manual, io)).unwrap();
+    let (wal, _) = Wal::open(
+        common::sim_dir(),
+        common::on_sim(&crashed, 4096, SyncPolicy::Manual, io),
+    )
+    .unwrap();
     assert_log(&wal, 1, 76, |_| 0);
 }
 
@@ -359,7 +360,7 @@ fn a_poisoned_wal_refuses_to_truncate(io: IoMode) {
     let wal = open(&sim, 4096, io);
     fill(&wal, 10, 0);
     // Let the worker prepare its spares, so that the failing sync is this thread's.
-    let spares = options(&sim, 4096, SyncPolicy::Manual, io).spares() as u64;
+    let spares = common::on_sim(&sim, 4096, SyncPolicy::Manual, io).spares() as u64;
     while wal.stats().segments_prepared < 1 + spares {
         std::thread::yield_now();
     }
@@ -390,7 +391,11 @@ fn untag(b: &[u8]) -> (u8, u32) {
 
 fn concurrent(sync: SyncPolicy, io: IoMode) {
     let sim = SimStorage::new();
-    let wal = Arc::new(Wal::open(dir(), options(&sim, 4096, sync, io)).unwrap().0);
+    let wal = Arc::new(
+        Wal::open(common::sim_dir(), common::on_sim(&sim, 4096, sync, io))
+            .unwrap()
+            .0,
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..3u8)
         .map(|t| {
@@ -455,7 +460,7 @@ fn concurrent(sync: SyncPolicy, io: IoMode) {
     };
     let before = read(&wal);
     wal.close().unwrap();
-    let (wal, _) = Wal::open(dir(), options(&sim, 4096, sync, io)).unwrap();
+    let (wal, _) = Wal::open(common::sim_dir(), common::on_sim(&sim, 4096, sync, io)).unwrap();
     assert_eq!((wal.first_lsn(), wal.last_lsn()), (first, last));
     assert_eq!(read(&wal), before);
 }
@@ -475,13 +480,13 @@ fn cuts_racing_group_commit_never_hang_an_acknowledged_append(io: IoMode) {
 common::both_io_paths!(sim a_cut_racing_the_interval_flusher_and_truncate_front_keeps_a_valid_log);
 fn a_cut_racing_the_interval_flusher_and_truncate_front_keeps_a_valid_log(io: IoMode) {
     let sim = SimStorage::new();
-    let opts = options(
+    let opts = common::on_sim(
         &sim,
         4096,
         SyncPolicy::Interval(std::time::Duration::from_micros(200)),
         io,
     );
-    let wal = Arc::new(Wal::open(dir(), opts.clone()).unwrap().0);
+    let wal = Arc::new(Wal::open(common::sim_dir(), opts.clone()).unwrap().0);
     let front = {
         let wal = Arc::clone(&wal);
         std::thread::spawn(move || {
@@ -511,7 +516,7 @@ fn a_cut_racing_the_interval_flusher_and_truncate_front_keeps_a_valid_log(io: Io
     }
     assert_eq!(expect, last + 1);
     wal.close().unwrap();
-    let (wal, rep) = Wal::open(dir(), opts).unwrap();
+    let (wal, rep) = Wal::open(common::sim_dir(), opts).unwrap();
     assert!(rep.torn_tail.is_none(), "{rep:?}");
     assert_eq!((wal.first_lsn(), wal.last_lsn()), (first, last));
 }
@@ -599,6 +604,10 @@ fn a_flush_in_flight_during_a_cut_does_not_raise_durable_lsn_past_the_new_end(io
     let crashed = sim.crash(&CrashChoice::none());
     let wal = Arc::into_inner(wal).unwrap();
     drop(wal);
-    let (wal, _) = Wal::open(dir(), options(&crashed, 4096, SyncPolicy::Manual, io)).unwrap();
+    let (wal, _) = Wal::open(
+        common::sim_dir(),
+        common::on_sim(&crashed, 4096, SyncPolicy::Manual, io),
+    )
+    .unwrap();
     assert_log(&wal, 1, cut - 1, |_| 0);
 }

@@ -121,6 +121,25 @@ pub fn small(segment_size: u64, sync: SyncPolicy, io: IoMode) -> Options {
         .with_direct_ring_bytes(16 << 10)
 }
 
+/// The log directory of the tests on `SimStorage` (the simulator's file system is its own).
+pub fn sim_dir() -> PathBuf {
+    PathBuf::from("/wal")
+}
+
+/// Options on the simulator `sim`: the segment size, sync policy and I/O path given.
+pub fn on_sim(
+    sim: &vault_segment::sim::SimStorage,
+    segment_size: u64,
+    sync: SyncPolicy,
+    io: IoMode,
+) -> Options {
+    Options::default()
+        .with_io(io)
+        .with_segment_size(segment_size)
+        .with_sync(sync)
+        .with_storage(std::sync::Arc::new(sim.clone()) as std::sync::Arc<dyn Storage>)
+}
+
 /// Segment files of `dir`, sorted by name (which sorts by index).
 pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)

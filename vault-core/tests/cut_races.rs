@@ -2,25 +2,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use common::record;
-use vault_core::{Error, IoMode, Options, SyncPolicy, Wal};
+use vault_core::{Error, IoMode, SyncPolicy, Wal};
 use vault_segment::sim::{CrashChoice, FaultError, OpKind, SimStorage};
-use vault_segment::Storage;
-
-fn dir() -> PathBuf {
-    PathBuf::from("/wal")
-}
-
-fn options(sim: &SimStorage, io: IoMode) -> Options {
-    Options::default()
-        .with_io(io)
-        .with_segment_size(4096)
-        .with_sync(SyncPolicy::Manual)
-        .with_storage(Arc::new(sim.clone()) as Arc<dyn Storage>)
-}
 
 common::both_io_paths!(sim durable_lsn_is_not_raised_before_the_cut_segments_rename_is_durable);
 /// A cut of the first segment raises `durable` to the cut (its kept records were synced in
@@ -30,14 +14,18 @@ common::both_io_paths!(sim durable_lsn_is_not_raised_before_the_cut_segments_ren
 /// `durable_lsn()` must not claim records that a power cut now loses.
 fn durable_lsn_is_not_raised_before_the_cut_segments_rename_is_durable(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(dir(), options(&sim, io)).unwrap();
+    let (wal, _) = Wal::open(
+        common::sim_dir(),
+        common::on_sim(&sim, 4096, SyncPolicy::Manual, io),
+    )
+    .unwrap();
     for lsn in 1..=5 {
         assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
     }
     assert_eq!(wal.durable_lsn(), 0, "Manual: nothing synced yet");
     // Let the worker finish its spare, so that the next directory fsync is the cut's.
     // (The worker keeps several spares: wait for all of them.)
-    let spares = options(&sim, io).spares() as u64;
+    let spares = common::on_sim(&sim, 4096, SyncPolicy::Manual, io).spares() as u64;
     while wal.stats().segments_prepared < wal.stats().segments as u64 + spares {
         std::thread::yield_now();
     }
@@ -56,7 +44,11 @@ fn durable_lsn_is_not_raised_before_the_cut_segments_rename_is_durable(io: IoMod
     // Power fails now: only what is durable survives.
     let crashed = sim.crash(&CrashChoice::none());
     drop(wal);
-    let (reopened, _) = Wal::open(dir(), options(&crashed, io)).unwrap();
+    let (reopened, _) = Wal::open(
+        common::sim_dir(),
+        common::on_sim(&crashed, 4096, SyncPolicy::Manual, io),
+    )
+    .unwrap();
     let kept = reopened.last_lsn();
     assert!(
         claimed <= kept,
@@ -73,7 +65,11 @@ common::both_io_paths!(sim an_iterator_made_before_a_cut_below_first_lsn_yields_
 /// segments still in the list. The iterator then yields the old bytes of LSNs the cut reuses.
 fn an_iterator_made_before_a_cut_below_first_lsn_yields_no_record_at_or_past_the_cut(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(dir(), options(&sim, io)).unwrap();
+    let (wal, _) = Wal::open(
+        common::sim_dir(),
+        common::on_sim(&sim, 4096, SyncPolicy::Manual, io),
+    )
+    .unwrap();
     for lsn in 1..=60 {
         assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
     }
@@ -98,7 +94,11 @@ common::both_io_paths!(sim followers_after_truncate_back_are_truncated_or_contin
 /// at the cut goes on with the records appended after it.
 fn followers_after_truncate_back_are_truncated_or_continue_at_the_cut(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(dir(), options(&sim, io)).unwrap();
+    let (wal, _) = Wal::open(
+        common::sim_dir(),
+        common::on_sim(&sim, 4096, SyncPolicy::Manual, io),
+    )
+    .unwrap();
     for lsn in 1..=40 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -131,7 +131,11 @@ common::both_io_paths!(sim a_follower_waiting_at_the_lsn_a_reset_continues_at_ge
 /// ("a follower positioned exactly at a cut goes on"), not fail with `Truncated`.
 fn a_follower_waiting_at_the_lsn_a_reset_continues_at_gets_the_new_records(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(dir(), options(&sim, io)).unwrap();
+    let (wal, _) = Wal::open(
+        common::sim_dir(),
+        common::on_sim(&sim, 4096, SyncPolicy::Manual, io),
+    )
+    .unwrap();
     for lsn in 1..=50 {
         wal.append(&record(lsn)).unwrap();
     }

@@ -2,24 +2,17 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::record;
-use vault_core::{IoMode, Options, SyncPolicy, Wal};
+use vault_core::{IoMode, SyncPolicy, Wal};
 use vault_segment::sim::SimStorage;
-use vault_segment::Storage;
 
 fn open(io: IoMode) -> Arc<Wal> {
-    let sim = SimStorage::new();
-    let opts = Options::default()
-        .with_io(io)
-        .with_segment_size(4096)
-        .with_sync(SyncPolicy::Manual)
-        .with_storage(Arc::new(sim) as Arc<dyn Storage>);
-    Arc::new(Wal::open(PathBuf::from("/wal"), opts).unwrap().0)
+    let opts = common::on_sim(&SimStorage::new(), 4096, SyncPolicy::Manual, io);
+    Arc::new(Wal::open(common::sim_dir(), opts).unwrap().0)
 }
 
 common::both_io_paths!(sim wait_durable_with_a_timeout_wakes_a_committer_waiting_for_an_append);
