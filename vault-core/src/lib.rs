@@ -114,11 +114,11 @@ pub use error::{CorruptionKind, Error, Result};
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 pub use options::{BudgetPolicy, IoMode, Options, SyncPolicy};
-pub use read::{inspect, Health, Inspection, Iter, SegmentSummary};
+pub use read::{inspect, Health, Inspection, SegmentSummary};
 pub use recovery::{RecoveryReport, TornTail};
 pub use vault_buffer::{Pool, PoolConfig, PoolStats, PooledBuf};
 pub use vault_segment::{FileMode, FsStorage, IoPath, Record, Storage};
-pub use wal::{Durable, Follower, Lsn, MustWriteError, Room, Wal, WalStats};
+pub use wal::{Durable, Follower, Iter, Lsn, MustWriteError, Room, Wal, WalStats};
 
 /// What may cross threads, checked at compile time: a `Wal` is shared by its appenders, a
 /// reader or a record may be handed to another thread, and errors travel anywhere.

@@ -5,6 +5,7 @@ mod commit;
 mod durable;
 mod follow;
 mod group_commit;
+mod iter;
 mod open;
 mod truncate;
 mod write_behind;
@@ -20,7 +21,6 @@ use vault_segment::{
 
 use crate::error::{Error, Result};
 use crate::options::{BudgetPolicy, Options, SyncPolicy};
-use crate::read::Iter;
 use crate::sync::{
     lock, try_lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, JoinHandle, Mutex,
     MutexGuard, Ordering, Rotator, RwLock, StdArc,
@@ -30,6 +30,7 @@ pub(crate) use follow::CutWatch;
 pub use budget::Room;
 pub use durable::Durable;
 pub use follow::Follower;
+pub use iter::Iter;
 
 /// A log sequence number: records are numbered 1, 2, 3, … in append order, without gaps.
 pub type Lsn = u64;

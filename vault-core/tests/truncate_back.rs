@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use common::record;
 use vault_core::{Error, IoMode, SyncPolicy, Wal};
-use vault_segment::sim::{CrashChoice, FaultError, OpKind, SimStorage};
 use vault_segment::parse_segment_name;
+use vault_segment::sim::{CrashChoice, FaultError, OpKind, SimStorage};
 
 /// The bytes appended at `lsn` after the `generation`-th cut: differ per generation, so a
 /// discarded record that came back would not pass for its replacement.

@@ -478,7 +478,7 @@ unsafe impl Region for DirectRegion {
         let end = lock(&ring.mem).len.min(self.len);
         if !crate::storage::populate(&self.mem, 0, end)? {
             // No appender exists yet, so touching the pages overwrites nothing.
-            crate::segment::touch_pages(self.mem.as_mut_ptr(), end);
+            crate::storage::touch_pages(self.mem.as_mut_ptr(), end);
         }
         Ok(())
     }

@@ -128,6 +128,21 @@ pub(crate) const RAW_EIO: i32 = platform::RAW_EIO;
 #[cfg(any(test, feature = "testing"))]
 pub(crate) const RAW_ENOSPC: i32 = platform::RAW_ENOSPC;
 
+/// Faults every page of a fresh mapping writable by rewriting one byte per 4 KiB (a page, or
+/// several bytes of a larger one).
+pub(crate) fn touch_pages(base: *mut u8, len: usize) {
+    let mut off = 0;
+    while off < len {
+        // SAFETY: `off < len`, the mapping's length; called only on a `-pre` file's mapping
+        // that no other thread can reach yet. Rewriting the byte it holds changes nothing.
+        unsafe {
+            let p = base.add(off);
+            p.write_volatile(p.read_volatile());
+        }
+        off += 4096;
+    }
+}
+
 /// A mapped view of one file: the memory a segment lives in.
 ///
 /// # Safety

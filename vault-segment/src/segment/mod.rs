@@ -801,20 +801,6 @@ fn fill_zero(region: &dyn Region, offset: usize, len: usize) {
     unsafe { std::ptr::write_bytes(region.as_ptr().add(offset), 0, len) }
 }
 
-/// Faults every page of a fresh mapping writable by rewriting one byte per page.
-pub(crate) fn touch_pages(base: *mut u8, len: usize) {
-    let mut off = 0;
-    while off < len {
-        // SAFETY: `off < len`, the mapping's length; called only on a `-pre` file's mapping
-        // that no other thread can reach yet. Rewriting the byte it holds changes nothing.
-        unsafe {
-            let p = base.add(off);
-            p.write_volatile(p.read_volatile());
-        }
-        off += PAGE as usize;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::last_nonzero;

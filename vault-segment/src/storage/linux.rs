@@ -44,7 +44,7 @@ pub(super) fn prefault(map: &MmapRaw) -> io::Result<()> {
         Ok(()) => Ok(()),
         // Kernels before 5.14 lack MADV_POPULATE_WRITE: fault each page by hand.
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-            crate::segment::touch_pages(map.as_mut_ptr(), map.len());
+            super::touch_pages(map.as_mut_ptr(), map.len());
             Ok(())
         }
         Err(e) => Err(e),

@@ -58,7 +58,7 @@ pub(crate) use super::no_ring::{
 /// Faults every page in writable by touching it (no `MADV_POPULATE_WRITE` on macOS).
 #[allow(clippy::unnecessary_wraps)]
 pub(super) fn prefault(map: &MmapRaw) -> io::Result<()> {
-    crate::segment::touch_pages(map.as_mut_ptr(), map.len());
+    super::touch_pages(map.as_mut_ptr(), map.len());
     Ok(())
 }
 
