@@ -22,7 +22,7 @@ const MAX_DEMO_RECORD: u64 = 64 << 20;
         Exit codes: 0 success; 1 corruption or failed verification; 2 usage or I/O errors \
         (including a directory locked by another writer)."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -30,7 +30,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Write records from several threads, sync, reopen, read everything back and check every
     /// byte; print throughput, append latency, recovery time and the segments made.
     Demo(DemoArgs),
@@ -59,7 +59,7 @@ pub enum Command {
 
 /// Arguments of `vault demo`.
 #[derive(Debug, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Write the log here and keep it [default: a fresh temporary directory, removed at the
     /// end]. An existing log is appended to; only the new records are checked.
     #[arg(long, value_name = "DIR")]
@@ -92,7 +92,7 @@ pub struct DemoArgs {
 
 /// Arguments of `vault write`.
 #[derive(Debug, Args)]
-pub struct WriteArgs {
+pub(crate) struct WriteArgs {
     /// The log directory (created if missing).
     pub dir: PathBuf,
     /// When records become durable: `manual` (at end of input, and with `--ack` whenever
@@ -120,7 +120,7 @@ pub struct WriteArgs {
 
 /// Arguments of `vault cat`.
 #[derive(Debug, Args)]
-pub struct CatArgs {
+pub(crate) struct CatArgs {
     /// The log directory.
     pub dir: PathBuf,
     /// Start at this LSN (records before it are skipped; a log truncated at the front starts
@@ -134,13 +134,13 @@ pub struct CatArgs {
 
 /// A command that takes only the log directory.
 #[derive(Debug, Args)]
-pub struct DirArg {
+pub(crate) struct DirArg {
     /// The log directory.
     pub dir: PathBuf,
 }
 
 /// Parses `always`, `manual` or `interval:MS`.
-pub fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
+pub(crate) fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
     match s {
         "always" => Ok(SyncPolicy::Always),
         "manual" => Ok(SyncPolicy::Manual),
@@ -160,12 +160,12 @@ pub fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
 }
 
 /// Parses `--io`: `auto`, `mmap` or `direct`.
-pub fn parse_io(s: &str) -> Result<IoMode, String> {
+pub(crate) fn parse_io(s: &str) -> Result<IoMode, String> {
     s.parse()
 }
 
 /// How a sync policy is written on the command line.
-pub fn sync_name(policy: SyncPolicy) -> String {
+pub(crate) fn sync_name(policy: SyncPolicy) -> String {
     match policy {
         SyncPolicy::Always => "always".into(),
         SyncPolicy::Manual => "manual".into(),
@@ -175,7 +175,7 @@ pub fn sync_name(policy: SyncPolicy) -> String {
 
 /// Parses a byte count with an optional `K`, `M` or `G` suffix (also `KiB`, `MiB`, `GiB`;
 /// powers of 1024). Underscores between digits are allowed.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let digits_end = t
         .find(|c: char| !(c.is_ascii_digit() || c == '_'))

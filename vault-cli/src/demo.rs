@@ -28,7 +28,7 @@ const PROGRESS_STEP: u64 = 1024;
 const LISTED_SEGMENTS: usize = 8;
 
 /// Runs the demo in `--dir` or in a fresh temporary directory that is removed afterwards.
-pub fn run(args: &DemoArgs) -> Result<(), Failure> {
+pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
     let (temp, dir) = if let Some(d) = &args.dir {
         (None, d.clone())
     } else {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 /// A failed command. Commands return it up to `main`, which prints it and exits; nothing
 /// deeper prints errors or exits.
 #[derive(Debug)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// Corruption in the log, or records read back that differ from what was written: exit 1.
     Damage(String),
     /// Bad input, an I/O failure, or an operation the library refused: exit 2.
@@ -18,12 +18,12 @@ pub enum Failure {
 
 impl Failure {
     /// A failure of exit code 2 with this message.
-    pub fn trouble(msg: impl Into<String>) -> Self {
+    pub(crate) fn trouble(msg: impl Into<String>) -> Self {
         Self::Trouble(msg.into())
     }
 
     /// An error writing to stdout: quiet if the reader closed the pipe.
-    pub fn stdout(e: &io::Error) -> Self {
+    pub(crate) fn stdout(e: &io::Error) -> Self {
         if e.kind() == io::ErrorKind::BrokenPipe {
             Self::StdoutClosed
         } else {
@@ -32,7 +32,7 @@ impl Failure {
     }
 
     /// Adds what the user should also know after the message (`…; note`).
-    pub fn with_note(self, note: &str) -> Self {
+    pub(crate) fn with_note(self, note: &str) -> Self {
         match self {
             Self::Damage(m) => Self::Damage(format!("{m}; {note}")),
             Self::Trouble(m) => Self::Trouble(format!("{m}; {note}")),
@@ -41,7 +41,7 @@ impl Failure {
     }
 
     /// Says where the failure happened before the message (`context: …`).
-    pub fn with_note_before(self, context: &str) -> Self {
+    pub(crate) fn with_note_before(self, context: &str) -> Self {
         match self {
             Self::Damage(m) => Self::Damage(format!("{context}: {m}")),
             Self::Trouble(m) => Self::Trouble(format!("{context}: {m}")),
@@ -50,7 +50,7 @@ impl Failure {
     }
 
     /// Prints the message on stderr and gives the exit code.
-    pub fn report(self) -> ExitCode {
+    pub(crate) fn report(self) -> ExitCode {
         let (msg, code) = match self {
             Self::Damage(m) => (m, 1),
             Self::Trouble(m) => (m, 2),
@@ -80,7 +80,7 @@ impl From<vault_core::Error> for Failure {
 }
 
 /// What the user can do about an I/O error (the library's message says what failed).
-pub fn io_hint(e: &io::Error) -> &'static str {
+pub(crate) fn io_hint(e: &io::Error) -> &'static str {
     match e.kind() {
         io::ErrorKind::NotFound => ": check the path",
         io::ErrorKind::PermissionDenied => ": check the permissions of the directory and its files",

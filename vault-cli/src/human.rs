@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// `1536` → `1.5 KiB`; exact below 1 KiB.
 #[allow(clippy::cast_precision_loss)] // Display only: three significant digits suffice.
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
         return format!("{n} B");
@@ -21,7 +21,7 @@ pub fn bytes(n: u64) -> String {
 /// A duration in nanoseconds with a unit that keeps three or so digits: `850 ns`, `12.3 µs`,
 /// `4.56 ms`, `1.234 s`.
 #[allow(clippy::cast_precision_loss)] // Display only.
-pub fn nanos(ns: u64) -> String {
+pub(crate) fn nanos(ns: u64) -> String {
     let v = ns as f64;
     if ns < 1_000 {
         format!("{ns} ns")
@@ -35,7 +35,7 @@ pub fn nanos(ns: u64) -> String {
 }
 
 /// [`nanos`] of a `Duration`.
-pub fn duration(d: Duration) -> String {
+pub(crate) fn duration(d: Duration) -> String {
     nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
@@ -45,7 +45,7 @@ pub fn duration(d: Duration) -> String {
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss
 )]
-pub fn per_second(count: u64, d: Duration) -> u64 {
+pub(crate) fn per_second(count: u64, d: Duration) -> u64 {
     let s = d.as_secs_f64();
     if s <= 0.0 {
         return 0;
@@ -55,7 +55,7 @@ pub fn per_second(count: u64, d: Duration) -> u64 {
 
 /// MiB per second over `d`.
 #[allow(clippy::cast_precision_loss)]
-pub fn mib_per_second(bytes: u64, d: Duration) -> f64 {
+pub(crate) fn mib_per_second(bytes: u64, d: Duration) -> f64 {
     let s = d.as_secs_f64();
     if s <= 0.0 {
         return 0.0;
@@ -64,7 +64,7 @@ pub fn mib_per_second(bytes: u64, d: Duration) -> f64 {
 }
 
 /// `1234567` → `1,234,567`, for counts that readers compare by eye.
-pub fn count(n: u64) -> String {
+pub(crate) fn count(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
@@ -77,7 +77,7 @@ pub fn count(n: u64) -> String {
 }
 
 /// `1 segment`, `3 segments`, `2 flushes`.
-pub fn plural(n: u64, noun: &str) -> String {
+pub(crate) fn plural(n: u64, noun: &str) -> String {
     match (n, noun.ends_with('s') || noun.ends_with("sh")) {
         (1, _) => format!("{n} {noun}"),
         (_, true) => format!("{n} {noun}es"),

@@ -18,7 +18,7 @@ use crate::failure::Failure;
 use crate::human;
 
 /// Prints the records from `--from` on, each followed by `\n` (after `LSN\t` with `--lsn`).
-pub fn cat(args: &CatArgs) -> Result<(), Failure> {
+pub(crate) fn cat(args: &CatArgs) -> Result<(), Failure> {
     let insp = open(&args.dir)?;
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -54,7 +54,7 @@ pub fn cat(args: &CatArgs) -> Result<(), Failure> {
 }
 
 /// Checks every record: exit 0 if whole or torn only at the tail, 1 on corruption.
-pub fn verify(args: &DirArg) -> Result<(), Failure> {
+pub(crate) fn verify(args: &DirArg) -> Result<(), Failure> {
     let insp = open(&args.dir)?;
     let segs = insp.segments();
     let dir = args.dir.display();
@@ -103,7 +103,7 @@ pub fn verify(args: &DirArg) -> Result<(), Failure> {
 }
 
 /// Shows the segments, totals and what recovery would do.
-pub fn info(args: &DirArg) -> Result<(), Failure> {
+pub(crate) fn info(args: &DirArg) -> Result<(), Failure> {
     let insp = open(&args.dir)?;
     let segs = insp.segments();
     let mut s = String::new();
@@ -231,7 +231,7 @@ fn open(dir: &Path) -> Result<Inspection, Failure> {
 }
 
 /// The failure of a log directory argument that names a file.
-pub fn not_a_directory(dir: &Path) -> Failure {
+pub(crate) fn not_a_directory(dir: &Path) -> Failure {
     let hint = match dir.parent() {
         Some(p) if name(dir).starts_with("gs-vault-") && !p.as_os_str().is_empty() => {
             format!("give the directory that holds it ({})", p.display())

@@ -30,7 +30,7 @@ use crate::sync::{lock, mpsc, thread, AtomicU64, Mutex, Ordering};
 const INPUT_BUFFER: usize = 1 << 20;
 
 /// Appends the lines of stdin to the log in `args.dir`.
-pub fn run(args: &WriteArgs) -> Result<(), Failure> {
+pub(crate) fn run(args: &WriteArgs) -> Result<(), Failure> {
     if args.dir.metadata().is_ok_and(|m| !m.is_dir()) {
         return Err(not_a_directory(&args.dir));
     }

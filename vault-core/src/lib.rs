@@ -97,7 +97,7 @@ pub mod metrics;
 // vault-rotate's sources, built under loom for the models: see `sync.rs`. Parts of its API that
 // the WAL does not use are dead code here.
 #[cfg(test)]
-#[allow(dead_code, unused_imports)]
+#[allow(dead_code, unused_imports, unreachable_pub)]
 mod loom_rotate;
 #[cfg(test)]
 mod models;

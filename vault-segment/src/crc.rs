@@ -57,7 +57,7 @@ const fn shift_table() -> [u32; MAX_WORDS + 1] {
 
 /// `crc32c_append(crc, data)`: extends a finished CRC32C over `data`.
 #[must_use]
-pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
+pub(crate) fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     #[cfg(target_arch = "x86_64")]
     {
         if has_hw() {
@@ -70,7 +70,7 @@ pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
 
 /// `crc32c(prefix.to_le_bytes() ‖ data)`: the checksum of a frame prefix word and a payload.
 #[must_use]
-pub fn crc32c_prefixed(prefix: u64, data: &[u8]) -> u32 {
+pub(crate) fn crc32c_prefixed(prefix: u64, data: &[u8]) -> u32 {
     #[cfg(target_arch = "x86_64")]
     {
         if has_hw() {
@@ -83,7 +83,7 @@ pub fn crc32c_prefixed(prefix: u64, data: &[u8]) -> u32 {
 
 /// `crc32c_append(crc, a ‖ b)` for two little-endian words: the salt and LSN of a frame.
 #[must_use]
-pub fn crc32c_append_words(crc: u32, a: u64, b: u64) -> u32 {
+pub(crate) fn crc32c_append_words(crc: u32, a: u64, b: u64) -> u32 {
     #[cfg(target_arch = "x86_64")]
     {
         if has_hw() {

@@ -71,7 +71,7 @@ pub(crate) use both_io_paths;
 
 /// Whether the real file system under `dir` takes `O_DIRECT`; if not, prints that `test`
 /// skips its direct half, and why.
-pub fn direct_io_in(dir: &Path, test: &str) -> bool {
+pub(crate) fn direct_io_in(dir: &Path, test: &str) -> bool {
     match FsStorage.file_system(dir) {
         Ok(fs) if fs.direct_io => true,
         Ok(fs) => {
@@ -94,7 +94,7 @@ pub fn direct_io_in(dir: &Path, test: &str) -> bool {
 }
 
 /// The path a mode that is not `Auto` names.
-pub fn io_path(io: IoMode) -> IoPath {
+pub(crate) fn io_path(io: IoMode) -> IoPath {
     match io {
         IoMode::Mmap => IoPath::Mmap,
         IoMode::Direct => IoPath::Direct,
@@ -103,7 +103,7 @@ pub fn io_path(io: IoMode) -> IoPath {
 }
 
 /// Deterministic record contents for `lsn`: every byte depends on the LSN, lengths vary.
-pub fn record(lsn: u64) -> Vec<u8> {
+pub(crate) fn record(lsn: u64) -> Vec<u8> {
     let len = 1 + (lsn as usize * 37) % 300;
     (0..len)
         .map(|i| (lsn.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8)
@@ -113,7 +113,7 @@ pub fn record(lsn: u64) -> Vec<u8> {
 /// Options with small segments, a sync policy and an I/O path; on the direct path a 16 KiB
 /// memory ring, so that the tests' small segments give memory back and fill the ring as a
 /// 64 MiB segment does with the default one.
-pub fn small(segment_size: u64, sync: SyncPolicy, io: IoMode) -> Options {
+pub(crate) fn small(segment_size: u64, sync: SyncPolicy, io: IoMode) -> Options {
     Options::default()
         .with_segment_size(segment_size)
         .with_sync(sync)
@@ -122,12 +122,12 @@ pub fn small(segment_size: u64, sync: SyncPolicy, io: IoMode) -> Options {
 }
 
 /// The log directory of the tests on `SimStorage` (the simulator's file system is its own).
-pub fn sim_dir() -> PathBuf {
+pub(crate) fn sim_dir() -> PathBuf {
     PathBuf::from("/wal")
 }
 
 /// Options on the simulator `sim`: the segment size, sync policy and I/O path given.
-pub fn on_sim(
+pub(crate) fn on_sim(
     sim: &vault_segment::sim::SimStorage,
     segment_size: u64,
     sync: SyncPolicy,
@@ -141,7 +141,7 @@ pub fn on_sim(
 }
 
 /// Segment files of `dir`, sorted by name (which sorts by index).
-pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -155,7 +155,7 @@ pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Reads back every record and asserts it is exactly `record(lsn)` for `first..=last`.
-pub fn assert_log(wal: &vault_core::Wal, first: u64, last: u64) {
+pub(crate) fn assert_log(wal: &vault_core::Wal, first: u64, last: u64) {
     let mut expect = first;
     for r in wal.iter_from(first) {
         assert_eq!(r.lsn(), expect, "LSNs must be contiguous");
@@ -167,7 +167,7 @@ pub fn assert_log(wal: &vault_core::Wal, first: u64, last: u64) {
 
 /// Positioned reads and writes that build on every platform (`std::os::unix::fs::FileExt` is
 /// Unix-only); the tests here need no atomicity from them.
-pub trait FileAt {
+pub(crate) trait FileAt {
     /// Writes all of `buf` at `offset`.
     fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()>;
     /// Fills `buf` from `offset`.

@@ -9,7 +9,7 @@ use std::process::Command;
 
 /// A file system vault's tests run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Tmpfs,
     Ext4,
     Xfs,
@@ -17,9 +17,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Tmpfs, Kind::Ext4, Kind::Xfs, Kind::Btrfs];
+    pub(crate) const ALL: [Kind; 4] = [Kind::Tmpfs, Kind::Ext4, Kind::Xfs, Kind::Btrfs];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Tmpfs => "tmpfs",
             Kind::Ext4 => "ext4",
@@ -30,7 +30,7 @@ impl Kind {
 
     /// The smallest image the mkfs of this kind accepts, rounded up (xfs wants 300 MiB; the
     /// images are sparse, so only what is written takes disk space).
-    pub fn min_mib(self) -> u64 {
+    pub(crate) fn min_mib(self) -> u64 {
         match self {
             Kind::Tmpfs | Kind::Ext4 => 16,
             Kind::Xfs => 300,
@@ -52,13 +52,13 @@ impl Kind {
 }
 
 /// Whether this process runs as root (`None` if `id -u` fails).
-pub fn is_root() -> Option<bool> {
+pub(crate) fn is_root() -> Option<bool> {
     let out = Command::new("id").arg("-u").output().ok()?;
     Some(String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
 /// Skips (with the reason printed) unless running as root.
-pub fn need_root(test: &str) -> bool {
+pub(crate) fn need_root(test: &str) -> bool {
     match is_root() {
         Some(true) => true,
         Some(false) => {
@@ -74,7 +74,7 @@ pub fn need_root(test: &str) -> bool {
 
 /// A file system mounted on a temporary directory, unmounted (and its image removed) when
 /// dropped.
-pub struct Mount {
+pub(crate) struct Mount {
     pub kind: Kind,
     point: tempfile::TempDir,
     image: Option<PathBuf>,
@@ -84,7 +84,7 @@ pub struct Mount {
 impl Mount {
     /// Makes and mounts a file system of `kind` and `size_mib` MiB (at least
     /// [`Kind::min_mib`]). `Err` says why not (a missing mkfs, typically): skip the case then.
-    pub fn new(kind: Kind, size_mib: u64) -> Result<Mount, String> {
+    pub(crate) fn new(kind: Kind, size_mib: u64) -> Result<Mount, String> {
         let size_mib = size_mib.max(kind.min_mib());
         let point = tempfile::tempdir().map_err(|e| e.to_string())?;
         if kind == Kind::Tmpfs {
@@ -140,7 +140,7 @@ impl Mount {
 
     /// As [`Mount::new`], printing `SKIPPED <test> on <fs>: <why>` and giving `None` when the
     /// file system cannot be made.
-    pub fn or_skip(kind: Kind, size_mib: u64, test: &str) -> Option<Mount> {
+    pub(crate) fn or_skip(kind: Kind, size_mib: u64, test: &str) -> Option<Mount> {
         match Mount::new(kind, size_mib) {
             Ok(m) => Some(m),
             Err(why) => {
@@ -150,17 +150,17 @@ impl Mount {
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.point.path()
     }
 
     /// The loop image behind the file system (`None` for tmpfs).
-    pub fn image(&self) -> Option<&Path> {
+    pub(crate) fn image(&self) -> Option<&Path> {
         self.image.as_deref()
     }
 
     /// Unmounts now (the image stays until drop).
-    pub fn unmount(&mut self) {
+    pub(crate) fn unmount(&mut self) {
         if self.mounted {
             let _ = Command::new("umount").arg(self.point.path()).status();
             self.mounted = false;
@@ -168,7 +168,7 @@ impl Mount {
     }
 
     /// Bytes available to an unprivileged writer, as `df` reports them.
-    pub fn available(&self) -> u64 {
+    pub(crate) fn available(&self) -> u64 {
         let out = Command::new("df")
             .args(["--output=avail", "-B1"])
             .arg(self.path())
@@ -183,7 +183,7 @@ impl Mount {
 
     /// Takes all but about `leave_mib` MiB of the free space with an allocated file that stays,
     /// so that a writer fills the rest quickly whatever the image's size.
-    pub fn ballast(&self, leave_mib: u64) {
+    pub(crate) fn ballast(&self, leave_mib: u64) {
         let free = self.available();
         let keep = leave_mib << 20;
         if free <= keep {
@@ -227,7 +227,7 @@ impl Drop for Mount {
 }
 
 /// Runs a command; `Err` with its stderr if it fails.
-pub fn run(c: &mut Command) -> Result<(), String> {
+pub(crate) fn run(c: &mut Command) -> Result<(), String> {
     let out = c.output().map_err(|e| format!("{c:?}: {e}"))?;
     if out.status.success() {
         Ok(())

@@ -59,7 +59,7 @@ pub(crate) use both_io_paths;
 
 /// Whether the real file system under `dir` takes `O_DIRECT`; if not, prints that `test`
 /// skips its direct half, and why.
-pub fn direct_io_in(dir: &Path, test: &str) -> bool {
+pub(crate) fn direct_io_in(dir: &Path, test: &str) -> bool {
     match FsStorage.file_system(dir) {
         Ok(fs) if fs.direct_io => true,
         Ok(fs) => {
@@ -83,7 +83,7 @@ pub fn direct_io_in(dir: &Path, test: &str) -> bool {
 
 /// Overwrites `bytes` at `offset` of the file at `path` (positioned, on every platform).
 #[allow(dead_code)] // Not every test file patches files.
-pub fn patch(path: &Path, offset: u64, bytes: &[u8]) {
+pub(crate) fn patch(path: &Path, offset: u64, bytes: &[u8]) {
     use std::io::{Seek, SeekFrom, Write};
     let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     f.seek(SeekFrom::Start(offset)).unwrap();
