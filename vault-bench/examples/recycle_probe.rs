@@ -80,9 +80,7 @@ fn main() {
     let writes = after.writes - before.writes;
     let flushes = after.flushes - before.flushes;
     let kib = (after.sectors_written - before.sectors_written) / 2;
-    #[allow(clippy::cast_precision_loss)]
     let per = |n: u64| n as f64 / syncs as f64;
-    #[allow(clippy::cast_precision_loss)]
     let rate = (syncs * PER_SYNC) as f64 / elapsed.as_secs_f64();
     println!(
         "io {} recycle {} segment {seg_mib} MiB: {syncs} syncs, {:.2} writes/sync, {:.2} \
@@ -95,9 +93,7 @@ fn main() {
         if flushes == 0 {
             f64::NAN
         } else {
-            #[allow(clippy::cast_precision_loss)]
-            let w = writes as f64 / flushes as f64;
-            w
+            writes as f64 / flushes as f64
         },
         per(kib),
         rate,

@@ -60,7 +60,7 @@ fn main() {
         println!(
             "{io:?} {len} B: open {:.1} ms, read {:.1} ms, {:.2} GiB/s",
             opened.as_secs_f64() * 1e3,
-            (all - opened).as_secs_f64() * 1e3,
+            all.checked_sub(opened).unwrap().as_secs_f64() * 1e3,
             gib / all.as_secs_f64()
         );
     }

@@ -4,7 +4,6 @@
 //! `cargo run --release -p vault-bench --example rotation_probe -- [DIR] [SEGMENT_BYTES] [RECORDS] [ROUNDS]`
 //!
 //! Prints per round: records/s of the timed part, rotations and segment waits in it.
-#![allow(clippy::cast_precision_loss)]
 
 use std::time::Instant;
 use vault_core::{Options, SyncPolicy, Wal};

@@ -95,7 +95,6 @@ pub fn render(cells: &[Cell]) -> Result<Vec<Chart>> {
         .filter(|c| c.section != Section::Rotation && c.workload.segment_size.is_none())
         .filter_map(|c| {
             let m = c.outcome.as_ref().ok()?;
-            #[allow(clippy::cast_precision_loss)] // nanoseconds, far below 2^52
             Some(Point {
                 system: c.system,
                 sync: c.workload.sync,
@@ -283,7 +282,6 @@ enum XAxis {
 }
 
 impl XAxis {
-    #[allow(clippy::cast_precision_loss)] // thread counts
     fn range(self) -> Range<f64> {
         match self {
             XAxis::Percentiles => -0.3..(PERCENTILES.len() as f64 - 0.7),
@@ -300,7 +298,6 @@ impl XAxis {
     }
 
     /// Whole numbers only: the axes have no meaning between them.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     fn label(self, v: f64) -> String {
         if (v - v.round()).abs() > 1e-6 || v < -0.5 {
             return String::new();

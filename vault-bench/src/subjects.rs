@@ -80,7 +80,7 @@ impl Vault {
         }
     }
 
-    fn options(&self, workload: &Workload) -> Options {
+    fn options(self, workload: &Workload) -> Options {
         let policy = match workload.sync {
             SyncMode::Each => SyncPolicy::Always,
             SyncMode::Never | SyncMode::Every(_) => SyncPolicy::Manual,

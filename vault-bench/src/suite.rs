@@ -258,7 +258,6 @@ struct SpillResult {
 /// # Errors
 /// Errors of the fdatasync probe or of creating directories; a failing system only marks its
 /// cells as failed.
-#[allow(clippy::too_many_lines)]
 pub fn run(config: &Config, alloc: &'static CountingAlloc) -> Result<Report> {
     let started = Instant::now();
     let all = systems();
@@ -619,15 +618,17 @@ impl Spread {
     }
 }
 
+// `rate`, `mib` and `sync_p50` are the metrics a `Spread` compares: one signature.
+#[allow(clippy::unnecessary_wraps)]
 fn rate(r: &Round) -> Option<f64> {
     Some(r.records_per_sec)
 }
 
+#[allow(clippy::unnecessary_wraps)]
 fn mib(r: &Round) -> Option<f64> {
     Some(r.mib_per_sec)
 }
 
-#[allow(clippy::cast_precision_loss)] // nanoseconds, far below 2^52
 fn sync_p50(r: &Round) -> Option<f64> {
     r.sync_p50_ns.map(|n| n as f64)
 }
@@ -701,13 +702,11 @@ fn rate_target(
 }
 
 fn mib_label(bytes: i64) -> String {
-    #[allow(clippy::cast_precision_loss)] // display only
     let m = bytes as f64 / f64::from(1 << 20);
     format!("{m:+.0} MiB")
 }
 
 /// Device requests per sync of a durable cell: (writes/sync, flushes/sync, writes/flush).
-#[allow(clippy::cast_precision_loss)] // counts far below 2^52
 fn per_sync(m: &Measurement) -> Option<(f64, f64, f64)> {
     let d = m.device?;
     if m.syncs == 0 {
@@ -722,7 +721,6 @@ fn per_sync(m: &Measurement) -> Option<(f64, f64, f64)> {
     Some((d.writes as f64 / s, d.flushes as f64 / s, per_flush))
 }
 
-#[allow(clippy::too_many_lines)]
 fn targets(
     cells: &[Cell],
     replays: &[ReplayResult],
@@ -948,7 +946,6 @@ fn targets(
             ) {
                 (Some(b), Some(s)) => {
                     let q = |m: &Measurement| m.latency.value_at_quantile(0.999);
-                    #[allow(clippy::cast_precision_loss)]
                     let r = q(s) as f64 / q(b).max(1) as f64;
                     let seg = s.segments.unwrap_or_default();
                     (
@@ -1156,7 +1153,6 @@ pub struct ReplayResult {
     outcome: std::result::Result<(f64, u64), String>,
 }
 
-#[allow(clippy::too_many_lines)]
 fn render(
     config: &Config,
     probes: &Probes,
@@ -1368,7 +1364,6 @@ fn render(
     for sp in spills {
         match &sp.outcome {
             Ok(x) => {
-                #[allow(clippy::cast_precision_loss)]
                 let rate = x.bytes as f64 / x.secs.max(1e-9) / f64::from(1 << 20);
                 let _ = writeln!(
                     s,

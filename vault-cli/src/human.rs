@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 /// `1536` → `1.5 KiB`; exact below 1 KiB.
-#[allow(clippy::cast_precision_loss)] // Display only: three significant digits suffice.
 pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
@@ -20,7 +19,6 @@ pub(crate) fn bytes(n: u64) -> String {
 
 /// A duration in nanoseconds with a unit that keeps three or so digits: `850 ns`, `12.3 µs`,
 /// `4.56 ms`, `1.234 s`.
-#[allow(clippy::cast_precision_loss)] // Display only.
 pub(crate) fn nanos(ns: u64) -> String {
     let v = ns as f64;
     if ns < 1_000 {
@@ -54,7 +52,6 @@ pub(crate) fn per_second(count: u64, d: Duration) -> u64 {
 }
 
 /// MiB per second over `d`.
-#[allow(clippy::cast_precision_loss)]
 pub(crate) fn mib_per_second(bytes: u64, d: Duration) -> f64 {
     let s = d.as_secs_f64();
     if s <= 0.0 {

@@ -148,7 +148,6 @@ mod recording {
         /// A flush that made `records` durable in `took`.
         pub(crate) fn flushed(&self, records: u64, took: Duration) {
             self.flushes.increment(1);
-            #[allow(clippy::cast_precision_loss)] // exact below 2^53 records
             self.flush_records.record(records as f64);
             self.flush_seconds.record(took.as_secs_f64());
         }
@@ -170,13 +169,11 @@ mod recording {
 
         /// Sets the bytes-on-disk gauge.
         pub(crate) fn disk_bytes(&self, bytes: u64) {
-            #[allow(clippy::cast_precision_loss)] // a gauge; exact below 2^53
             self.disk_bytes.set(bytes as f64);
         }
 
         /// Sets the durable-lag gauge.
         pub(crate) fn durable_lag(&self, records: u64) {
-            #[allow(clippy::cast_precision_loss)] // a gauge; exact below 2^53
             self.durable_lag.set(records as f64);
         }
 

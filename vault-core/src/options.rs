@@ -71,7 +71,6 @@ impl IoMode {
         };
         match self {
             IoMode::Mmap if fs.copy_on_write => Err(no_mmap("")),
-            IoMode::Mmap => Ok(IoPath::Mmap),
             IoMode::Direct if fs.direct_io => Ok(IoPath::Direct),
             IoMode::Direct => Err(no_direct()),
             IoMode::Auto if fs.direct_io && fs.name != "sim" => Ok(IoPath::Direct),
@@ -79,7 +78,7 @@ impl IoMode {
                 ", and direct I/O, the path vault takes there, is not available: {}",
                 fs.direct_io_error.as_deref().unwrap_or("unknown reason")
             ))),
-            IoMode::Auto => Ok(IoPath::Mmap),
+            IoMode::Mmap | IoMode::Auto => Ok(IoPath::Mmap),
         }
     }
 }

@@ -664,7 +664,7 @@ fn run_case(base: &Path, case: &Case, io: IoMode) -> Result<(), String> {
                     offset: o2,
                     reason: r2,
                 }) => ensure(f2 == f && o2 == o && r2 == reason, || {
-                    format!("inspect reports {f2:?} {o2} {r2}, open {err}")
+                    format!("inspect reports {} {o2} {r2}, open {err}", f2.display())
                 })?,
                 other => return Err(format!("open: {err}; inspect: {other:?}")),
             }
@@ -1149,7 +1149,10 @@ fn build_cases(t: &Template, other: &Template) -> Vec<Case> {
         first: 1,
         next: last_next,
         torn: torn.then(|| (tail.name.clone(), tail.end as u64)),
-        removed_segments: removed.iter().map(|s| s.to_string()).collect(),
+        removed_segments: removed
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
         removed_pre: vec![],
     };
     let with_stale = |name: &str, bytes: Vec<u8>| {
@@ -1299,7 +1302,10 @@ fn every_damaged_log_is_cut_cleanly_or_refused_with_file_and_offset(io: IoMode) 
                         let msg = p
                             .downcast_ref::<String>()
                             .cloned()
-                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .or_else(|| {
+                                p.downcast_ref::<&str>()
+                                    .map(std::string::ToString::to_string)
+                            })
                             .unwrap_or_default();
                         Err(format!("PANIC: {msg}"))
                     });

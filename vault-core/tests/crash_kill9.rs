@@ -332,17 +332,16 @@ mod acknowledged_records_survive_kill9_across_generations {
 }
 
 fn across_generations(io: &str) {
-    let cycles: u64 = std::env::var(CYCLES)
-        .ok()
-        .map(|v| v.parse().expect("VAULT_KILL9_CYCLES is a number"))
-        .unwrap_or(DEFAULT_CYCLES);
-    let seed: u64 = std::env::var(SEED)
-        .ok()
-        .map(|v| v.parse().expect("VAULT_KILL9_SEED is a number"))
-        .unwrap_or_else(|| {
+    let cycles: u64 = std::env::var(CYCLES).ok().map_or(DEFAULT_CYCLES, |v| {
+        v.parse().expect("VAULT_KILL9_CYCLES is a number")
+    });
+    let seed: u64 = std::env::var(SEED).ok().map_or_else(
+        || {
             let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
             t.as_nanos() as u64 ^ u64::from(std::process::id())
-        });
+        },
+        |v| v.parse().expect("VAULT_KILL9_SEED is a number"),
+    );
     println!("kill -9 ({io}): {cycles} generations, seed {seed} (replay with {SEED}={seed})");
     let tmp = match std::env::var_os(DIR) {
         Some(d) => tempfile::tempdir_in(d).unwrap(),

@@ -170,7 +170,7 @@ fn a_failed_sync_answers_every_pending_callback_with_poisoned(io: IoMode) {
     {
         let tx = tx.clone();
         wal.on_durable(1, move |r| {
-            tx.send((1, r.map_err(|e| e.to_string()))).unwrap()
+            tx.send((1, r.map_err(|e| e.to_string()))).unwrap();
         });
     }
     assert_eq!(rx.recv_timeout(LONG).unwrap(), (1, Ok(1)));
@@ -195,7 +195,7 @@ fn a_failed_sync_answers_every_pending_callback_with_poisoned(io: IoMode) {
     assert_eq!(wal.durable_lsn(), 1);
     // Registered after the failure: the same answer.
     wal.on_durable(2, move |r| {
-        tx.send((2, r.map_err(|e| e.to_string()))).unwrap()
+        tx.send((2, r.map_err(|e| e.to_string()))).unwrap();
     });
     assert!(rx.recv_timeout(LONG).unwrap().1.is_err());
     assert!(matches!(

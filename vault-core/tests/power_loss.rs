@@ -346,7 +346,6 @@ fn random_choice(snap: &Snapshot, rng: &mut SimRng) -> CrashChoice {
         }
         let fate = match rng.below(16) {
             0..=9 => PageFate::Whole,
-            #[allow(clippy::cast_possible_truncation)]
             10..=13 => PageFate::Sectors(rng.next_u64() as u8),
             14 => PageFate::Zeroed,
             _ => PageFate::Garbage(rng.next_u64()),
@@ -1317,9 +1316,8 @@ fn check_cut_case(c: &CutCase, samples: u64, tally: &mut Tally, io: IoMode) {
             let tail = b"after the crash";
             assert_eq!(wal.append(tail).unwrap(), last + 1, "{case}");
             wal.close().unwrap_or_else(|e| panic!("{case}: close: {e}"));
-            let (wal, _) = open_crashed(&w, &crashed)
-                .map(|w| (w, ()))
-                .unwrap_or_else(|e| panic!("{case}: second open: {e}"));
+            let (wal, ()) = open_crashed(&w, &crashed)
+                .map_or_else(|e| panic!("{case}: second open: {e}"), |w| (w, ()));
             assert_eq!(wal.last_lsn(), last + 1, "{case}");
             assert_eq!(wal.read(last + 1).unwrap().data(), &tail[..], "{case}");
             tally.states += 1;

@@ -151,9 +151,7 @@ fn child_with_write_behind_appends_then_aborts() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut seen = 0;
     while std::time::Instant::now() < deadline {
-        seen = inspect(Path::new(&dir))
-            .map(|i| i.records_from(1).count() as u64)
-            .unwrap_or(0);
+        seen = inspect(Path::new(&dir)).map_or(0, |i| i.records_from(1).count() as u64);
         if seen >= want {
             break;
         }

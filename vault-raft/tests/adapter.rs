@@ -287,7 +287,7 @@ fn a_damaged_metadata_file_is_reported_not_ignored() {
     std::fs::write(&path, bytes).unwrap();
     match Store::open(dir.path(), Store::options()) {
         Err(Error::CorruptMetadata { reason, .. }) => {
-            assert!(reason.contains("checksum"), "{reason}")
+            assert!(reason.contains("checksum"), "{reason}");
         }
         other => panic!("expected CorruptMetadata, got {other:?}"),
     }

@@ -388,7 +388,7 @@ impl Rotator {
         // preparing lands in the slot and is removed below with any other; the worker's own
         // removal (when its send fails) covers a `Rotator` whose slot is already gone.
         drop(self.requests.take());
-        let spare = self.worker.take().map(|w| w.join());
+        let spare = self.worker.take().map(JoinHandle::join);
         if let Some(ready) = self.ready.take() {
             let mut spares = Vec::new();
             while let Ok(made) = ready.try_recv() {
@@ -603,7 +603,7 @@ fn note(
             *failed = false;
         }
         Request::Recycle(path) => pool.push_back(path),
-        other => later.push(other),
+        other @ Request::Retire(..) => later.push(other),
     }
 }
 

@@ -250,6 +250,6 @@ fn shutdown_removes_a_kept_spare_after_the_newer_spares() {
         .iter()
         .filter_map(|p| index_of(p))
         .collect();
-    let expected: Vec<u64> = (2..2 + spares + 1).rev().collect();
+    let expected: Vec<u64> = (2..=(2 + spares)).rev().collect();
     assert_eq!(removed, expected);
 }

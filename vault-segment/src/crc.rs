@@ -119,6 +119,7 @@ mod x86 {
     use super::{MAX_WORDS, MIN_WORDS, SHIFT};
 
     /// The little-endian word in an 8-byte chunk.
+    #[allow(clippy::inline_always)] // inside the lanes' inner loop, which must stay one body
     #[inline(always)]
     fn le(chunk: &[u8]) -> u64 {
         let mut w = [0u8; 8];
@@ -139,7 +140,6 @@ mod x86 {
     unsafe fn times_shift(raw: u64, m: usize) -> __m128i {
         // SAFETY: the caller guarantees PCLMULQDQ; the intrinsics touch no memory.
         unsafe {
-            #[allow(clippy::cast_possible_wrap)]
             let a = _mm_cvtsi64_si128(raw as i64);
             let k = _mm_cvtsi64_si128(i64::from(SHIFT[m]));
             // Bits 0..63 of the 128-bit product hold all 63 bits of a 32 × 32 product.
@@ -182,7 +182,6 @@ mod x86 {
                 r = unsafe { _mm_crc32_u64(r, le(x)) };
             }
         }
-        #[allow(clippy::cast_possible_truncation)]
         let mut raw = r as u32;
         let mut rest = tail;
         if rest.len() >= 4 {
@@ -256,7 +255,6 @@ mod x86 {
         // SAFETY: the caller guarantees SSE4.2 and PCLMULQDQ; the intrinsics touch no memory.
         unsafe {
             let folded = _mm_xor_si128(times_shift(r, k + c_len), times_shift(r1, c_len));
-            #[allow(clippy::cast_sign_loss)]
             let folded = (_mm_cvtsi128_si64(folded) as u64) << 1;
             _mm_crc32_u64(r2, le(lane_c_last) ^ folded)
         }
@@ -268,9 +266,7 @@ mod x86 {
     pub(super) unsafe fn append_words(crc: u32, a: u64, b: u64) -> u32 {
         // SAFETY: the caller guarantees SSE4.2; the intrinsic touches no memory.
         let r = unsafe { _mm_crc32_u64(_mm_crc32_u64(u64::from(!crc), a), b) };
-        #[allow(clippy::cast_possible_truncation)]
-        let r = !(r as u32);
-        r
+        !(r as u32)
     }
 }
 

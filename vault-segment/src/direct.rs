@@ -232,7 +232,7 @@ impl RingMem {
             // SAFETY: the slot lies inside `ctl` (`slot < SLOTS`), and it is mapped nowhere
             // in the region now (its last position was released, or it was never mapped).
             unsafe {
-                std::ptr::write_bytes(self.ctl.as_mut_ptr().add(slot * self.chunk), 0, self.chunk)
+                std::ptr::write_bytes(self.ctl.as_mut_ptr().add(slot * self.chunk), 0, self.chunk);
             };
         }
         // SAFETY: `q` and `n` are multiples of the page size inside the region (`q <
@@ -618,13 +618,11 @@ pub(crate) fn write_zeros(path: &Path, len: u64) -> io::Result<()> {
     let whole = len - len % align;
     let mut off = 0u64;
     while off < whole {
-        #[allow(clippy::cast_possible_truncation)]
         let n = (whole - off).min(ZERO_CHUNK as u64) as usize;
         write_all_at(&file, &buf[..n], off, false)?;
         off += n as u64;
     }
     if whole < len {
-        #[allow(clippy::cast_possible_truncation)]
         let rest = (len - whole) as usize;
         buffered_write_all_at(path, &buf[..rest], whole)?;
     }

@@ -124,7 +124,6 @@ pub struct SegmentHeader {
 #[inline]
 pub fn lsn_tag(version: u32, lsn: u64) -> u32 {
     // Truncation intended: the tag is the low 32 bits.
-    #[allow(clippy::cast_possible_truncation)]
     let low = lsn as u32;
     if version >= FORMAT_VERSION {
         low
@@ -228,7 +227,6 @@ pub(crate) fn frame_prefix(payload_len: u32, kind: u8) -> [u8; 8] {
 pub fn partial_crc(payload: &[u8]) -> u32 {
     // A payload longer than MAX_PAYLOAD is refused before it reaches a segment; the truncating
     // cast only keeps this function total.
-    #[allow(clippy::cast_possible_truncation)]
     let prefix = frame_prefix(payload.len() as u32, KIND_RECORD);
     crate::crc::crc32c_prefixed(u64::from_le_bytes(prefix), payload)
 }
@@ -247,7 +245,6 @@ pub(crate) fn marker_payload(attested: u64, next_lsn: u64) -> [u8; MARKER_PAYLOA
     p
 }
 
-#[allow(clippy::cast_possible_truncation)]
 pub(crate) fn marker_crc(payload: &[u8; MARKER_PAYLOAD_LEN], salt: u64) -> u32 {
     let prefix = frame_prefix(MARKER_PAYLOAD_LEN as u32, KIND_MARKER);
     let partial = crc32c::crc32c_append(crc32c::crc32c(&prefix), payload);
@@ -296,7 +293,6 @@ pub fn parse_segment_name(name: &str) -> Option<SegmentName> {
 /// The file name of segment `index` created at `created_nanos` (UTC, seconds resolution).
 #[must_use]
 pub fn segment_file_name(created_nanos: u64, index: u64, pre: bool) -> String {
-    #[allow(clippy::cast_possible_wrap)]
     let secs = (created_nanos / 1_000_000_000) as i64;
     let t =
         time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);

@@ -19,7 +19,6 @@ const DIR: &str = "/wal";
 /// The bytes of record `lsn`: distinct per LSN, long enough to span several 8-byte units.
 fn payload(lsn: u64) -> Vec<u8> {
     let mut v = format!("record {lsn}:").into_bytes();
-    #[allow(clippy::cast_possible_truncation)]
     v.resize(24 + 8 * lsn as usize, lsn as u8);
     v
 }

@@ -541,7 +541,6 @@ fn write_zeros(mut f: File, len: u64) -> io::Result<()> {
     let mut off = 0u64;
     while off < len {
         let n = (len - off).min(zeros.len() as u64);
-        #[allow(clippy::cast_possible_truncation)]
         f.write_all(&zeros[..n as usize])?;
         off += n;
     }

@@ -171,7 +171,6 @@ fn seed(appender: u32, seq: u64) -> u64 {
 
 fn record_len(appender: u32, seq: u64, (lo, hi): (usize, usize)) -> usize {
     let span = (hi - lo + 1) as u64;
-    #[allow(clippy::cast_possible_truncation)] // < span, a usize
     let extra = (mix(seed(appender, seq)) % span) as usize;
     lo + extra
 }
@@ -181,7 +180,6 @@ fn fill_record(out: &mut Vec<u8>, appender: u32, seq: u64, len: usize) {
     out.clear();
     out.extend_from_slice(&appender.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
-    #[allow(clippy::cast_possible_truncation)] // record sizes are far below 4 GiB
     out.extend_from_slice(&(len as u32).to_le_bytes());
     let mut state = seed(appender, seq);
     while out.len() < len {
@@ -901,7 +899,6 @@ fn progress_bar(secs: u64) -> ProgressBar {
     bar
 }
 
-#[allow(clippy::cast_precision_loss)] // figures for people
 fn per_sec(n: u64, secs: f64) -> f64 {
     n as f64 / secs
 }
@@ -1171,18 +1168,13 @@ fn stress(args: Args) -> Result<u64, Box<dyn std::error::Error>> {
     for log in &logs {
         latency.add(&log.latency_us).expect("same bounds");
     }
-    let ms = |us: u64| {
-        #[allow(clippy::cast_precision_loss)]
-        let v = us as f64 / 1000.0;
-        v
-    };
+    let ms = |us: u64| us as f64 / 1000.0;
     println!("vault-stress: {}", describe(&args));
     println!("  ran             {elapsed:.1} s");
     println!(
         "  appends         {appended} records ({:.0}/s), {batches} batches, {must_writes} must_write",
         per_sec(appended, elapsed)
     );
-    #[allow(clippy::cast_precision_loss)]
     let mb = bytes as f64 / 1e6;
     println!(
         "  bytes           {mb:.1} MB ({:.2} MB/s)",

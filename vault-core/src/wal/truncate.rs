@@ -15,7 +15,7 @@ impl Wal {
     /// segment the writer appends to is never dropped. Returns the number of segments removed.
     ///
     /// A dropped file is recycled rather than removed while the rotation worker's pool has
-    /// room ([`Options::recycle_segments`]) and nothing else holds it (no reader keeps one of
+    /// room ([`Options::recycle_segments`](crate::Options::recycle_segments)) and nothing else holds it (no reader keeps one of
     /// its records): it is renamed to a `-pre` name, out of the log, and handed to the worker,
     /// which makes a later segment of it. Its old records stay in the file until overwritten.
     ///
@@ -184,10 +184,10 @@ impl Wal {
     /// every case; those in the cut segment are durable from the directory `fsync` of step 4 on
     /// (before it a crash may bring back the old file, where they need not be synced).
     ///
-    /// Readers: an [`Iter`] made before the call stops before `lsn` once the call has changed
-    /// the log; a [`Record`] it returned earlier keeps its bytes (the old file stays mapped
+    /// Readers: an [`Iter`](crate::Iter) made before the call stops before `lsn` once the call has changed
+    /// the log; a [`Record`](crate::Record) it returned earlier keeps its bytes (the old file stays mapped
     /// and is never written). An `append` racing the call may get an LSN that the call then
-    /// discards (under [`SyncPolicy::Always`] it then returns once the kept records are
+    /// discards (under [`SyncPolicy::Always`](crate::SyncPolicy::Always) it then returns once the kept records are
     /// durable).
     ///
     /// # Errors

@@ -42,8 +42,7 @@ impl Kind {
         let mut c = Command::new(format!("mkfs.{}", self.name()));
         match self {
             Kind::Ext4 => c.args(["-q", "-F", "-m", "0"]),
-            Kind::Xfs => c.args(["-q", "-f"]),
-            Kind::Btrfs => c.args(["-q", "-f"]),
+            Kind::Xfs | Kind::Btrfs => c.args(["-q", "-f"]),
             Kind::Tmpfs => unreachable!("tmpfs has no mkfs"),
         };
         c.arg(image);

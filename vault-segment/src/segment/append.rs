@@ -73,7 +73,6 @@ impl SegmentAppender {
             // memory, and reads the source while it is still in L1. The first chunk is one word
             // short, so that with the prefix word it is 64 words like the others: each chunk is
             // one block of the CRC lanes, with no odd bytes to finish.
-            #[allow(clippy::cast_possible_truncation)]
             let prefix = u64::from_le_bytes(frame_prefix(payload.len() as u32, KIND_RECORD));
             let (first, mut rest) = payload.split_at(INTERLEAVE_CHUNK - 8);
             self.write(at, first);
@@ -96,7 +95,6 @@ impl SegmentAppender {
     fn finish_frame(&mut self, payload_len: usize, partial: u32, flen: usize) -> u64 {
         let lsn = self.next_lsn;
         let crc = seal_crc(partial, self.seg.inner.header.salt, lsn);
-        #[allow(clippy::cast_possible_truncation)]
         let mut h = [0u8; FRAME_HEADER_LEN];
         h[0..8].copy_from_slice(&frame_prefix(payload_len as u32, KIND_RECORD));
         h[8..12].copy_from_slice(&crc.to_le_bytes());
@@ -119,7 +117,6 @@ impl SegmentAppender {
         }
         debug_assert!(attested < self.next_lsn);
         let p = marker_payload(attested, self.next_lsn);
-        #[allow(clippy::cast_possible_truncation)]
         let mut f = [0u8; MARKER_FRAME_LEN];
         f[0..8].copy_from_slice(&frame_prefix(MARKER_PAYLOAD_LEN as u32, KIND_MARKER));
         f[8..12].copy_from_slice(&marker_crc(&p, self.seg.inner.header.salt).to_le_bytes());

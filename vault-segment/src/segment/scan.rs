@@ -138,7 +138,6 @@ impl Segment {
         }
         let bytes = read_bytes(&*inner.region, from, limit - from);
         let dirty_end = from + last_nonzero(bytes).map_or(0, |p| p + 1);
-        #[allow(clippy::cast_possible_truncation)]
         let want = frame_prefix(MARKER_PAYLOAD_LEN as u32, KIND_MARKER);
         let mut attested = 0;
         let mut off = from.next_multiple_of(FRAME_ALIGN);

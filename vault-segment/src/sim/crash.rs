@@ -30,7 +30,6 @@ impl PageFate {
     /// A write torn after its first `n` sectors (`1..8`).
     #[must_use]
     pub fn torn_after(n: usize) -> Self {
-        #[allow(clippy::cast_possible_truncation)]
         PageFate::Sectors(((1u16 << n.min(SECTORS_PER_PAGE)) - 1) as u8)
     }
 }
@@ -77,7 +76,6 @@ impl CrashChoice {
             }
             let fate = match rng.below(8) {
                 0..=3 => PageFate::Whole,
-                #[allow(clippy::cast_possible_truncation)]
                 4 => PageFate::Sectors(rng.next_u64() as u8),
                 5 => PageFate::torn_after(1 + rng.below(7) as usize),
                 6 => PageFate::Zeroed,

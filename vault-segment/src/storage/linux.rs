@@ -106,7 +106,6 @@ impl DirectFile {
     /// Opens an existing file read-write with `O_DIRECT | O_NOFOLLOW`.
     pub(crate) fn open(path: &Path) -> io::Result<Self> {
         let flags = (OFlags::DIRECT | OFlags::NOFOLLOW).bits();
-        #[allow(clippy::cast_possible_wrap)]
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -335,7 +334,6 @@ fn probe(dir: &Path) -> io::Result<()> {
     let path = dir.join(format!(".vault-direct-probe-{}", std::process::id()));
     let result = (|| {
         let flags = OFlags::DIRECT.bits();
-        #[allow(clippy::cast_possible_wrap)]
         let f = OpenOptions::new()
             .write(true)
             .create(true)

@@ -103,7 +103,6 @@ impl DirectFile {
     /// # Safety
     ///
     /// As on Linux.
-    #[allow(clippy::unused_self)]
     pub(crate) unsafe fn map_over(
         &self,
         _addr: *mut u8,
@@ -124,7 +123,6 @@ impl DirectFile {
     }
 
     /// 4096 (see [`DIRECT_ALIGN`]).
-    #[allow(clippy::unused_self)]
     pub(crate) fn align(&self) -> usize {
         DIRECT_ALIGN
     }

@@ -15,12 +15,10 @@ use super::{DirLock, FileMode, IoPath};
 
 /// `O_NOFOLLOW` for `OpenOptionsExt::custom_flags`: a segment name that is a symbolic link is
 /// refused (`ELOOP`), not followed to a file elsewhere.
-#[allow(clippy::cast_possible_wrap)]
 const NO_FOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
 
 /// `O_NOFOLLOW | O_NONBLOCK`: as [`NO_FOLLOW`], and an open never waits on a FIFO that claims
 /// a segment's name (`O_NONBLOCK` changes nothing for a regular file).
-#[allow(clippy::cast_possible_wrap)]
 const NO_FOLLOW_NO_WAIT: i32 =
     (rustix::fs::OFlags::NOFOLLOW.bits() | rustix::fs::OFlags::NONBLOCK.bits()) as i32;
 

@@ -283,7 +283,6 @@ pub(super) fn sync_file(path: &Path) -> io::Result<()> {
 /// `RtlGenRandom` (`SystemFunction036`).
 pub(super) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
     for chunk in buf.chunks_mut(1 << 30) {
-        #[allow(clippy::cast_possible_truncation)]
         let len = chunk.len() as u32;
         // SAFETY: `chunk` is valid for writes of `len` bytes for the duration of the call.
         let ok = unsafe {
@@ -510,7 +509,6 @@ impl DirectFile {
     /// # Safety
     ///
     /// As on Linux.
-    #[allow(clippy::unused_self)]
     pub(crate) unsafe fn map_over(
         &self,
         _addr: *mut u8,
@@ -580,7 +578,6 @@ fn volume_root(path: &Path) -> io::Result<Vec<u16>> {
     use windows_sys::Win32::Storage::FileSystem::GetVolumePathNameW;
     let p = wide(path);
     let mut root = vec![0u16; 1024];
-    #[allow(clippy::cast_possible_truncation)]
     let cap = root.len() as u32;
     // SAFETY: `p` is NUL-terminated; `root` is writable for `cap` UTF-16 units.
     let ok = unsafe { GetVolumePathNameW(p.as_ptr(), root.as_mut_ptr(), cap) };
@@ -619,7 +616,6 @@ fn volume_file_system(dir: &Path) -> io::Result<String> {
     use windows_sys::Win32::Storage::FileSystem::GetVolumeInformationW;
     let root = volume_root(dir)?;
     let mut name = [0u16; 64];
-    #[allow(clippy::cast_possible_truncation)]
     let cap = name.len() as u32;
     // SAFETY: `root` is NUL-terminated; `name` is writable for `cap` units; every other
     // out-pointer is null, which the call accepts.
