@@ -16,7 +16,7 @@
 //!   measures a mean per iteration of one thread, while this needs per-record percentiles,
 //!   several writer threads and allocation counts.
 //!
-//! The crate also holds the `vault-stress` binary (`src/bin/vault-stress.rs`), the stress test
+//! The crate also holds the `vault-stress` binary (`src/bin/vault-stress/`: the run in `main.rs`, the threads in `roles.rs`, the records in `records.rs`, the checks after the fact in `verify.rs`), the stress test
 //! `cargo xtask stress` builds in release and runs: it checks correctness under load, it does
 //! not measure anything worth comparing.
 //!

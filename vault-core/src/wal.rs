@@ -160,6 +160,18 @@ struct SyncState {
     flushes_ended: u64,
 }
 
+impl SyncState {
+    /// The error every caller gets once the WAL is poisoned (`None` while it is not), with the
+    /// durable LSN `durable`.
+    fn poisoned(&self, durable: Lsn) -> Option<Error> {
+        self.poison.as_ref().map(|(during, cause)| Error::Poisoned {
+            during,
+            cause: StdArc::clone(cause),
+            durable,
+        })
+    }
+}
+
 /// Counters of a [`Wal`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -14,11 +14,7 @@ common::both_io_paths!(sim durable_lsn_is_not_raised_before_the_cut_segments_ren
 /// `durable_lsn()` must not claim records that a power cut now loses.
 fn durable_lsn_is_not_raised_before_the_cut_segments_rename_is_durable(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(
-        common::sim_dir(),
-        common::on_sim(&sim, 4096, SyncPolicy::Manual, io),
-    )
-    .unwrap();
+    let wal = common::open_sim(&sim, 4096, SyncPolicy::Manual, io);
     for lsn in 1..=5 {
         assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
     }
@@ -44,11 +40,7 @@ fn durable_lsn_is_not_raised_before_the_cut_segments_rename_is_durable(io: IoMod
     // Power fails now: only what is durable survives.
     let crashed = sim.crash(&CrashChoice::none());
     drop(wal);
-    let (reopened, _) = Wal::open(
-        common::sim_dir(),
-        common::on_sim(&crashed, 4096, SyncPolicy::Manual, io),
-    )
-    .unwrap();
+    let reopened = common::open_sim(&crashed, 4096, SyncPolicy::Manual, io);
     let kept = reopened.last_lsn();
     assert!(
         claimed <= kept,
@@ -65,11 +57,7 @@ common::both_io_paths!(sim an_iterator_made_before_a_cut_below_first_lsn_yields_
 /// segments still in the list. The iterator then yields the old bytes of LSNs the cut reuses.
 fn an_iterator_made_before_a_cut_below_first_lsn_yields_no_record_at_or_past_the_cut(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(
-        common::sim_dir(),
-        common::on_sim(&sim, 4096, SyncPolicy::Manual, io),
-    )
-    .unwrap();
+    let wal = common::open_sim(&sim, 4096, SyncPolicy::Manual, io);
     for lsn in 1..=60 {
         assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
     }
@@ -94,11 +82,7 @@ common::both_io_paths!(sim followers_after_truncate_back_are_truncated_or_contin
 /// at the cut goes on with the records appended after it.
 fn followers_after_truncate_back_are_truncated_or_continue_at_the_cut(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(
-        common::sim_dir(),
-        common::on_sim(&sim, 4096, SyncPolicy::Manual, io),
-    )
-    .unwrap();
+    let wal = common::open_sim(&sim, 4096, SyncPolicy::Manual, io);
     for lsn in 1..=40 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -131,11 +115,7 @@ common::both_io_paths!(sim a_follower_waiting_at_the_lsn_a_reset_continues_at_ge
 /// ("a follower positioned exactly at a cut goes on"), not fail with `Truncated`.
 fn a_follower_waiting_at_the_lsn_a_reset_continues_at_gets_the_new_records(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(
-        common::sim_dir(),
-        common::on_sim(&sim, 4096, SyncPolicy::Manual, io),
-    )
-    .unwrap();
+    let wal = common::open_sim(&sim, 4096, SyncPolicy::Manual, io);
     for lsn in 1..=50 {
         wal.append(&record(lsn)).unwrap();
     }

@@ -305,11 +305,7 @@ fn failed_maps_prefaults_and_removals_are_typed_errors(io: IoMode) {
 common::both_io_paths!(sim a_disk_full_for_a_while_fails_rotations_until_space_is_back);
 fn a_disk_full_for_a_while_fails_rotations_until_space_is_back(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(
-        common::sim_dir(),
-        common::on_sim(&sim, 4096, SyncPolicy::Always, io),
-    )
-    .unwrap();
+    let wal = common::open_sim(&sim, 4096, SyncPolicy::Always, io);
     let mut last = 0;
     for lsn in 1..=10 {
         last = wal.append(&record(lsn)).unwrap();
@@ -360,11 +356,7 @@ fn a_disk_full_for_a_while_fails_rotations_until_space_is_back(io: IoMode) {
 common::both_io_paths!(sim a_failed_open_is_a_typed_error_and_a_later_open_recovers_everything);
 fn a_failed_open_is_a_typed_error_and_a_later_open_recovers_everything(io: IoMode) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(
-        common::sim_dir(),
-        common::on_sim(&sim, 4096, SyncPolicy::Manual, io),
-    )
-    .unwrap();
+    let wal = common::open_sim(&sim, 4096, SyncPolicy::Manual, io);
     for lsn in 1..=50 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -372,11 +364,7 @@ fn a_failed_open_is_a_typed_error_and_a_later_open_recovers_everything(io: IoMod
     let crashed = sim.crash(&CrashChoice::none());
     drop(wal);
     let clean = crashed.crash(&CrashChoice::none());
-    let (probe, _) = Wal::open(
-        common::sim_dir(),
-        common::on_sim(&clean, 4096, SyncPolicy::Manual, io),
-    )
-    .unwrap();
+    let probe = common::open_sim(&clean, 4096, SyncPolicy::Manual, io);
     let recovered = probe.last_lsn();
     drop(probe);
     let mut points = 0;
@@ -424,11 +412,7 @@ fn cut_with_fault(
     io: IoMode,
 ) -> (vault_core::Result<()>, SimStorage, u64) {
     let sim = SimStorage::new();
-    let (wal, _) = Wal::open(
-        common::sim_dir(),
-        common::on_sim(&sim, 4096, SyncPolicy::Manual, io),
-    )
-    .unwrap();
+    let wal = common::open_sim(&sim, 4096, SyncPolicy::Manual, io);
     for lsn in 1..=45 {
         assert_eq!(wal.append(&payload(lsn)).unwrap(), lsn);
         if lsn == 30 {

@@ -136,7 +136,7 @@ fn recovered(wal: &Wal, m: &mut Model) -> Result<(), TestCaseError> {
 fn run(sync: SyncPolicy, ops: &[Op], io: IoMode) -> Result<(), TestCaseError> {
     let mut sim = SimStorage::new();
     let mut m = Model::default();
-    let (mut wal, _) = Wal::open(common::sim_dir(), common::on_sim(&sim, 4096, sync, io)).unwrap();
+    let mut wal = common::open_sim(&sim, 4096, sync, io);
     for op in ops {
         match op {
             Op::Append(data) => {
@@ -211,7 +211,7 @@ fn run(sync: SyncPolicy, ops: &[Op], io: IoMode) -> Result<(), TestCaseError> {
     m.durable = m.records.len() as u64;
     let crashed = power_loss(&sim, 0);
     drop(wal);
-    let (wal, _) = Wal::open(common::sim_dir(), common::on_sim(&crashed, 4096, sync, io)).unwrap();
+    let wal = common::open_sim(&crashed, 4096, sync, io);
     recovered(&wal, &mut m)?;
     Ok(())
 }

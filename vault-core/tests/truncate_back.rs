@@ -327,11 +327,7 @@ fn durable_lsn_after_a_cut_is_at_most_the_new_end_and_holds_after_power_loss(io:
     assert_eq!(wal.durable_lsn(), 40);
     let crashed = sim.crash(&CrashChoice::none());
     drop(wal);
-    let (wal, _) = Wal::open(
-        common::sim_dir(),
-        common::on_sim(&crashed, 4096, SyncPolicy::Manual, io),
-    )
-    .unwrap();
+    let wal = common::open_sim(&crashed, 4096, SyncPolicy::Manual, io);
     let last = wal.last_lsn();
     assert!((40..cut).contains(&last), "{last}");
     assert_log(&wal, 1, last, |_| 0);
@@ -346,11 +342,7 @@ fn durable_lsn_after_a_cut_is_at_most_the_new_end_and_holds_after_power_loss(io:
     assert_eq!(wal.durable_lsn(), 76);
     let crashed = sim.crash(&CrashChoice::none());
     drop(wal);
-    let (wal, _) = Wal::open(
-        common::sim_dir(),
-        common::on_sim(&crashed, 4096, SyncPolicy::Manual, io),
-    )
-    .unwrap();
+    let wal = common::open_sim(&crashed, 4096, SyncPolicy::Manual, io);
     assert_log(&wal, 1, 76, |_| 0);
 }
 
@@ -460,7 +452,7 @@ fn concurrent(sync: SyncPolicy, io: IoMode) {
     };
     let before = read(&wal);
     wal.close().unwrap();
-    let (wal, _) = Wal::open(common::sim_dir(), common::on_sim(&sim, 4096, sync, io)).unwrap();
+    let wal = common::open_sim(&sim, 4096, sync, io);
     assert_eq!((wal.first_lsn(), wal.last_lsn()), (first, last));
     assert_eq!(read(&wal), before);
 }
@@ -604,10 +596,6 @@ fn a_flush_in_flight_during_a_cut_does_not_raise_durable_lsn_past_the_new_end(io
     let crashed = sim.crash(&CrashChoice::none());
     let wal = Arc::into_inner(wal).unwrap();
     drop(wal);
-    let (wal, _) = Wal::open(
-        common::sim_dir(),
-        common::on_sim(&crashed, 4096, SyncPolicy::Manual, io),
-    )
-    .unwrap();
+    let wal = common::open_sim(&crashed, 4096, SyncPolicy::Manual, io);
     assert_log(&wal, 1, cut - 1, |_| 0);
 }

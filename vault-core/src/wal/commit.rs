@@ -272,20 +272,15 @@ impl Shared {
     ///
     /// Takes `sync_state`: never call it holding `commit.state`.
     pub(crate) fn poison_error(&self) -> Error {
-        let st = lock(&self.sync_state);
-        let (during, cause) = st.poison.clone().unwrap_or_else(|| {
-            let unknown = Error::Io {
+        let durable = self.durable.load(Ordering::Acquire);
+        lock(&self.sync_state).poisoned(durable).unwrap_or_else(|| {
+            // `poisoned` is set only after `poison`: not reached.
+            Error::Io {
                 op: "sync (the failure was not recorded)",
                 path: std::path::PathBuf::new(),
                 source: std::io::Error::other("unknown failure"),
-            };
-            ("sync", crate::sync::StdArc::new(unknown))
-        });
-        Error::Poisoned {
-            during,
-            cause,
-            durable: self.durable.load(Ordering::Acquire),
-        }
+            }
+        })
     }
 
     /// The committer thread.

@@ -38,12 +38,8 @@ impl Shared {
             }
             let mut st = lock(&sh.sync_state);
             loop {
-                if let Some((during, cause)) = &st.poison {
-                    return Err(Error::Poisoned {
-                        during,
-                        cause: StdArc::clone(cause),
-                        durable: sh.durable.load(Ordering::Acquire),
-                    });
+                if let Some(e) = st.poisoned(sh.durable.load(Ordering::Acquire)) {
+                    return Err(e);
                 }
                 // A `truncate_back`/`reset` may have discarded records up to `target` (an
                 // append racing it): only what is left of them can be made durable. Without

@@ -234,12 +234,8 @@ impl Wal {
         {
             let mut st = lock(&sh.sync_state);
             loop {
-                if let Some((during, cause)) = &st.poison {
-                    return Err(Error::Poisoned {
-                        during,
-                        cause: StdArc::clone(cause),
-                        durable: sh.durable.load(Ordering::Acquire),
-                    });
+                if let Some(e) = st.poisoned(sh.durable.load(Ordering::Acquire)) {
+                    return Err(e);
                 }
                 if !st.in_progress {
                     break;

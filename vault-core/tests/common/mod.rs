@@ -140,6 +140,18 @@ pub(crate) fn on_sim(
         .with_storage(std::sync::Arc::new(sim.clone()) as std::sync::Arc<dyn Storage>)
 }
 
+/// Opens the log in [`sim_dir`] on the simulator `sim` with [`on_sim`]'s options.
+pub(crate) fn open_sim(
+    sim: &vault_segment::sim::SimStorage,
+    segment_size: u64,
+    sync: SyncPolicy,
+    io: IoMode,
+) -> vault_core::Wal {
+    vault_core::Wal::open(sim_dir(), on_sim(sim, segment_size, sync, io))
+        .unwrap()
+        .0
+}
+
 /// Segment files of `dir`, sorted by name (which sorts by index).
 pub(crate) fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
