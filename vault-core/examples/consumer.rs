@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         bytes += record.data().len();
         processed = record.lsn();
-        if processed % CHECKPOINT_EVERY == 0 {
+        if processed.is_multiple_of(CHECKPOINT_EVERY) {
             // Everything before `processed` is consumed: drop the segments that hold only
             // such records. The segment being written is never dropped.
             let dropped = wal.truncate_front(processed)?;

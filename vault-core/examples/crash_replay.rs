@@ -79,7 +79,7 @@ fn child(dir: &str) -> ! {
     let (wal, _) = Wal::open(dir, opts).expect("open");
     for lsn in 1..=RECORDS {
         assert_eq!(wal.append(payload(lsn).as_bytes()).expect("append"), lsn);
-        if lsn % 100 == 0 {
+        if lsn.is_multiple_of(100) {
             wal.sync().expect("sync");
             // Written after the sync returned: records up to `lsn` are durable.
             std::fs::write(std::path::Path::new(dir).join("durable"), lsn.to_string())

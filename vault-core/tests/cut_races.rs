@@ -3,7 +3,7 @@
 mod common;
 
 use common::record;
-use vault_core::{Error, IoMode, SyncPolicy, Wal};
+use vault_core::{Error, IoMode, SyncPolicy};
 use vault_segment::sim::{CrashChoice, FaultError, OpKind, SimStorage};
 
 common::both_io_paths!(sim durable_lsn_is_not_raised_before_the_cut_segments_rename_is_durable);
