@@ -32,7 +32,6 @@
 #![forbid(unsafe_code)]
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
@@ -50,11 +49,7 @@ const RECORD_SIZES: [(usize, &str); 4] = [
     (64 << 10, "64KiB"),
 ];
 
-/// Where the temporary WAL directories go.
-fn bench_root() -> PathBuf {
-    std::env::var_os("VAULT_BENCH_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from)
-}
+use vault_bench::bench_root;
 
 /// A WAL in a temporary directory that one benchmark appends to across all its samples.
 struct Rig {

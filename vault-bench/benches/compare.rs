@@ -40,8 +40,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    let root = std::env::var_os("VAULT_BENCH_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from);
+    let root = vault_bench::bench_root();
     let config = Config {
         quick,
         root,

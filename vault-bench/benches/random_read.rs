@@ -17,7 +17,6 @@
 #![forbid(unsafe_code)]
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -26,10 +25,7 @@ use vault_segment::Segment;
 
 const RECORD: usize = 256;
 
-fn bench_root() -> PathBuf {
-    std::env::var_os("VAULT_BENCH_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from)
-}
+use vault_bench::bench_root;
 
 /// xorshift64: a fixed, cheap sequence of LSNs.
 struct Lsns(u64);

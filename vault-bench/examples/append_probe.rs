@@ -21,11 +21,7 @@ fn main() {
     } else {
         sizes
     };
-    let root = std::env::var_os("VAULT_BENCH_DIR").map_or_else(
-        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tmp"),
-        std::path::PathBuf::from,
-    );
-    std::fs::create_dir_all(&root).expect("bench directory");
+    let root = vault_bench::bench_root();
     // Passes of a few milliseconds, best of many: on a shared machine the best pass is the one
     // no other process interrupted.
     const PASSES: usize = 15;

@@ -17,8 +17,8 @@
 //! ```
 //! A leader copies the range it writes into its own aligned buffer under the mutex (a few KiB),
 //! which keeps the probe free of `unsafe`.
-//! Linux only (x86_64 flag values); the file is `target/tmp/inflight-probe` under the
-//! current directory.
+//! Linux only (x86_64 flag values); the file is `inflight-probe` under
+//! [`vault_bench::bench_root`].
 
 #![forbid(unsafe_code)]
 
@@ -78,15 +78,14 @@ fn main() {
         eprintln!("usage: inflight_probe <threads> <inflight> <pad 0|1> <record> <seconds>");
         std::process::exit(2);
     };
-    std::fs::create_dir_all("target/tmp").unwrap();
-    let path = "target/tmp/inflight-probe";
+    let path = vault_bench::bench_root().join("inflight-probe");
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(true)
         .custom_flags(O_DIRECT | O_DSYNC)
-        .open(path)
+        .open(&path)
         .unwrap();
     let mut zeros = Aligned::new(1 << 20);
     for off in (0..FILE_BYTES).step_by(1 << 20) {

@@ -18,9 +18,7 @@ fn main() {
     };
     let len: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(256);
     let rounds: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3);
-    let base = std::env::var("VAULT_BENCH_DIR").unwrap_or_else(|_| "target/tmp".into());
-    std::fs::create_dir_all(&base).expect("bench directory");
-    let dir = tempfile::tempdir_in(base).expect("tempdir");
+    let dir = tempfile::tempdir_in(vault_bench::bench_root()).expect("tempdir");
     let spares: usize = std::env::var("SPARES")
         .ok()
         .and_then(|s| s.parse().ok())

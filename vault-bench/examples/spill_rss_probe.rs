@@ -34,9 +34,7 @@ fn main() {
         Some("manual") => SyncPolicy::Manual,
         _ => SyncPolicy::Interval(Duration::from_millis(10)),
     };
-    let base = std::env::var("VAULT_BENCH_DIR").unwrap_or_else(|_| "target/tmp".into());
-    std::fs::create_dir_all(&base).unwrap();
-    let dir = tempfile::tempdir_in(base).unwrap();
+    let dir = tempfile::tempdir_in(vault_bench::bench_root()).unwrap();
     let (wal, _) = Wal::open(
         dir.path(),
         Options::default().with_io(IoMode::Direct).with_sync(sync),

@@ -40,3 +40,20 @@ pub mod peers;
 #[allow(unsafe_code)]
 pub mod subjects;
 pub mod suite;
+
+/// The directory the benchmarks and probes put their logs under: `VAULT_BENCH_DIR` if set,
+/// else the workspace's `target/tmp` (on the disk that holds the target directory, not a
+/// `/tmp` that may be tmpfs). Created if missing.
+///
+/// # Panics
+/// If the directory cannot be created.
+#[must_use]
+pub fn bench_root() -> std::path::PathBuf {
+    let root = std::env::var_os("VAULT_BENCH_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tmp"),
+        std::path::PathBuf::from,
+    );
+    std::fs::create_dir_all(&root)
+        .unwrap_or_else(|e| panic!("cannot create the bench directory {}: {e}", root.display()));
+    root
+}

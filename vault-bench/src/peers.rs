@@ -148,11 +148,11 @@ impl Appender for RaftEngineAppender<'_> {
         self.index += 1;
         let value = self.entry[0].mut_value();
         // The buffer is reused: after the first record it only changes in place.
-        if value.len() != record.len() {
+        if value.len() == record.len() {
+            value.copy_from_slice(record);
+        } else {
             value.clear();
             value.extend_from_slice(record);
-        } else {
-            value.copy_from_slice(record);
         }
         let n = value.len().min(8);
         value[..n].copy_from_slice(&self.index.to_le_bytes()[..n]);

@@ -133,12 +133,15 @@ impl Workload {
     }
 
     fn options(&self, storage: &SimStorage) -> Options {
-        Options::default()
+        let o = Options::default()
             .with_io(self.io)
             .with_segment_size(self.segment_size)
             .with_sync(self.sync)
-            .with_spare_segments(self.spares)
-            .with_storage(Arc::new(storage.clone()) as Arc<dyn Storage>)
+            .with_storage(Arc::new(storage.clone()) as Arc<dyn Storage>);
+        match self.spares {
+            0 => o,
+            n => o.with_spare_segments(n),
+        }
     }
 }
 
