@@ -3,7 +3,7 @@
 //! [`VaultLogStore`] implements openraft 0.9's `RaftLogStorage` and `RaftLogReader` (the v2
 //! storage API) for any `RaftTypeConfig` whose entries are serde-serialisable. It is the
 //! *log* half of a Raft node's storage; the state machine (and its snapshots) is the
-//! application's. [`testing`] has an in-memory key-value state machine for tests and examples.
+//! application's. `testing` (feature `testing`) has an in-memory key-value state machine for tests and examples.
 //! This crate is not a Raft implementation, and not a network: openraft is.
 //!
 //! ```
@@ -103,6 +103,7 @@
 mod error;
 mod meta;
 mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use error::{Error, Result};
