@@ -169,12 +169,16 @@ fn zeroed_activation_of_an_unsynced_new_segment_is_a_torn_tail(io: IoMode) {
         .first_lsn;
     // Forget the last segment's activation and the commit marker close wrote there.
     let len = std::fs::metadata(last).unwrap().len();
-    let f = std::fs::OpenOptions::new().write(true).open(last).unwrap();
-    f.write_all_at(&vec![0u8; len as usize - 64], 64).unwrap();
-    drop(f);
+    overwrite(last, 64, &vec![0u8; len as usize - 64]);
     let (wal, report) = Wal::open(dir.path(), opts).unwrap();
     assert_eq!(report.next_lsn, first_of_last);
     assert_log(&wal, 1, first_of_last - 1);
+}
+
+/// Writes `bytes` at `offset` of `file`, as damage on the disk would.
+fn overwrite(file: &Path, offset: u64, bytes: &[u8]) {
+    let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+    f.write_all_at(bytes, offset).unwrap();
 }
 
 fn closed_log_of_300(dir: &Path, io: IoMode) -> vault_core::Options {
@@ -193,9 +197,7 @@ fn damage_to_the_last_record_of_a_closed_log_is_corruption(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let opts = closed_log_of_300(dir.path(), io);
     let (file, off) = payload_offset(dir.path(), 300);
-    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
-    f.write_all_at(&[0xFF, 0x00, 0xFF], off).unwrap();
-    drop(f);
+    overwrite(&file, off, &[0xFF, 0x00, 0xFF]);
     match Wal::open(dir.path(), opts) {
         Err(Error::Corruption {
             file: bad,
@@ -211,9 +213,7 @@ fn a_zeroed_frame_header_before_attested_records_is_corruption(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let opts = closed_log_of_300(dir.path(), io);
     let (file, off) = payload_offset(dir.path(), 299);
-    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
-    f.write_all_at(&[0u8; 16], off - 16).unwrap();
-    drop(f);
+    overwrite(&file, off - 16, &[0u8; 16]);
     match Wal::open(dir.path(), opts) {
         Err(Error::Corruption {
             file: bad,
@@ -469,9 +469,7 @@ fn a_torn_first_lsn_block_of_a_segment_without_frames_is_a_torn_tail(io: IoMode)
     .unwrap();
     let path = spare.segment().path().to_path_buf();
     drop(spare);
-    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    f.write_all_at(&301u64.to_le_bytes(), 64).unwrap();
-    drop(f);
+    overwrite(&path, 64, &301u64.to_le_bytes());
     let (wal, report) = Wal::open(dir.path(), opts).expect("a torn activation is not corruption");
     assert_eq!(report.next_lsn, 301);
     assert_eq!(report.removed_segments, vec![path]);
