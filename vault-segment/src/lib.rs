@@ -34,6 +34,8 @@ mod segment;
 pub mod sim;
 pub mod storage;
 mod sync;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 #[cfg(test)]
 mod models;

@@ -8,90 +8,18 @@ use std::path::{Path, PathBuf};
 
 use vault_core::{FsStorage, IoMode, IoPath, Options, Storage, SyncPolicy};
 
-/// Runs a test once per I/O path. Write the test as a plain function of the mode and declare
-/// it with the macro:
-///
-/// ```ignore
-/// both_io_paths!(torn_tail_is_truncated);
-/// fn torn_tail_is_truncated(io: IoMode) { /* Options::default().with_io(io) ... */ }
-/// ```
-///
-/// This adds a module `torn_tail_is_truncated` with the tests `mmap` and `direct`, which call
-/// the function with `IoMode::Mmap` and `IoMode::Direct`: a failure names its path
-/// (`torn_tail_is_truncated::direct`). A test on the real file system writes under the temp
-/// dir, so its `direct` half runs only where that takes `O_DIRECT`, and elsewhere passes after
-/// printing why it skipped. Other forms:
-///
-/// - `both_io_paths!(sim name)`: the test runs on `SimStorage`, which takes both paths
-///   everywhere, so nothing is skipped;
-/// - `both_io_paths!(name in dir)`: the test writes under `dir` (an expression giving a
-///   `&Path`), which is the directory probed for `O_DIRECT`;
-/// - attributes before the name (`#[ignore = "..."] name`) go on both tests.
-///
-/// A module and a function may share a name (they live in different namespaces), so the
-/// function keeps its behaviour-stating name and rustfmt formats its body as usual.
+/// Runs a test once per I/O path (see [`vault_segment::both_io_paths`]): the test is a
+/// function of an [`IoMode`], declared with `both_io_paths!(name)`, `both_io_paths!(sim name)`
+/// or `both_io_paths!(name in dir)`; it runs as `name::mmap` and `name::direct`.
 macro_rules! both_io_paths {
-    ($(#[$meta:meta])* sim $name:ident) => {
-        mod $name {
-            #[test]
-            $(#[$meta])*
-            fn mmap() {
-                super::$name(::vault_core::IoMode::Mmap);
-            }
-
-            #[test]
-            $(#[$meta])*
-            fn direct() {
-                super::$name(::vault_core::IoMode::Direct);
-            }
-        }
-    };
-    ($(#[$meta:meta])* $name:ident) => {
-        $crate::common::both_io_paths!($(#[$meta])* $name in &::std::env::temp_dir());
-    };
-    ($(#[$meta:meta])* $name:ident in $dir:expr) => {
-        mod $name {
-            #[test]
-            $(#[$meta])*
-            fn mmap() {
-                super::$name(::vault_core::IoMode::Mmap);
-            }
-
-            #[test]
-            $(#[$meta])*
-            fn direct() {
-                if $crate::common::direct_io_in($dir, stringify!($name)) {
-                    super::$name(::vault_core::IoMode::Direct);
-                }
-            }
-        }
+    ($($test:tt)*) => {
+        ::vault_segment::both_io_paths!(
+            ::vault_core::IoMode::Mmap, ::vault_core::IoMode::Direct; $($test)*
+        );
     };
 }
 pub(crate) use both_io_paths;
-
-/// Whether the real file system under `dir` takes `O_DIRECT`; if not, prints that `test`
-/// skips its direct half, and why.
-pub(crate) fn direct_io_in(dir: &Path, test: &str) -> bool {
-    match FsStorage.file_system(dir) {
-        Ok(fs) if fs.direct_io => true,
-        Ok(fs) => {
-            println!(
-                "skipping {test} on the direct path: {} ({}) does not take O_DIRECT: {}",
-                dir.display(),
-                fs.name,
-                fs.direct_io_error.as_deref().unwrap_or("no reason given")
-            );
-            false
-        }
-        Err(e) => {
-            println!(
-                "skipping {test} on the direct path: cannot probe {}: {e}",
-                dir.display()
-            );
-            false
-        }
-    }
-}
+pub(crate) use vault_segment::testing::direct_io_in;
 
 /// The path a mode that is not `Auto` names.
 pub(crate) fn io_path(io: IoMode) -> IoPath {

@@ -1,0 +1,90 @@
+//! Test support for the workspace's crates (feature `testing`): running one test on both I/O
+//! paths, and the probe that decides whether a real directory can take the direct one.
+
+use std::path::Path;
+
+use crate::storage::{FsStorage, Storage};
+
+/// Runs a test once per I/O path. Write the test as a plain function of the path (or mode) and
+/// declare it with the macro, giving the two values to call it with first:
+///
+/// ```ignore
+/// vault_segment::both_io_paths!(IoPath::Mmap, IoPath::Direct; appended_records_read_back);
+/// fn appended_records_read_back(io: IoPath) { /* ... */ }
+/// ```
+///
+/// This adds a module of the test's name with the tests `mmap` and `direct`, so a failure
+/// names its path (`appended_records_read_back::direct`). A test on the real file system
+/// writes under the temp dir, so its `direct` half runs only where that takes `O_DIRECT` and
+/// elsewhere passes after printing why it skipped. Other forms:
+///
+/// - `sim name`: the test runs on `SimStorage`, which takes both paths everywhere;
+/// - `name in dir`: the test writes under `dir` (an expression giving a `&Path`), the
+///   directory probed for `O_DIRECT`;
+/// - attributes before the name (`#[ignore = "..."] name`) go on both tests.
+///
+/// A module and a function may share a name (they live in different namespaces), so the
+/// function keeps its behaviour-stating name.
+#[macro_export]
+macro_rules! both_io_paths {
+    ($mmap:expr, $direct:expr; $(#[$meta:meta])* sim $name:ident) => {
+        mod $name {
+            #[test]
+            $(#[$meta])*
+            fn mmap() {
+                super::$name($mmap);
+            }
+
+            #[test]
+            $(#[$meta])*
+            fn direct() {
+                super::$name($direct);
+            }
+        }
+    };
+    ($mmap:expr, $direct:expr; $(#[$meta:meta])* $name:ident) => {
+        $crate::both_io_paths!($mmap, $direct; $(#[$meta])* $name in &::std::env::temp_dir());
+    };
+    ($mmap:expr, $direct:expr; $(#[$meta:meta])* $name:ident in $dir:expr) => {
+        mod $name {
+            #[test]
+            $(#[$meta])*
+            fn mmap() {
+                super::$name($mmap);
+            }
+
+            #[test]
+            $(#[$meta])*
+            fn direct() {
+                if $crate::testing::direct_io_in($dir, stringify!($name)) {
+                    super::$name($direct);
+                }
+            }
+        }
+    };
+}
+
+/// Whether the real file system under `dir` takes `O_DIRECT`; if not, prints that `test`
+/// skips its direct half, and why.
+#[must_use]
+pub fn direct_io_in(dir: &Path, test: &str) -> bool {
+    match FsStorage.file_system(dir) {
+        Ok(fs) if fs.direct_io => true,
+        Ok(fs) => {
+            println!(
+                "skipping {test} on the direct path: {} ({}) does not take O_DIRECT: {}",
+                dir.display(),
+                fs.name,
+                fs.direct_io_error.as_deref().unwrap_or("no reason given")
+            );
+            false
+        }
+        Err(e) => {
+            println!(
+                "skipping {test} on the direct path: cannot probe {}: {e}",
+                dir.display()
+            );
+            false
+        }
+    }
+}
