@@ -71,7 +71,7 @@ impl Rig {
         let options = Options::default()
             .with_segment_size(SEGMENT_SIZE)
             .with_sync(sync);
-        let (wal, _report) = Wal::open(dir.path(), options).expect("open the WAL");
+        let wal = Wal::open(dir.path(), options).expect("open the WAL");
         let rig = Self {
             wal,
             rotations: 0,

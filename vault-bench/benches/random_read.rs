@@ -87,7 +87,7 @@ fn main() {
 
     let t = Instant::now();
     let last = {
-        let (wal, _) = Wal::open(dir.path(), opts()).unwrap();
+        let wal = Wal::open(dir.path(), opts()).unwrap();
         let n = log_bytes / (RECORD as u64 + 16);
         for lsn in 1..=n {
             wal.append(&record(lsn)).unwrap();
@@ -97,7 +97,7 @@ fn main() {
     };
     let write = t.elapsed();
     let t = Instant::now();
-    let (wal, _) = Wal::open(dir.path(), opts()).unwrap();
+    let wal = Wal::open(dir.path(), opts()).unwrap();
     let reopen = t.elapsed();
     let stats = wal.stats();
     eprintln!(

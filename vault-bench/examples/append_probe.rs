@@ -38,7 +38,7 @@ fn main() {
             .with_io(io)
             .with_sync(SyncPolicy::Manual)
             .with_segment_size(512 << 20);
-        let (wal, _) = Wal::open(dir.path(), options).expect("open");
+        let wal = Wal::open(dir.path(), options).expect("open");
         // Let the worker finish preparing its spare, as the benchmark does.
         let deadline = Instant::now() + Duration::from_secs(30);
         while wal.stats().segments_prepared < 2 && Instant::now() < deadline {

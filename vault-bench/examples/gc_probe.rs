@@ -71,8 +71,9 @@ fn main() {
         .unwrap_or_else(|_| "auto".into())
         .parse()
         .expect("GC_IO: mmap, direct or auto");
-    let (wal, report) =
+    let wal =
         Wal::open(dir.path(), Options::default().with_sync(policy).with_io(io)).expect("open");
+    let report = wal.recovery().clone();
     eprintln!("io path: {}", report.io_path);
     // Let the worker prepare its spares.
     std::thread::sleep(Duration::from_millis(500));

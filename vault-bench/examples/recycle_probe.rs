@@ -41,7 +41,8 @@ fn main() {
         options = options.with_recycle_segments(0);
     }
     let spares = options.spares() as u64;
-    let (wal, report) = Wal::open(dir.path(), options).expect("open");
+    let wal = Wal::open(dir.path(), options).expect("open");
+    let report = wal.recovery().clone();
     // `RECYCLE_DEV` names the device where the directory's own is anonymous (btrfs).
     let dev = match std::env::var("RECYCLE_DEV") {
         Ok(name) => BlockDevice::named(&name),

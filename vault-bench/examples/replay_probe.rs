@@ -33,7 +33,7 @@ fn main() {
     };
     let records = (128u64 << 20) / len as u64;
     {
-        let (wal, _) = Wal::open(dir.path(), options()).expect("open");
+        let wal = Wal::open(dir.path(), options()).expect("open");
         let rec = vec![0x5au8; len];
         for _ in 0..records {
             wal.append(&rec).expect("append");
@@ -45,7 +45,7 @@ fn main() {
             std::fs::write("/proc/sys/vm/drop_caches", "3").expect("drop caches (root)");
         }
         let t = Instant::now();
-        let (wal, _) = Wal::open(dir.path(), options()).expect("reopen");
+        let wal = Wal::open(dir.path(), options()).expect("reopen");
         let opened = t.elapsed();
         let mut bytes = 0u64;
         for r in wal.iter_from(wal.first_lsn()) {

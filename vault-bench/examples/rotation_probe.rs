@@ -20,7 +20,7 @@ fn main() {
         let opts = Options::default()
             .with_segment_size(segment)
             .with_sync(SyncPolicy::Manual);
-        let (wal, _) = Wal::open(&dir, opts).unwrap();
+        let wal = Wal::open(&dir, opts).unwrap();
         for _ in 0..records / 10 {
             wal.append(&rec).unwrap();
         }

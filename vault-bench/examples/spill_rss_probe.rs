@@ -35,7 +35,7 @@ fn main() {
         _ => SyncPolicy::Interval(Duration::from_millis(10)),
     };
     let dir = tempfile::tempdir_in(vault_bench::bench_root()).unwrap();
-    let (wal, _) = Wal::open(
+    let wal = Wal::open(
         dir.path(),
         Options::default().with_io(IoMode::Direct).with_sync(sync),
     )

@@ -139,7 +139,7 @@ impl System for Vault {
             options = options.with_segment_size(512 << 20);
         }
         let spares = vault_rotate::default_spares(options.segment_size()) as u64;
-        let (wal, _) = Wal::open(dir, options)?;
+        let wal = Wal::open(dir, options)?;
         settle(&wal, spares)?;
         let s = wal.stats();
         Ok(Box::new(VaultSubject {
@@ -159,7 +159,7 @@ impl System for Vault {
         done: &mut dyn FnMut(),
     ) -> Option<Result<u64>> {
         Some((|| {
-            let (wal, _) = Wal::open(dir, self.options(workload))?;
+            let wal = Wal::open(dir, self.options(workload))?;
             let bytes = wal.iter_from(1).map(|r| r.len() as u64).sum();
             done();
             wal.close()?;
@@ -724,7 +724,7 @@ pub fn measure_spill(dir: &Path, io: IoMode, bytes: u64, record_len: usize) -> R
         .with_sync(SyncPolicy::Interval(Duration::from_secs(1)))
         .with_io(io);
     let spares = vault_rotate::default_spares(options.segment_size()) as u64;
-    let (wal, _) = Wal::open(dir, options)?;
+    let wal = Wal::open(dir, options)?;
     settle(&wal, spares)?;
     let record: Vec<u8> = (0..record_len).map(|i| (i % 251) as u8 + 1).collect();
     let (dirty0, rss0) = (dirty_bytes(), rss_bytes());

@@ -74,7 +74,8 @@ fn demo(dir: &Path, args: &DemoArgs, temporary: bool) -> Result<(), Failure> {
         .with_io(args.io);
     print_plan(dir, args, temporary);
 
-    let (wal, opened) = Wal::open(dir, options.clone())?;
+    let wal = Wal::open(dir, options.clone())?;
+    let opened = wal.recovery().clone();
     say(format_args!(
         "io path: {} ({} on {})",
         opened.io_path,
@@ -97,7 +98,8 @@ fn demo(dir: &Path, args: &DemoArgs, temporary: bool) -> Result<(), Failure> {
     written.print(args);
 
     let reopen_began = Instant::now();
-    let (wal, report) = Wal::open(dir, options)?;
+    let wal = Wal::open(dir, options)?;
+    let report = wal.recovery().clone();
     let recovery = reopen_began.elapsed();
     let mut problems = print_recovery(&report, recovery, start + args.records);
 

@@ -41,7 +41,8 @@ pub(crate) fn run(args: &WriteArgs) -> Result<(), Failure> {
     if let Some(max) = args.max_record_size {
         options = options.with_max_record_size(max);
     }
-    let (wal, report) = Wal::open(&args.dir, options)?;
+    let wal = Wal::open(&args.dir, options)?;
+    let report = wal.recovery().clone();
     if let Some(t) = &report.torn_tail {
         eprintln!(
             "vault: recovered {}: cut a torn tail in {} at byte {} ({} bytes that no sync had \

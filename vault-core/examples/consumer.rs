@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let opts = Options::default()
         .with_segment_size(1 << 20)
         .with_sync(SyncPolicy::Interval(Duration::from_millis(10)));
-    let (wal, _) = Wal::open(dir.path(), opts)?;
+    let wal = Wal::open(dir.path(), opts)?;
     let wal = Arc::new(wal);
 
     let producer = {

@@ -35,7 +35,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Opening recovers: it cuts a torn tail (bytes of a record that was being written) and
     // refuses corruption anywhere else with an error that names the file and offset.
-    let (wal, report) = Wal::open(dir.path(), Options::default())?;
+    let wal = Wal::open(dir.path(), Options::default())?;
+    let report = wal.recovery().clone();
     println!(
         "recovered {} records in {} segments on the {} path; torn tail cut: {}",
         report.records,
@@ -76,7 +77,7 @@ fn payload(lsn: u64) -> String {
 /// Appends, records how far it saw durable, and dies without closing anything.
 fn child(dir: &str) -> ! {
     let opts = Options::default().with_sync(SyncPolicy::Manual);
-    let (wal, _) = Wal::open(dir, opts).expect("open");
+    let wal = Wal::open(dir, opts).expect("open");
     for lsn in 1..=RECORDS {
         assert_eq!(wal.append(payload(lsn).as_bytes()).expect("append"), lsn);
         if lsn.is_multiple_of(100) {

@@ -40,7 +40,8 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let options = Options::default()
         .with_sync(SyncPolicy::Always)
         .with_segment_size(256 << 10);
-    let (wal, report) = Wal::open(dir.path(), options)?;
+    let wal = Wal::open(dir.path(), options)?;
+    let report = wal.recovery().clone();
     let wal = Arc::new(wal);
     println!(
         "# vault WAL in {} ({} path on {}): {THREADS} threads x {RECORDS_PER_THREAD} records",

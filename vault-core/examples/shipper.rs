@@ -233,7 +233,8 @@ fn child(run: &str, dir: &Path, produce_for: Duration) -> Outcome {
         .with_spare_segments(1)
         .with_sync(SyncPolicy::Manual)
         .with_disk_budget(BUDGET, BudgetPolicy::Fail);
-    let (wal, report) = Wal::open(dir.join("log"), opts)?;
+    let wal = Wal::open(dir.join("log"), opts)?;
+    let report = wal.recovery().clone();
     let wal = Arc::new(wal);
     let sink = Sink::open(&dir.join("sink.dat"))?;
     let resume = sink.last_lsn + 1;

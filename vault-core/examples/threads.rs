@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // `Always`: `append` returns once the record is durable. A `Wal` is `Send + Sync`: share
     // it in an `Arc` and append from any thread.
-    let (wal, _report) = Wal::open(&dir, Options::default().with_sync(SyncPolicy::Always))?;
+    let wal = Wal::open(&dir, Options::default().with_sync(SyncPolicy::Always))?;
     let wal = Arc::new(wal);
     let start = Instant::now();
     let workers: Vec<_> = (0..threads)

@@ -9,7 +9,7 @@
 //! use vault_core::{Options, SyncPolicy, Wal};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let (wal, _report) = Wal::open(dir.path(), Options::default().with_sync(SyncPolicy::Always))?;
+//! let wal = Wal::open(dir.path(), Options::default().with_sync(SyncPolicy::Always))?;
 //! let lsn = wal.append(b"first record")?; // durable when this returns
 //! wal.append_batch(&[&b"two"[..], b"three"])?;
 //! assert_eq!(lsn, 1);
@@ -18,8 +18,8 @@
 //! wal.close()?;
 //!
 //! // Reopening recovers the log and continues its LSNs.
-//! let (wal, report) = Wal::open(dir.path(), Options::default())?;
-//! assert_eq!((report.records, wal.append(b"four")?), (3, 4));
+//! let wal = Wal::open(dir.path(), Options::default())?;
+//! assert_eq!((wal.recovery().records, wal.append(b"four")?), (3, 4));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -55,7 +55,7 @@
 //! use vault_core::{Options, SyncPolicy, Wal};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let (wal, _) = Wal::open(dir.path(), Options::default().with_sync(SyncPolicy::Manual))?;
+//! let wal = Wal::open(dir.path(), Options::default().with_sync(SyncPolicy::Manual))?;
 //! let mut tail = wal.follow(1);
 //! let lsn = wal.append(b"replicate me")?;
 //! let rec = tail.next_timeout(Duration::from_secs(1))?.expect("published");

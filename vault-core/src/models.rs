@@ -40,7 +40,7 @@ fn options(sim: &SimStorage, sync: SyncPolicy) -> Options {
 }
 
 fn open(sim: &SimStorage, sync: SyncPolicy) -> Wal {
-    Wal::open(DIR, options(sim, sync)).unwrap().0
+    Wal::open(DIR, options(sim, sync)).unwrap()
 }
 
 /// `len` bytes of `tag`: a record that says who wrote it.
@@ -265,7 +265,8 @@ fn closing_while_the_worker_prepares_leaves_only_the_log() {
         );
 
         let after = sim.crash(&CrashChoice::none());
-        let (wal, report) = Wal::open(DIR, options(&after, SyncPolicy::Manual)).unwrap();
+        let wal = Wal::open(DIR, options(&after, SyncPolicy::Manual)).unwrap();
+        let report = wal.recovery().clone();
         assert!(report.removed_segments.is_empty() && report.removed_pre.is_empty());
         assert!(report.torn_tail.is_none());
         assert_eq!(wal.read(1).unwrap().data(), b"one");
@@ -298,7 +299,8 @@ fn dropping_the_wal_mid_rotation_stops_the_worker_and_keeps_every_record() {
         );
 
         let after = sim.crash(&CrashChoice::none());
-        let (wal, report) = Wal::open(DIR, options(&after, SyncPolicy::Manual)).unwrap();
+        let wal = Wal::open(DIR, options(&after, SyncPolicy::Manual)).unwrap();
+        let report = wal.recovery().clone();
         assert_eq!((report.records, report.next_lsn), (3, 4));
         let tags: Vec<u8> = wal.iter_from(1).map(|r| tag_of(&r)).collect();
         assert_eq!(tags, b"abc");
@@ -369,8 +371,9 @@ fn truncate_front_racing_a_rotation_leaves_a_log_that_reopens() {
         writer.join().unwrap();
         // Power fails now: only what was synced survives.
         let after = sim.crash(&CrashChoice::none());
-        let (reopened, report) = Wal::open(DIR, options(&after, SyncPolicy::Manual))
+        let reopened = Wal::open(DIR, options(&after, SyncPolicy::Manual))
             .expect("a truncated log must reopen after a power cut");
+        let report = reopened.recovery().clone();
         // LSN 3 was never synced and may be lost; what is there is whole and in order.
         let recs: Vec<Record> = reopened.iter_from(1).collect();
         assert_eq!(recs.len() as u64, report.records);
@@ -710,7 +713,7 @@ fn write_behind_requests_and_close_never_hang_and_lose_nothing() {
         let opts = options(&sim, SyncPolicy::Manual)
             .with_io(IoMode::Direct)
             .with_write_behind(true);
-        let wal = Arc::new(Wal::open(DIR, opts).unwrap().0);
+        let wal = Arc::new(Wal::open(DIR, opts).unwrap());
         let other = {
             let wal = Arc::clone(&wal);
             spawn(move || wal.append(&record(b'b', HALF)).unwrap())
@@ -737,7 +740,7 @@ fn truncate_front_recycling_racing_a_rotation_loses_and_revives_nothing() {
     model(|| {
         let sim = SimStorage::new();
         let opts = options(&sim, SyncPolicy::Manual).with_recycle_segments(1);
-        let wal = Arc::new(Wal::open(DIR, opts).unwrap().0);
+        let wal = Arc::new(Wal::open(DIR, opts).unwrap());
         for tag in [b'a', b'b', b'c'] {
             wal.append(&record(tag, HALF)).unwrap(); // the third opens segment 2
         }
@@ -762,7 +765,8 @@ fn truncate_front_recycling_racing_a_rotation_loses_and_revives_nothing() {
         assert_eq!(files(&sim), (vec![2, 3], false));
 
         let after = sim.crash(&CrashChoice::none());
-        let (wal, report) = Wal::open(DIR, options(&after, SyncPolicy::Manual)).unwrap();
+        let wal = Wal::open(DIR, options(&after, SyncPolicy::Manual)).unwrap();
+        let report = wal.recovery().clone();
         assert_eq!((report.first_lsn, report.next_lsn), (3, 6));
         let tags: Vec<u8> = wal.iter_from(1).map(|r| tag_of(&r)).collect();
         assert_eq!(tags, b"cde");

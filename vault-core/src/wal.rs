@@ -21,6 +21,7 @@ use vault_segment::{
 
 use crate::error::{Error, Result};
 use crate::options::{BudgetPolicy, Options, SyncPolicy};
+use crate::recovery::RecoveryReport;
 use crate::sync::{
     lock, try_lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, JoinHandle, Mutex,
     MutexGuard, Ordering, Rotator, RwLock, StdArc,
@@ -46,6 +47,8 @@ pub struct Wal {
     /// The write-behind thread (direct path: write-behind with `Options::write_behind`, the
     /// memory ring's upkeep without).
     write_behind: Option<JoinHandle<()>>,
+    /// What `open` found and did.
+    recovery: RecoveryReport,
     closed: bool,
 }
 
@@ -1026,7 +1029,7 @@ impl Wal {
     /// use vault_core::{Options, SyncPolicy, Wal};
     ///
     /// let dir = tempfile::tempdir()?;
-    /// let (wal, _) = Wal::open(dir.path(), Options::default().with_sync(SyncPolicy::Manual))?;
+    /// let wal = Wal::open(dir.path(), Options::default().with_sync(SyncPolicy::Manual))?;
     /// let lsn = wal.append(b"acknowledge me once durable")?; // returns at once
     /// let durable = futures::executor::block_on(wal.durable(lsn))?; // or `.await` in a task
     /// assert!(durable >= lsn && wal.durable_lsn() >= lsn);
@@ -1060,7 +1063,7 @@ impl Wal {
     ///     .with_spare_segments(1)
     ///     .with_sync(SyncPolicy::Manual);
     /// let opts = opts.clone().with_disk_budget(opts.min_disk_budget(), BudgetPolicy::Fail);
-    /// let (wal, _) = Wal::open(dir.path(), opts)?;
+    /// let wal = Wal::open(dir.path(), opts)?;
     /// let record = [7u8; 1000];
     /// let lsn = loop {
     ///     match wal.append(&record) {

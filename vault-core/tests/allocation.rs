@@ -10,7 +10,7 @@ use vault_core::{IoMode, Options, Pool, PoolConfig, SyncPolicy, Wal};
 common::both_io_paths!(append_and_must_write_allocate_nothing_in_steady_state);
 fn append_and_must_write_allocate_nothing_in_steady_state(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(
+    let wal = Wal::open(
         dir.path(),
         Options::default()
             .with_io(io)
@@ -50,7 +50,7 @@ common::both_io_paths!(large_appends_and_batches_allocate_nothing_in_steady_stat
 /// lock (one at a time, and in a batch): still nothing allocated.
 fn large_appends_and_batches_allocate_nothing_in_steady_state(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(
+    let wal = Wal::open(
         dir.path(),
         Options::default()
             .with_io(io)
@@ -85,7 +85,7 @@ fn large_appends_and_batches_allocate_nothing_in_steady_state(io: IoMode) {
 common::both_io_paths!(durable_appends_allocate_nothing_in_steady_state);
 fn durable_appends_allocate_nothing_in_steady_state(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(
+    let wal = Wal::open(
         dir.path(),
         Options::default()
             .with_io(io)
@@ -110,7 +110,7 @@ fn durable_appends_allocate_nothing_in_steady_state(io: IoMode) {
 common::both_io_paths!(appends_allocate_nothing_while_a_follower_waits_for_them);
 fn appends_allocate_nothing_while_a_follower_waits_for_them(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(
+    let wal = Wal::open(
         dir.path(),
         Options::default()
             .with_io(io)
@@ -157,7 +157,7 @@ fn awaited_appends_allocate_nothing_in_steady_state() {
     use futures::executor::block_on;
 
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(
+    let wal = Wal::open(
         dir.path(),
         Options::default()
             .with_segment_size(8 << 20)

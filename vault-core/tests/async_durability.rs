@@ -28,7 +28,7 @@ fn recorded(dir: &Path, sync: SyncPolicy) -> (Wal, Arc<RecordingStorage<FsStorag
         .with_segment_size(64 << 10)
         .with_sync(sync)
         .with_storage(Arc::clone(&rec) as Arc<dyn Storage>);
-    (Wal::open(dir, opts).unwrap().0, rec)
+    (Wal::open(dir, opts).unwrap(), rec)
 }
 
 /// Whether a returned `msync` covered the first and last byte of record `lsn` (frame header
@@ -201,7 +201,7 @@ fn a_failed_sync_resolves_pending_futures_with_poisoned() {
         .with_segment_size(4096)
         .with_sync(SyncPolicy::Manual)
         .with_storage(Arc::new(sim.clone()) as Arc<dyn Storage>);
-    let (wal, _) = Wal::open("/wal", opts).unwrap();
+    let wal = Wal::open("/wal", opts).unwrap();
     let durable_before = block_on(wal.durable(wal.append(b"durable").unwrap())).unwrap();
     let lsn = wal.append(b"lost").unwrap();
     sim.fail_from(OpKind::Sync, sim.calls(OpKind::Sync) + 1, FaultError::Io);

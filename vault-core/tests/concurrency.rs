@@ -91,14 +91,15 @@ common::both_io_paths!(many_threads_get_contiguous_unique_lsns_across_rotations)
 fn many_threads_get_contiguous_unique_lsns_across_rotations(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let opts = small(16 * 1024, SyncPolicy::Manual, io);
-    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let wal = Wal::open(dir.path(), opts.clone()).unwrap();
     let wal = Arc::new(wal);
     let lsns = hammer(&wal, 8, 2000, 10, false);
     check(&wal, &lsns, 2000);
     assert!(wal.stats().rotations > 50);
     Arc::try_unwrap(wal).unwrap().close().unwrap();
 
-    let (wal, report) = Wal::open(dir.path(), opts).unwrap();
+    let wal = Wal::open(dir.path(), opts).unwrap();
+    let report = wal.recovery().clone();
     assert_eq!(report.records, 16_000);
     check(&wal, &lsns, 2000);
 }
@@ -106,7 +107,7 @@ fn many_threads_get_contiguous_unique_lsns_across_rotations(io: IoMode) {
 common::both_io_paths!(group_commit_makes_every_returned_append_durable);
 fn group_commit_makes_every_returned_append_durable(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(64 * 1024, SyncPolicy::Always, io)).unwrap();
+    let wal = Wal::open(dir.path(), small(64 * 1024, SyncPolicy::Always, io)).unwrap();
     let wal = Arc::new(wal);
     let lsns = hammer(&wal, 8, 100, 0, true);
     check(&wal, &lsns, 100);
@@ -117,7 +118,7 @@ fn group_commit_makes_every_returned_append_durable(io: IoMode) {
 common::both_io_paths!(interval_policy_makes_records_durable_in_the_background);
 fn interval_policy_makes_records_durable_in_the_background(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(
+    let wal = Wal::open(
         dir.path(),
         small(
             64 * 1024,
@@ -140,7 +141,7 @@ fn interval_policy_makes_records_durable_in_the_background(io: IoMode) {
 common::both_io_paths!(readers_see_only_whole_records_while_writers_append);
 fn readers_see_only_whole_records_while_writers_append(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(8192, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), small(8192, SyncPolicy::Manual, io)).unwrap();
     let wal = Arc::new(wal);
     let writer = {
         let wal = Arc::clone(&wal);

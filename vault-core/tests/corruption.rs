@@ -118,7 +118,7 @@ fn corruption_template_child() {
     // The killed templates are written on the mmap path: its unsynced records outlive the
     // process, so they hold a tail past the last sync to damage (a killed direct writer's
     // unsynced records die with it). Recovery runs on the path under test.
-    let (wal, _) = Wal::open(&dir, opts(IoMode::Mmap)).unwrap();
+    let wal = Wal::open(&dir, opts(IoMode::Mmap)).unwrap();
     if std::env::var_os(CHILD_CUT_ENV).is_some() {
         write_template_records_with_cut(&wal, 520, CUT_TAIL);
     } else {
@@ -320,7 +320,7 @@ fn parse_template(name: &'static str, files: Files, older_copy: Option<Vec<u8>>)
 
 fn closed_template(base: &Path, io: IoMode) -> Template {
     let dir = tempfile::tempdir_in(base).unwrap();
-    let (wal, _) = Wal::open(dir.path(), opts(io)).unwrap();
+    let wal = Wal::open(dir.path(), opts(io)).unwrap();
     let mut older = None;
     for lsn in 1..=RECORDS {
         wal.append(&record(lsn)).unwrap();
@@ -340,7 +340,7 @@ fn closed_template(base: &Path, io: IoMode) -> Template {
 /// segments after it removed, its own replaced), then closed.
 fn cut_closed_template(base: &Path, io: IoMode) -> Template {
     let dir = tempfile::tempdir_in(base).unwrap();
-    let (wal, _) = Wal::open(dir.path(), opts(io)).unwrap();
+    let wal = Wal::open(dir.path(), opts(io)).unwrap();
     write_template_records_with_cut(&wal, RECORDS, CUT_OLDER);
     wal.close().unwrap();
     let t = parse_template("cut-closed", read_files(dir.path()), None);
@@ -698,8 +698,9 @@ fn run_case(base: &Path, case: &Case, io: IoMode) -> Result<(), String> {
                 removed_segments,
                 removed_pre,
             },
-            Ok((wal, report)),
+            Ok(wal),
         ) => {
+            let report = wal.recovery();
             let got_torn = report
                 .torn_tail
                 .as_ref()
@@ -747,16 +748,18 @@ fn run_case(base: &Path, case: &Case, io: IoMode) -> Result<(), String> {
                 })?;
             }
             wal.close().map_err(|e| format!("close: {e}"))?;
-            let (wal, again) = Wal::open(dir, opts(io)).map_err(|e| format!("reopen: {e}"))?;
+            let wal = Wal::open(dir, opts(io)).map_err(|e| format!("reopen: {e}"))?;
+            let again = wal.recovery();
             ensure(again.torn_tail.is_none(), || {
                 format!("reopen after recovery cut again: {:?}", again.torn_tail)
             })?;
             check_records(wal.iter_from(*first), *first, *next + 3)?;
             wal.close().map_err(|e| format!("close: {e}"))
         }
-        (expected, Ok((_, report))) => {
-            Err(format!("expected {expected:?}, open succeeded: {report:?}"))
-        }
+        (expected, Ok(wal)) => Err(format!(
+            "expected {expected:?}, open succeeded: {:?}",
+            wal.recovery()
+        )),
         (expected, Err(err)) => Err(format!("expected {expected:?}, open failed: {err}")),
     }
 }
@@ -1412,7 +1415,8 @@ fn a_first_lsn_whose_records_would_overflow_is_corruption_not_a_panic(io: IoMode
     let dir = tempfile::tempdir().unwrap();
     let first = (1 << 63) - 1;
     handmade_log(dir.path(), first, &[b"one", b"two"]);
-    let (wal, report) = Wal::open(dir.path(), opts(io)).unwrap();
+    let wal = Wal::open(dir.path(), opts(io)).unwrap();
+    let report = wal.recovery().clone();
     assert_eq!((report.first_lsn, report.next_lsn), (first, first + 2));
     assert_eq!(wal.read(first + 1).unwrap().data(), b"two");
 }
@@ -1433,7 +1437,7 @@ struct Recycled {
 fn recycled_template(base: &Path, io: IoMode) -> Recycled {
     let dir = tempfile::tempdir_in(base).unwrap();
     let o = opts(io).with_spare_segments(1).with_recycle_segments(4);
-    let (wal, _) = Wal::open(dir.path(), o).unwrap();
+    let wal = Wal::open(dir.path(), o).unwrap();
     for lsn in 1..=600 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -1505,19 +1509,14 @@ fn recycled_template(base: &Path, io: IoMode) -> Recycled {
 
 /// Opens a copy of `files` (and inspects it first, which must agree); returns the outcome and
 /// the tail's bytes after the open.
-fn open_copy(
-    base: &Path,
-    files: &Files,
-    tail: &str,
-    io: IoMode,
-) -> (Result<(Wal, vault_core::RecoveryReport), Error>, Vec<u8>) {
+fn open_copy(base: &Path, files: &Files, tail: &str, io: IoMode) -> (Result<Wal, Error>, Vec<u8>) {
     let dir = tempfile::tempdir_in(base).unwrap().keep();
     write_files(&dir, files);
     let seen = inspect(&dir).unwrap();
     let opened = Wal::open(&dir, opts(io));
     match (&opened, seen.health()) {
-        (Ok((_, r)), Health::Clean) => assert!(r.torn_tail.is_none(), "{r:?}"),
-        (Ok((_, r)), Health::TornTail(t)) => assert_eq!(r.torn_tail.as_ref(), Some(t)),
+        (Ok(w), Health::Clean) => assert!(w.recovery().torn_tail.is_none(), "{w:?}"),
+        (Ok(w), Health::TornTail(t)) => assert_eq!(w.recovery().torn_tail.as_ref(), Some(t)),
         (Err(e), Health::Corrupt(c)) => assert_eq!(e.to_string(), c.to_string()),
         (o, h) => panic!("open and inspect disagree: {o:?} vs {h:?}"),
     }
@@ -1541,7 +1540,8 @@ fn stale_frames_after_a_recycled_tail_are_told_from_torn_and_damaged_ones(io: Io
 
     // Clean: the chain ends at its terminator; the stale frames after it are not a torn tail.
     let (opened, after) = open_copy(base, &t.files, tail, io);
-    let (wal, report) = opened.unwrap();
+    let wal = opened.unwrap();
+    let report = wal.recovery().clone();
     assert!(report.torn_tail.is_none(), "clean: {report:?}");
     assert_eq!(report.next_lsn, expected_next);
     common::assert_log(&wal, wal.first_lsn(), expected_next - 1);
@@ -1562,7 +1562,8 @@ fn stale_frames_after_a_recycled_tail_are_told_from_torn_and_damaged_ones(io: Io
     let stale: Vec<u8> = bytes[stale_at..stale_at + 16].to_vec();
     patch(&mut files, tail, t.end, &stale);
     let (opened, after) = open_copy(base, &files, tail, io);
-    let (wal, report) = opened.unwrap();
+    let wal = opened.unwrap();
+    let report = wal.recovery().clone();
     let torn = report.torn_tail.clone().expect("torn");
     assert_eq!((torn.offset, torn.bytes_dropped), (t.end as u64, 16));
     assert_eq!(report.next_lsn, expected_next, "no record lost");
@@ -1575,7 +1576,8 @@ fn stale_frames_after_a_recycled_tail_are_told_from_torn_and_damaged_ones(io: Io
     let mut files = t.files.clone();
     patch(&mut files, tail, last_at + 8, &[0xEE; 4]);
     let (opened, after) = open_copy(base, &files, tail, io);
-    let (wal, report) = opened.unwrap();
+    let wal = opened.unwrap();
+    let report = wal.recovery().clone();
     let torn = report.torn_tail.clone().expect("torn");
     assert_eq!(torn.offset, last_at as u64);
     assert_eq!(report.next_lsn, last_lsn);

@@ -121,7 +121,8 @@ fn kill9_writer_child() {
         .with_sync(SyncPolicy::Always)
         .with_max_record_size(64 << 10)
         .with_io(io);
-    let (wal, report) = Wal::open(&dir, opts).unwrap_or_else(|e| child_fail("open", e));
+    let wal = Wal::open(&dir, opts).unwrap_or_else(|e| child_fail("open", e));
+    let report = wal.recovery().clone();
     let out = std::io::stdout();
     let mut out = out.lock();
     let say = |out: &mut std::io::StdoutLock<'_>, line: String| {
@@ -294,8 +295,9 @@ fn check(dir: &Path, cycle: u64, e: &mut Expect, t: &mut Tally, open_too: bool) 
             .with_segment_size(4096)
             .with_sync(SyncPolicy::Manual)
             .with_max_record_size(64 << 10);
-        let (wal, report) = Wal::open(dir, opts)
+        let wal = Wal::open(dir, opts)
             .unwrap_or_else(|err| panic!("cycle {cycle}: open after a kill failed: {err}"));
+        let report = wal.recovery().clone();
         assert_eq!(
             (report.first_lsn, report.next_lsn),
             (first, next),

@@ -98,7 +98,7 @@ fn append_fails_at_once_at_the_bound_and_succeeds_after_truncate_front() {
         let dir = tempfile::tempdir().unwrap();
         let o = opts(io, SyncPolicy::Always, BudgetPolicy::Fail);
         let budget = o.disk_budget().unwrap();
-        let (wal, _) = Wal::open(dir.path(), o).unwrap();
+        let wal = Wal::open(dir.path(), o).unwrap();
         let last = fill(&wal, budget);
         let stats = wal.stats();
         assert_eq!(stats.segments, 2, "{io:?}: the bound holds two segments");
@@ -130,7 +130,7 @@ fn waiting_append_proceeds_once_truncate_front_frees_room() {
             BudgetPolicy::Wait(Duration::from_secs(60)),
         );
         let budget = o.disk_budget().unwrap();
-        let (wal, _) = Wal::open(dir.path(), o).unwrap();
+        let wal = Wal::open(dir.path(), o).unwrap();
         let wal = Arc::new(wal);
         // A producer that writes four segments' worth; the bound holds two.
         let total = 4 * SEGMENT / 200;
@@ -197,7 +197,7 @@ fn waiting_append_times_out_with_budget_exhausted() {
         let timeout = Duration::from_millis(200);
         let o = opts(io, SyncPolicy::Manual, BudgetPolicy::Wait(timeout));
         let budget = o.disk_budget().unwrap();
-        let (wal, _) = Wal::open(dir.path(), o).unwrap();
+        let wal = Wal::open(dir.path(), o).unwrap();
         let start = Instant::now();
         let last = fill(&wal, budget);
         // `fill` ends at the first refusal, which came after the whole wait.
@@ -222,7 +222,7 @@ fn acknowledged_records_are_never_dropped_to_make_room() {
         let dir = tempfile::tempdir().unwrap();
         let o = opts(io, SyncPolicy::Always, BudgetPolicy::Fail);
         let budget = o.disk_budget().unwrap();
-        let (wal, _) = Wal::open(dir.path(), o.clone()).unwrap();
+        let wal = Wal::open(dir.path(), o.clone()).unwrap();
         // Two rounds at the bound, truncating only what was consumed (up to `consumed`).
         let last = fill(&wal, budget);
         let consumed = last / 2;
@@ -235,7 +235,8 @@ fn acknowledged_records_are_never_dropped_to_make_room() {
         assert_eq!(wal.first_lsn(), first, "refusals dropped nothing");
         assert_log(&wal, first, last);
         drop(wal);
-        let (wal, report) = Wal::open(dir.path(), o).unwrap();
+        let wal = Wal::open(dir.path(), o).unwrap();
+        let report = wal.recovery().clone();
         assert_eq!((report.first_lsn, report.next_lsn), (first, last + 1));
         assert_log(&wal, first, last);
         assert!(dir_bytes(dir.path()) <= budget);
@@ -252,7 +253,7 @@ fn reopen_with_a_budget_smaller_than_the_log_opens_and_grows_only_after_truncati
             .with_spare_segments(1)
             .with_sync(SyncPolicy::Manual)
             .with_io(io);
-        let (wal, _) = Wal::open(dir.path(), unbounded).unwrap();
+        let wal = Wal::open(dir.path(), unbounded).unwrap();
         let total = 6 * SEGMENT / 200;
         for lsn in 1..=total {
             wal.append(&record(lsn)).unwrap();
@@ -262,7 +263,8 @@ fn reopen_with_a_budget_smaller_than_the_log_opens_and_grows_only_after_truncati
         let budget = o.disk_budget().unwrap();
         // The log is past the bound: it opens, every record readable, and takes no new
         // segment until truncated.
-        let (wal, report) = Wal::open(dir.path(), o).unwrap();
+        let wal = Wal::open(dir.path(), o).unwrap();
+        let report = wal.recovery().clone();
         assert_eq!(report.next_lsn, total + 1);
         assert!(report.segments > 3);
         assert!(wal.stats().disk_bytes > budget);
@@ -288,7 +290,7 @@ fn truncate_back_works_at_the_bound() {
         let dir = tempfile::tempdir().unwrap();
         let o = opts(io, SyncPolicy::Always, BudgetPolicy::Fail);
         let budget = o.disk_budget().unwrap();
-        let (wal, _) = Wal::open(dir.path(), o).unwrap();
+        let wal = Wal::open(dir.path(), o).unwrap();
         let last = fill(&wal, budget);
         // Cut inside the tail segment: a copy of it is written beside it (the reserve).
         wal.truncate_back(last - 3).unwrap();
@@ -306,7 +308,7 @@ fn room_future_resolves_after_truncate_front_under_tokio() {
         let dir = tempfile::tempdir().unwrap();
         let o = opts(io, SyncPolicy::Manual, BudgetPolicy::Fail);
         let budget = o.disk_budget().unwrap();
-        let (wal, _) = Wal::open(dir.path(), o).unwrap();
+        let wal = Wal::open(dir.path(), o).unwrap();
         let wal = Arc::new(wal);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -385,7 +387,7 @@ fn without_a_budget_room_is_ready_and_stats_count_the_files() {
         .with_segment_size(SEGMENT)
         .with_spare_segments(2)
         .with_sync(SyncPolicy::Manual);
-    let (wal, _) = Wal::open(dir.path(), o).unwrap();
+    let wal = Wal::open(dir.path(), o).unwrap();
     for lsn in 1..=3 * SEGMENT / 200 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -409,10 +411,10 @@ fn appends_queue_behind_a_waiting_batch_which_keeps_contiguous_lsns() {
         let fail = o
             .clone()
             .with_disk_budget(o.disk_budget().unwrap(), BudgetPolicy::Fail);
-        let (wal, _) = Wal::open(dir.path(), fail).unwrap();
+        let wal = Wal::open(dir.path(), fail).unwrap();
         fill(&wal, o.disk_budget().unwrap());
         wal.close().unwrap();
-        let (wal, _) = Wal::open(dir.path(), o).unwrap();
+        let wal = Wal::open(dir.path(), o).unwrap();
         let wal = Arc::new(wal);
         // Small records first, which may fit the tail, then large ones, which wait for room.
         // 50 KiB in all: one new segment holds what does not fit the tail.

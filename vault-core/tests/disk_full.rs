@@ -115,7 +115,8 @@ fn fill_writer(dir: &Path) {
         .with_sync(SyncPolicy::Always)
         .with_max_record_size(4 << 20)
         .with_io(child_io());
-    let (wal, report) = Wal::open(dir, opts).unwrap();
+    let wal = Wal::open(dir, opts).unwrap();
+    let report = wal.recovery().clone();
     say(&format!("path {}", report.io_path));
     let mut lsn = report.next_lsn;
     let mut small_only = false;
@@ -183,7 +184,7 @@ fn fsize_writer(dir: &Path) {
         .with_sync(SyncPolicy::Always)
         .with_max_record_size(1 << 20)
         .with_io(child_io());
-    let (wal, _) = Wal::open(dir, opts).unwrap();
+    let wal = Wal::open(dir, opts).unwrap();
     let mut lsn = 1;
     for round in 0..3 {
         for _ in 0..150 {
@@ -333,7 +334,8 @@ fn check_acknowledged(dir: &Path, t: &Transcript, len: impl Fn(u64) -> usize) {
         .with_segment_size(64 * 1024)
         .with_sync(SyncPolicy::Manual)
         .with_max_record_size(4 << 20);
-    let (wal, report) = Wal::open(dir, opts).unwrap_or_else(|e| panic!("reopen failed: {e}"));
+    let wal = Wal::open(dir, opts).unwrap_or_else(|e| panic!("reopen failed: {e}"));
+    let report = wal.recovery().clone();
     assert!(
         report.next_lsn > max,
         "acknowledged LSN {max} lost: the log ends before {}",
@@ -425,7 +427,10 @@ fn fill_and_free(root: &Path, filler_mib: usize, io: &str, fs: &str) -> Transcri
 fn refused(root: &Path, io: IoMode) -> String {
     let dir = root.join(format!("refused-{io:?}"));
     match Wal::open(&dir, Options::default().with_io(io)) {
-        Ok((_, report)) => panic!("{io:?} was not refused (took the {} path)", report.io_path),
+        Ok(wal) => panic!(
+            "{io:?} was not refused (took the {} path)",
+            wal.recovery().io_path
+        ),
         Err(e) => {
             println!("refused {io:?}: {e}");
             e.to_string()
@@ -456,11 +461,12 @@ fn disk_full_on(kind: Kind, test: &str) {
         assert_eq!(t.path.as_deref(), Some(*io), "{io} on {}", kind.name());
     }
     let m = Mount::or_skip(kind, 16, test).unwrap();
-    let (wal, report) = Wal::open(
+    let wal = Wal::open(
         m.path().join("auto"),
         Options::default().with_segment_size(1 << 20),
     )
     .unwrap();
+    let report = wal.recovery().clone();
     let want = if kind == Kind::Tmpfs {
         "mmap"
     } else {

@@ -37,8 +37,7 @@ fn always_syncs_each_record_in_a_fresh_and_a_reopened_log(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let rec = Arc::new(RecordingStorage::new(FsStorage));
     for round in 0..2u64 {
-        let (wal, _) =
-            Wal::open(dir.path(), opts(&rec, SyncPolicy::Always, 64 * 1024, io)).unwrap();
+        let wal = Wal::open(dir.path(), opts(&rec, SyncPolicy::Always, 64 * 1024, io)).unwrap();
         for i in 0..300u64 {
             let before = rec.events().len();
             let lsn = wal.append(&[i as u8; 100]).unwrap();
@@ -54,7 +53,7 @@ common::both_io_paths!(manual_sync_covers_every_segment_written_since_the_last_s
 fn manual_sync_covers_every_segment_written_since_the_last_sync(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let rec = Arc::new(RecordingStorage::new(FsStorage));
-    let (wal, _) = Wal::open(dir.path(), opts(&rec, SyncPolicy::Manual, 4096, io)).unwrap();
+    let wal = Wal::open(dir.path(), opts(&rec, SyncPolicy::Manual, 4096, io)).unwrap();
     for i in 0..200u64 {
         wal.append(&[i as u8; 150]).unwrap();
     }

@@ -31,7 +31,7 @@ fn recorded(
         .with_segment_size(seg)
         .with_sync(sync)
         .with_storage(Arc::clone(&rec) as Arc<dyn Storage>);
-    (Wal::open(dir, opts).unwrap().0, rec)
+    (Wal::open(dir, opts).unwrap(), rec)
 }
 
 /// What a callback saw: its LSN, the result, and whether its record's first and last byte
@@ -163,7 +163,7 @@ fn a_failed_sync_answers_every_pending_callback_with_poisoned(io: IoMode) {
         .with_segment_size(1 << 20)
         .with_sync(SyncPolicy::Manual)
         .with_storage(Arc::new(sim.clone()) as Arc<dyn Storage>);
-    let (wal, _) = Wal::open("/wal", opts).unwrap();
+    let wal = Wal::open("/wal", opts).unwrap();
     wal.append(b"durable").unwrap();
     wal.sync().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -275,7 +275,7 @@ fn wait_durable_flushes_or_times_out(io: IoMode) {
 common::both_io_paths!(wait_durable_allocates_nothing_once_the_committer_runs);
 fn wait_durable_allocates_nothing_once_the_committer_runs(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(
+    let wal = Wal::open(
         dir.path(),
         Options::default()
             .with_io(io)
@@ -302,7 +302,7 @@ fn wait_durable_allocates_nothing_once_the_committer_runs(io: IoMode) {
 common::both_io_paths!(a_callback_that_drops_the_last_handle_closes_the_wal_without_deadlock);
 fn a_callback_that_drops_the_last_handle_closes_the_wal_without_deadlock(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), common::small(1 << 20, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), common::small(1 << 20, SyncPolicy::Manual, io)).unwrap();
     let wal = Arc::new(wal);
     let lsn = wal.append(b"one").unwrap();
     let (tx, rx) = mpsc::channel();
@@ -317,8 +317,8 @@ fn a_callback_that_drops_the_last_handle_closes_the_wal_without_deadlock(io: IoM
     go_tx.send(()).unwrap();
     assert!(rx.recv_timeout(LONG).unwrap());
     // Closed: the lock is free and the record durable.
-    let (wal, report) =
-        Wal::open(dir.path(), common::small(1 << 20, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), common::small(1 << 20, SyncPolicy::Manual, io)).unwrap();
+    let report = wal.recovery().clone();
     assert_eq!(report.records, 1);
     assert_eq!(wal.read(1).unwrap().data(), b"one");
 }

@@ -36,7 +36,7 @@ fn opts() -> Options {
 /// Writes a log of a few segments in `dir`; returns its files and their modes while it was
 /// open (spares included: close removes them).
 fn write_log(dir: &Path, o: Options) -> Vec<(PathBuf, u32)> {
-    let (wal, _) = Wal::open(dir, o).unwrap();
+    let wal = Wal::open(dir, o).unwrap();
     for i in 0..2000u32 {
         wal.append(&[i as u8; 100]).unwrap();
     }

@@ -17,7 +17,7 @@ common::both_io_paths!(
 );
 fn a_follower_sees_every_record_in_order_across_rotations_with_concurrent_appenders(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(8192, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), small(8192, SyncPolicy::Manual, io)).unwrap();
     let wal = Arc::new(wal);
     const THREADS: u64 = 3;
     const EACH: u64 = 1500;
@@ -81,7 +81,7 @@ fn a_follower_sees_every_record_in_order_across_rotations_with_concurrent_append
 common::both_io_paths!(a_waiting_follower_wakes_soon_after_an_append);
 fn a_waiting_follower_wakes_soon_after_an_append(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(1 << 20, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), small(1 << 20, SyncPolicy::Manual, io)).unwrap();
     let wal = Arc::new(wal);
     let mut latencies = Vec::new();
     for round in 1..=20u64 {
@@ -114,7 +114,7 @@ fn a_waiting_follower_wakes_soon_after_an_append(io: IoMode) {
 common::both_io_paths!(next_timeout_returns_none_when_nothing_is_appended);
 fn next_timeout_returns_none_when_nothing_is_appended(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(1 << 20, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), small(1 << 20, SyncPolicy::Manual, io)).unwrap();
     wal.append(b"one").unwrap();
     let mut f = wal.follow(1);
     assert_eq!(f.next_timeout(LONG).unwrap().unwrap().data(), b"one");
@@ -135,7 +135,7 @@ fn next_timeout_returns_none_when_nothing_is_appended(io: IoMode) {
 common::both_io_paths!(close_wakes_followers_which_drain_then_get_closed);
 fn close_wakes_followers_which_drain_then_get_closed(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
     for lsn in 1..=50 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -153,7 +153,7 @@ fn close_wakes_followers_which_drain_then_get_closed(io: IoMode) {
     assert!(matches!(r, Err(Error::Closed)), "{r:?}");
     assert!(waited < LONG / 2, "close did not wake the follower");
     // The directory lock is released although followers still exist.
-    let (again, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io))
+    let again = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io))
         .expect("close released the directory lock");
     for lsn in 1..=50 {
         let r = behind.next_timeout(LONG).unwrap().unwrap();
@@ -167,7 +167,7 @@ fn close_wakes_followers_which_drain_then_get_closed(io: IoMode) {
 common::both_io_paths!(dropping_the_wal_wakes_a_waiting_follower);
 fn dropping_the_wal_wakes_a_waiting_follower(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(1 << 20, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), small(1 << 20, SyncPolicy::Manual, io)).unwrap();
     let mut f = wal.follow(1);
     let waiter = thread::spawn(move || f.next_timeout(LONG).map(|o| o.is_some()));
     thread::sleep(Duration::from_millis(20));
@@ -178,7 +178,7 @@ fn dropping_the_wal_wakes_a_waiting_follower(io: IoMode) {
 common::both_io_paths!(truncate_front_past_a_follower_gives_truncated);
 fn truncate_front_past_a_follower_gives_truncated(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
     for lsn in 1..=100 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -224,7 +224,7 @@ fn truncate_front_past_a_follower_gives_truncated(io: IoMode) {
 common::both_io_paths!(a_follower_reads_records_larger_than_a_segment);
 fn a_follower_reads_records_larger_than_a_segment(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
     let mut f = wal.follow(1);
     let big = vec![7u8; 20_000];
     let w = thread::spawn(move || {

@@ -29,7 +29,7 @@ fn one_round(io: IoMode) {
     const THREADS: u64 = 8;
     const EACH: u64 = 300;
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let (wal, _) = Wal::open(
+    let wal = Wal::open(
         dir.path(),
         Options::default()
             .with_io(io)

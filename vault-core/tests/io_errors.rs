@@ -126,7 +126,7 @@ fn sync(wal: &Wal, seen: &mut Seen) {
 /// a batch and a `truncate_front`; then closes.
 fn workload(sim: &SimStorage, policy: SyncPolicy, io: IoMode) -> (Seen, Option<String>) {
     let mut seen = Seen::default();
-    let (wal, _) = match Wal::open(common::sim_dir(), common::on_sim(sim, 4096, policy, io)) {
+    let wal = match Wal::open(common::sim_dir(), common::on_sim(sim, 4096, policy, io)) {
         Ok(w) => w,
         Err(e) => {
             assert!(matches!(e, Error::Io { .. }), "open: {e:?}");
@@ -199,11 +199,12 @@ fn failed_data_sync(sim: &SimStorage) -> bool {
 /// must be read back, byte-exact, without a gap.
 fn check_recovery(sim: &SimStorage, policy: SyncPolicy, seen: &Seen, case: &str, io: IoMode) {
     let crashed = sim.crash(&CrashChoice::none());
-    let (wal, report) = Wal::open(
+    let wal = Wal::open(
         common::sim_dir(),
         common::on_sim(&crashed, 4096, policy, io),
     )
     .unwrap_or_else(|e| panic!("{case}: reopen after the failure and a power loss: {e}"));
+    let report = wal.recovery().clone();
     let first = wal.first_lsn();
     let last = wal.last_lsn();
     assert!(first <= 21, "{case}: log starts at {first}");
@@ -344,11 +345,12 @@ fn a_disk_full_for_a_while_fails_rotations_until_space_is_back(io: IoMode) {
     }
     wal.close().unwrap();
     let crashed = sim.crash(&CrashChoice::none());
-    let (wal, report) = Wal::open(
+    let wal = Wal::open(
         common::sim_dir(),
         common::on_sim(&crashed, 4096, SyncPolicy::Always, io),
     )
     .unwrap();
+    let report = wal.recovery().clone();
     assert_eq!(report.next_lsn, last + 1);
     common::assert_log(&wal, 1, last);
 }
@@ -382,14 +384,14 @@ fn a_failed_open_is_a_typed_error_and_a_later_open_recovers_everything(io: IoMod
                 common::sim_dir(),
                 common::on_sim(&sim, 4096, SyncPolicy::Manual, io),
             ) {
-                Ok((wal, _)) => {
+                Ok(wal) => {
                     // The failed call was the worker's (preparing a spare): open succeeded.
                     assert_eq!(wal.last_lsn(), recovered);
                 }
                 Err(e) => assert!(matches!(e, Error::Io { .. }), "{kind:?} {n}: {e:?}"),
             }
             let again = sim.crash(&CrashChoice::none());
-            let (wal, _) = Wal::open(
+            let wal = Wal::open(
                 common::sim_dir(),
                 common::on_sim(&again, 4096, SyncPolicy::Manual, io),
             )
@@ -493,7 +495,7 @@ fn a_fault_at_each_step_of_truncate_back_is_an_error_and_reopen_recovers_a_valid
                 *outcomes.entry(format!("{kind:?}: {what}")).or_default() += 1;
                 // Power fails now; whatever the step, the next open finds a valid log.
                 let crashed = sim.crash(&CrashChoice::none());
-                let (wal, _) = Wal::open(
+                let wal = Wal::open(
                     common::sim_dir(),
                     common::on_sim(&crashed, 4096, SyncPolicy::Manual, io),
                 )
@@ -550,7 +552,8 @@ fn a_fault_at_each_step_of_truncate_back_is_an_error_and_reopen_recovers_a_valid
 fn a_full_disk_on_the_direct_path_is_retried_once_space_is_back() {
     let sim = SimStorage::new();
     let opts = common::on_sim(&sim, 4096, SyncPolicy::Always, vault_core::IoMode::Direct);
-    let (wal, report) = Wal::open(common::sim_dir(), opts.clone()).unwrap();
+    let wal = Wal::open(common::sim_dir(), opts.clone()).unwrap();
+    let report = wal.recovery().clone();
     assert_eq!(report.io_path, vault_core::IoPath::Direct);
     for lsn in 1..=20 {
         assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
@@ -601,7 +604,8 @@ fn a_full_disk_on_the_direct_path_is_retried_once_space_is_back() {
         assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
     }
     wal.close().unwrap();
-    let (wal, report) = Wal::open(common::sim_dir(), opts).unwrap();
+    let wal = Wal::open(common::sim_dir(), opts).unwrap();
+    let report = wal.recovery().clone();
     assert_eq!(report.next_lsn, 61);
     for lsn in 1..=60 {
         assert!(wal.read(lsn).unwrap().data() == record(lsn), "record {lsn}");
@@ -613,7 +617,7 @@ fn a_full_disk_on_the_direct_path_is_retried_once_space_is_back() {
 fn a_full_disk_in_a_sync_of_the_mapping_poisons_the_wal() {
     let sim = SimStorage::new();
     let opts = common::on_sim(&sim, 4096, SyncPolicy::Always, vault_core::IoMode::Mmap);
-    let (wal, _) = Wal::open(common::sim_dir(), opts).unwrap();
+    let wal = Wal::open(common::sim_dir(), opts).unwrap();
     for lsn in 1..=5 {
         assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
     }

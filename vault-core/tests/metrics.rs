@@ -11,7 +11,7 @@ use vault_core::metrics::{
     ALL, APPENDED_BYTES, APPENDS, DISK_BUDGET_WAITS, DISK_BYTES, DURABLE_LAG, FLUSHES,
     FLUSH_RECORDS, FLUSH_SECONDS, IO_LABEL, RECYCLED_SEGMENTS, ROTATIONS, SEGMENT_WAITS,
 };
-use vault_core::{IoMode, Options, RecoveryReport, SyncPolicy, Wal};
+use vault_core::{IoMode, Options, SyncPolicy, Wal};
 
 /// What the recorder saw, accumulated over snapshots (a `DebuggingRecorder` snapshot resets
 /// counters and gauges to 0 and drains histograms).
@@ -66,11 +66,7 @@ impl Seen {
 }
 
 /// Opens a WAL in `dir` with `recorder` as the recorder its metrics register with.
-fn open(
-    recorder: &DebuggingRecorder,
-    dir: &std::path::Path,
-    options: Options,
-) -> (Wal, RecoveryReport) {
+fn open(recorder: &DebuggingRecorder, dir: &std::path::Path, options: Options) -> Wal {
     metrics::with_local_recorder(recorder, || Wal::open(dir, options)).unwrap()
 }
 
@@ -80,7 +76,8 @@ fn every_documented_metric_is_registered_at_open_with_the_io_path_label() {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         let dir = tempfile::tempdir().unwrap();
-        let (wal, report) = open(&recorder, dir.path(), Options::default().with_io(io));
+        let wal = open(&recorder, dir.path(), Options::default().with_io(io));
+        let report = wal.recovery().clone();
         let mut seen = Seen::default();
         seen.take(&snapshotter);
         for name in ALL {
@@ -106,7 +103,7 @@ fn counters_follow_appends_syncs_and_rotations() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = open(
+    let wal = open(
         &recorder,
         dir.path(),
         small(64 * 1024, SyncPolicy::Manual, IoMode::Auto).with_spare_segments(1),
@@ -204,7 +201,7 @@ fn always_policy_records_one_histogram_sample_per_flush() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = open(
+    let wal = open(
         &recorder,
         dir.path(),
         small(1 << 20, SyncPolicy::Always, IoMode::Auto),

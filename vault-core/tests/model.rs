@@ -190,16 +190,13 @@ fn run(sync: SyncPolicy, ops: &[Op], io: IoMode) -> Result<(), TestCaseError> {
                 drop(wal);
                 sim = crashed;
                 wal = Wal::open(common::sim_dir(), common::on_sim(&sim, 4096, sync, io))
-                    .map_err(|e| TestCaseError::fail(format!("open after power loss: {e}")))?
-                    .0;
+                    .map_err(|e| TestCaseError::fail(format!("open after power loss: {e}")))?;
                 recovered(&wal, &mut m)?;
             }
             Op::Reopen => {
                 wal.close().unwrap();
                 m.durable = m.records.len() as u64;
-                wal = Wal::open(common::sim_dir(), common::on_sim(&sim, 4096, sync, io))
-                    .unwrap()
-                    .0;
+                wal = Wal::open(common::sim_dir(), common::on_sim(&sim, 4096, sync, io)).unwrap();
                 recovered(&wal, &mut m)?;
                 prop_assert_eq!(wal.last_lsn(), m.records.len() as u64);
             }

@@ -7,7 +7,7 @@ use vault_core::{Error, IoMode, Options, Pool, PoolConfig, SyncPolicy, Wal};
 common::both_io_paths!(must_write_returns_buffers_to_the_pool);
 fn must_write_returns_buffers_to_the_pool(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(
+    let wal = Wal::open(
         dir.path(),
         Options::default()
             .with_segment_size(1 << 20)
@@ -36,7 +36,7 @@ fn must_write_returns_buffers_to_the_pool(io: IoMode) {
 common::both_io_paths!(must_write_hands_the_buffer_back_on_error);
 fn must_write_hands_the_buffer_back_on_error(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(
+    let wal = Wal::open(
         dir.path(),
         Options::default()
             .with_segment_size(1 << 20)

@@ -41,7 +41,7 @@ fn record(lsn: u64) -> Vec<u8> {
 #[test]
 fn truncate_front_succeeds_while_a_reader_holds_a_record_of_a_dropped_segment() {
     let tmp = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(tmp.path(), options().with_io(vault_core::IoMode::Mmap)).unwrap();
+    let wal = Wal::open(tmp.path(), options().with_io(vault_core::IoMode::Mmap)).unwrap();
     for lsn in 1..=200 {
         assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
     }
@@ -65,7 +65,8 @@ fn truncate_front_succeeds_while_a_reader_holds_a_record_of_a_dropped_segment() 
     );
     wal.append(&record(201)).unwrap();
     wal.close().unwrap();
-    let (wal, report) = Wal::open(tmp.path(), options()).unwrap();
+    let wal = Wal::open(tmp.path(), options()).unwrap();
+    let report = wal.recovery().clone();
     assert_eq!(report.next_lsn, 202);
     assert!(wal.first_lsn() > 1 && wal.first_lsn() <= 150);
     assert_eq!(wal.read(200).unwrap().data(), &record(200)[..]);
@@ -74,7 +75,7 @@ fn truncate_front_succeeds_while_a_reader_holds_a_record_of_a_dropped_segment() 
 #[test]
 fn truncate_back_replaces_a_segment_a_reader_still_maps() {
     let tmp = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(tmp.path(), options().with_io(vault_core::IoMode::Mmap)).unwrap();
+    let wal = Wal::open(tmp.path(), options().with_io(vault_core::IoMode::Mmap)).unwrap();
     for lsn in 1..=20 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -93,7 +94,8 @@ fn truncate_back_replaces_a_segment_a_reader_still_maps() {
         set_aside(tmp.path())
     );
     wal.close().unwrap();
-    let (wal, report) = Wal::open(tmp.path(), options()).unwrap();
+    let wal = Wal::open(tmp.path(), options()).unwrap();
+    let report = wal.recovery().clone();
     assert_eq!(report.next_lsn, 11);
     assert_eq!(wal.read(9).unwrap().data(), &record(9)[..]);
     assert_eq!(wal.read(10).unwrap().data(), b"after the cut");
@@ -102,20 +104,21 @@ fn truncate_back_replaces_a_segment_a_reader_still_maps() {
 #[test]
 fn a_second_writer_is_refused_and_the_lock_goes_with_the_first() {
     let tmp = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(tmp.path(), options()).unwrap();
+    let wal = Wal::open(tmp.path(), options()).unwrap();
     assert!(matches!(
         Wal::open(tmp.path(), options()),
         Err(Error::Locked { .. })
     ));
     wal.close().unwrap();
-    let (wal, _) = Wal::open(tmp.path(), options()).unwrap();
+    let wal = Wal::open(tmp.path(), options()).unwrap();
     wal.close().unwrap();
 }
 
 #[test]
 fn auto_picks_a_path_this_platform_has() {
     let tmp = tempfile::tempdir().unwrap();
-    let (wal, report) = Wal::open(tmp.path(), options()).unwrap();
+    let wal = Wal::open(tmp.path(), options()).unwrap();
+    let report = wal.recovery().clone();
     let fs = vault_segment::Storage::file_system(&vault_segment::FsStorage, tmp.path()).unwrap();
     let expected = if fs.direct_io {
         IoPath::Direct
@@ -137,7 +140,7 @@ fn a_segment_set_aside_by_an_interrupted_replacement_is_read_under_its_name() {
     let dir = tempfile::tempdir().unwrap();
     let last = 150;
     {
-        let (wal, _) = Wal::open(dir.path(), options()).unwrap();
+        let wal = Wal::open(dir.path(), options()).unwrap();
         for lsn in 1..=last {
             assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
         }
@@ -160,7 +163,7 @@ fn a_segment_set_aside_by_an_interrupted_replacement_is_read_under_its_name() {
     let seen: Vec<Vec<u8>> = ins.records_from(1).map(|r| r.to_vec()).collect();
     assert_eq!(seen.len() as u64, last);
     assert!(seen.iter().zip(1..).all(|(r, lsn)| *r == record(lsn)));
-    let (wal, _) = Wal::open(dir.path(), options()).unwrap();
+    let wal = Wal::open(dir.path(), options()).unwrap();
     assert!(
         middle.exists() && !aside.exists(),
         "the lock renamed it back"

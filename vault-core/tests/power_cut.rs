@@ -63,7 +63,8 @@ fn power_cut_writer_child() {
         .with_segment_size(64 * 1024)
         .with_sync(SyncPolicy::Always)
         .with_io(io);
-    let (wal, report) = Wal::open(&dir, opts).unwrap();
+    let wal = Wal::open(&dir, opts).unwrap();
+    let report = wal.recovery().clone();
     let mut out = std::io::stdout().lock();
     writeln!(out, "path {}", report.io_path).unwrap();
     let mut lsn = report.next_lsn;
@@ -164,8 +165,8 @@ fn check(dir: &Path, acked: u64, kind: Kind, io: &str) -> u64 {
     let opts = Options::default()
         .with_segment_size(64 * 1024)
         .with_sync(SyncPolicy::Always);
-    let (wal, report) =
-        Wal::open(dir, opts).unwrap_or_else(|e| panic!("{what}: open after a cut: {e}"));
+    let wal = Wal::open(dir, opts).unwrap_or_else(|e| panic!("{what}: open after a cut: {e}"));
+    let report = wal.recovery().clone();
     assert!(
         report.next_lsn > acked,
         "{what}: acknowledged LSN {acked} lost: the log ends before {}",

@@ -187,7 +187,7 @@ fn run(w: &Workload) -> Recorded {
     };
     sim.set_mark(0);
     let ctx = |what: &str| format!("workload seed {} ({w:?}): {what}", w.seed);
-    let (mut wal, _) =
+    let mut wal =
         Wal::open(dir(), w.options(&sim)).unwrap_or_else(|e| panic!("{}", ctx(&e.to_string())));
     let mut last = 0u64;
     let mut recycled = 0;
@@ -250,7 +250,8 @@ fn run(w: &Workload) -> Recorded {
                 recycled += wal.stats().segments_recycled;
                 wal.close().unwrap();
                 r.set(|e| e.acked = last);
-                let (w2, rep) = Wal::open(dir(), w.options(&sim)).unwrap();
+                let w2 = Wal::open(dir(), w.options(&sim)).unwrap();
+                let rep = w2.recovery().clone();
                 assert_eq!(
                     rep.next_lsn,
                     last + 1,
@@ -453,7 +454,7 @@ fn check_log(wal: &Wal, exp: Expect, strict: bool, gen2_after: u64) -> Result<(u
 }
 
 fn open_crashed(w: &Workload, storage: &SimStorage) -> vault_core::Result<Wal> {
-    Wal::open(dir(), w.options(storage)).map(|(wal, _)| wal)
+    Wal::open(dir(), w.options(storage))
 }
 
 /// Crashes `snap` with `choice`, reopens, checks, appends, crashes again, reopens, checks.
@@ -823,7 +824,7 @@ fn a_crash_between_two_syncs_never_loses_the_first(io: IoMode) {
         steps: vec![],
         io,
     };
-    let (wal, _) = Wal::open(dir(), w.options(&sim)).unwrap();
+    let wal = Wal::open(dir(), w.options(&sim)).unwrap();
     for lsn in 1..=40 {
         wal.append(&payload(lsn)).unwrap();
     }
@@ -833,7 +834,7 @@ fn a_crash_between_two_syncs_never_loses_the_first(io: IoMode) {
     }
     let crashed = sim.crash(&CrashChoice::none());
     drop(wal);
-    let (wal, _) = Wal::open(dir(), w.options(&crashed)).unwrap();
+    let wal = Wal::open(dir(), w.options(&crashed)).unwrap();
     let exp = Expect {
         acked: 40,
         appended: 45,
@@ -856,7 +857,7 @@ fn a_crash_while_recovery_removes_segments_past_the_tail_leaves_no_gap(io: IoMod
         steps: vec![],
         io,
     };
-    let (wal, _) = Wal::open(dir(), w.options(&sim)).unwrap();
+    let wal = Wal::open(dir(), w.options(&sim)).unwrap();
     for lsn in 1..=60 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -869,7 +870,8 @@ fn a_crash_while_recovery_removes_segments_past_the_tail_leaves_no_gap(io: IoMod
     });
     drop(wal);
     crashed.record_snapshots(true);
-    let (wal, report) = Wal::open(dir(), w.options(&crashed)).unwrap();
+    let wal = Wal::open(dir(), w.options(&crashed)).unwrap();
+    let report = wal.recovery().clone();
     assert!(report.removed_segments.len() >= 2, "{report:?}");
     drop(wal);
     let removals: Vec<Snapshot> = crashed
@@ -892,7 +894,7 @@ fn a_crash_while_recovery_removes_segments_past_the_tail_leaves_no_gap(io: IoMod
             pages: vec![],
             dir_ops: s.pending_dir_ops().len(),
         });
-        let (wal, _) = Wal::open(dir(), w.options(&again))
+        let wal = Wal::open(dir(), w.options(&again))
             .unwrap_or_else(|e| panic!("crash {}: {e}", s.point));
         // The same log as the interrupted recovery found (the worker's final msync of full
         // segments made some records durable without a sync call).
@@ -923,7 +925,7 @@ fn truncate_front_racing_a_rotation_keeps_a_durable_first_segment(io: IoMode) {
             .with_sync(SyncPolicy::Manual)
             .with_storage(Arc::new(s.clone()) as Arc<dyn Storage>)
     };
-    let wal = Arc::new(Wal::open(dir(), opts(&sim)).unwrap().0);
+    let wal = Arc::new(Wal::open(dir(), opts(&sim)).unwrap());
     let mut last = 0;
     while wal.stats().segments < 3 {
         last = wal.append(&payload(last + 1)).unwrap();
@@ -960,7 +962,7 @@ fn truncate_front_racing_a_rotation_keeps_a_durable_first_segment(io: IoMode) {
     // Power fails right after truncate_front returned.
     let crashed = sim.crash(&CrashChoice::none());
     drop(wal);
-    let (wal, _) = Wal::open(dir(), opts(&crashed))
+    let wal = Wal::open(dir(), opts(&crashed))
         .unwrap_or_else(|e| panic!("open after truncate_front and power loss: {e}"));
     let exp = Expect {
         acked: last,
@@ -999,7 +1001,7 @@ fn concurrent_acknowledged_appends_survive_power_loss_at_every_step(io: IoMode) 
         steps: vec![],
         io,
     };
-    let wal = Arc::new(Wal::open(dir(), w.options(&sim)).unwrap().0);
+    let wal = Arc::new(Wal::open(dir(), w.options(&sim)).unwrap());
     // (history of expectations, LSN -> (thread, seq)); the mark indexes the history.
     let shared = Arc::new(Mutex::new((vec![(0u64, 0u64)], HashMap::new())));
     let threads: Vec<_> = (0..THREADS)
@@ -1047,7 +1049,7 @@ fn concurrent_acknowledged_appends_survive_power_loss_at_every_step(io: IoMode) 
         for choice in &choices {
             let crashed = snap.crash(choice);
             let case = format!("crash {} ({choice}), acked {acked}", snap.point);
-            let (wal, _) = Wal::open(dir(), w.options(&crashed))
+            let wal = Wal::open(dir(), w.options(&crashed))
                 .unwrap_or_else(|e| panic!("{case}: open: {e}"));
             let last = wal.last_lsn();
             assert!(last >= acked, "{case}: recovered up to {last}");
@@ -1089,7 +1091,7 @@ fn a_record_appended_during_a_flush_is_not_counted_durable_by_it(io: IoMode) {
         steps: vec![],
         io,
     };
-    let wal = Arc::new(Wal::open(dir(), w.options(&sim)).unwrap().0);
+    let wal = Arc::new(Wal::open(dir(), w.options(&sim)).unwrap());
     for lsn in 1..=3 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -1118,7 +1120,7 @@ fn a_record_appended_during_a_flush_is_not_counted_durable_by_it(io: IoMode) {
     assert_eq!(durable, 3, "the flush claimed a record appended during it");
     let crashed = sim.crash(&CrashChoice::none());
     drop(wal);
-    let (wal, _) = Wal::open(dir(), w.options(&crashed)).unwrap();
+    let wal = Wal::open(dir(), w.options(&crashed)).unwrap();
     assert!(wal.last_lsn() >= durable);
     let exp = Expect {
         acked: durable,
@@ -1236,7 +1238,7 @@ fn check_cut_case(c: &CutCase, samples: u64, tally: &mut Tally, io: IoMode) {
         steps: vec![],
         io,
     };
-    let (wal, _) = Wal::open(dir(), w.options(&sim)).unwrap();
+    let wal = Wal::open(dir(), w.options(&sim)).unwrap();
     for lsn in 1..=c.appended {
         assert_eq!(wal.append(&payload(lsn)).unwrap(), lsn);
         if lsn == c.synced {

@@ -48,7 +48,7 @@ fn read_of_every_lsn_over_many_segments_matches_iteration_and_survives_reopen(io
     let dir = tempfile::tempdir().unwrap();
     let last = 6000;
     {
-        let (wal, _) = Wal::open(dir.path(), small(16 * 1024, SyncPolicy::Manual, io)).unwrap();
+        let wal = Wal::open(dir.path(), small(16 * 1024, SyncPolicy::Manual, io)).unwrap();
         for lsn in 1..=last {
             if lsn % 10 == 0 {
                 // A sync now and then puts commit markers among the frames.
@@ -61,7 +61,8 @@ fn read_of_every_lsn_over_many_segments_matches_iteration_and_survives_reopen(io
         wal.close().unwrap();
     }
     // After reopening, the index comes from the recovery scan.
-    let (wal, report) = Wal::open(dir.path(), small(16 * 1024, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), small(16 * 1024, SyncPolicy::Manual, io)).unwrap();
+    let report = wal.recovery().clone();
     assert_eq!(report.next_lsn, last + 1);
     check_all(&wal, 1, last);
     // Random reads (a fixed pseudo-random order), then appends after the reopen.
@@ -88,7 +89,7 @@ fn read_of_every_lsn_over_many_segments_matches_iteration_and_survives_reopen(io
 common::both_io_paths!(the_index_bounds_the_frames_a_read_reads_in_a_large_segment);
 fn the_index_bounds_the_frames_a_read_reads_in_a_large_segment(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(8 << 20, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), small(8 << 20, SyncPolicy::Manual, io)).unwrap();
     for lsn in 1..=20_000u64 {
         wal.append(&lsn.to_le_bytes()).unwrap();
     }

@@ -35,7 +35,7 @@ common::both_io_paths!(damage_inside_attested_records_is_corruption_naming_file_
 fn damage_inside_attested_records_is_corruption_naming_file_and_offset(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let opts = small(4096, SyncPolicy::Manual, io);
-    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let wal = Wal::open(dir.path(), opts.clone()).unwrap();
     for lsn in 1..=300 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -91,7 +91,7 @@ common::both_io_paths!(a_damaged_segment_header_is_corruption);
 fn a_damaged_segment_header_is_corruption(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let opts = small(4096, SyncPolicy::Manual, io);
-    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let wal = Wal::open(dir.path(), opts.clone()).unwrap();
     for lsn in 1..=100 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -116,7 +116,7 @@ common::both_io_paths!(a_missing_middle_segment_is_corruption);
 fn a_missing_middle_segment_is_corruption(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let opts = small(4096, SyncPolicy::Manual, io);
-    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let wal = Wal::open(dir.path(), opts.clone()).unwrap();
     for lsn in 1..=200 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -138,13 +138,13 @@ common::both_io_paths!(a_second_open_of_the_same_directory_is_locked);
 fn a_second_open_of_the_same_directory_is_locked(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let opts = small(8192, SyncPolicy::Manual, io);
-    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let wal = Wal::open(dir.path(), opts.clone()).unwrap();
     match Wal::open(dir.path(), opts.clone()) {
         Err(Error::Locked { dir: d }) => assert_eq!(d, dir.path()),
         other => panic!("expected Locked, got {other:?}"),
     }
     wal.close().unwrap();
-    let (_wal, _) = Wal::open(dir.path(), opts).expect("the lock is released by close");
+    let _wal = Wal::open(dir.path(), opts).expect("the lock is released by close");
 }
 
 common::both_io_paths!(zeroed_activation_of_an_unsynced_new_segment_is_a_torn_tail);
@@ -153,7 +153,7 @@ fn zeroed_activation_of_an_unsynced_new_segment_is_a_torn_tail(io: IoMode) {
     // before it are whole. Recovery ends the log at the old segment.
     let dir = tempfile::tempdir().unwrap();
     let opts = small(4096, SyncPolicy::Manual, io);
-    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let wal = Wal::open(dir.path(), opts.clone()).unwrap();
     for lsn in 1..=40 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -170,7 +170,8 @@ fn zeroed_activation_of_an_unsynced_new_segment_is_a_torn_tail(io: IoMode) {
     // Forget the last segment's activation and the commit marker close wrote there.
     let len = std::fs::metadata(last).unwrap().len();
     overwrite(last, 64, &vec![0u8; len as usize - 64]);
-    let (wal, report) = Wal::open(dir.path(), opts).unwrap();
+    let wal = Wal::open(dir.path(), opts).unwrap();
+    let report = wal.recovery().clone();
     assert_eq!(report.next_lsn, first_of_last);
     assert_log(&wal, 1, first_of_last - 1);
 }
@@ -183,7 +184,7 @@ fn overwrite(file: &Path, offset: u64, bytes: &[u8]) {
 
 fn closed_log_of_300(dir: &Path, io: IoMode) -> vault_core::Options {
     let opts = small(4096, SyncPolicy::Manual, io);
-    let (wal, _) = Wal::open(dir, opts.clone()).unwrap();
+    let wal = Wal::open(dir, opts.clone()).unwrap();
     for lsn in 1..=300 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -413,8 +414,9 @@ fn a_crash_while_open_removes_segments_past_the_tail_leaves_a_recoverable_log(io
         matches!(Wal::open(dir.path(), failing), Err(Error::Io { .. })),
         "the injected failure stops open"
     );
-    let (wal, report) =
+    let wal =
         Wal::open(dir.path(), opts).expect("a directory left by a crash inside recovery opens");
+    let report = wal.recovery().clone();
     assert_eq!(report.next_lsn, cut_at);
     assert_log(&wal, 1, cut_at - 1);
 }
@@ -438,7 +440,7 @@ fn close_releases_the_lock_even_while_other_threads_start_processes(io: IoMode) 
     let mut locked = 0;
     for _ in 0..300 {
         match Wal::open(dir.path(), opts.clone()) {
-            Ok((wal, _)) => wal.close().unwrap(),
+            Ok(wal) => wal.close().unwrap(),
             Err(Error::Locked { .. }) => locked += 1,
             Err(e) => panic!("{e}"),
         }
@@ -470,7 +472,8 @@ fn a_torn_first_lsn_block_of_a_segment_without_frames_is_a_torn_tail(io: IoMode)
     let path = spare.segment().path().to_path_buf();
     drop(spare);
     overwrite(&path, 64, &301u64.to_le_bytes());
-    let (wal, report) = Wal::open(dir.path(), opts).expect("a torn activation is not corruption");
+    let wal = Wal::open(dir.path(), opts).expect("a torn activation is not corruption");
+    let report = wal.recovery().clone();
     assert_eq!(report.next_lsn, 301);
     assert_eq!(report.removed_segments, vec![path]);
     assert_log(&wal, 1, 300);

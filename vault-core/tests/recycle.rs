@@ -78,7 +78,7 @@ fn append_range(wal: &Wal, from: u64, to: u64) {
 common::both_io_paths!(dropped_segments_become_later_segments_up_to_the_bound);
 fn dropped_segments_become_later_segments_up_to_the_bound(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), opts(io, Some(2))).unwrap();
+    let wal = Wal::open(dir.path(), opts(io, Some(2))).unwrap();
     append_range(&wal, 1, 800);
     let before = inodes(dir.path());
     let dropped = wal.truncate_front(700).unwrap();
@@ -122,7 +122,8 @@ fn dropped_segments_become_later_segments_up_to_the_bound(io: IoMode) {
         .count();
     assert_eq!(recycled, 2, "recycled segments are version 2");
     wal.close().unwrap();
-    let (wal, report) = Wal::open(dir.path(), opts(io, Some(2))).unwrap();
+    let wal = Wal::open(dir.path(), opts(io, Some(2))).unwrap();
+    let report = wal.recovery().clone();
     assert!(report.torn_tail.is_none(), "{report:?}");
     assert!(report.removed_pre.is_empty());
     assert_log(&wal, wal.first_lsn(), 1600);
@@ -131,7 +132,7 @@ fn dropped_segments_become_later_segments_up_to_the_bound(io: IoMode) {
 common::both_io_paths!(with_recycling_off_truncate_front_removes_the_files);
 fn with_recycling_off_truncate_front_removes_the_files(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), opts(io, Some(0))).unwrap();
+    let wal = Wal::open(dir.path(), opts(io, Some(0))).unwrap();
     append_range(&wal, 1, 800);
     assert!(wal.truncate_front(700).unwrap() >= 4);
     assert!(pre_files(dir.path()).is_empty(), "nothing kept for reuse");
@@ -147,7 +148,7 @@ fn with_recycling_off_truncate_front_removes_the_files(io: IoMode) {
 common::both_io_paths!(a_log_recycling_through_many_truncations_reopens_with_exactly_its_records);
 fn a_log_recycling_through_many_truncations_reopens_with_exactly_its_records(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open(dir.path(), opts(io, None)).unwrap();
+    let mut wal = Wal::open(dir.path(), opts(io, None)).unwrap();
     let mut last = 0;
     let mut recycled = 0;
     for round in 0..40u64 {
@@ -159,7 +160,8 @@ fn a_log_recycling_through_many_truncations_reopens_with_exactly_its_records(io:
         if round % 7 == 6 {
             recycled += wal.stats().segments_recycled;
             wal.close().unwrap();
-            let (w, report) = Wal::open(dir.path(), opts(io, None)).unwrap();
+            let w = Wal::open(dir.path(), opts(io, None)).unwrap();
+            let report = w.recovery().clone();
             assert!(report.torn_tail.is_none(), "round {round}: {report:?}");
             assert_eq!(report.next_lsn, last + 1);
             wal = w;
@@ -182,7 +184,8 @@ fn a_log_recycling_through_many_truncations_reopens_with_exactly_its_records(io:
             Err(e) => panic!("copy {}: {e}", p.display()),
         }
     }
-    let (wal, report) = Wal::open(copy.path(), opts(io, None)).unwrap();
+    let wal = Wal::open(copy.path(), opts(io, None)).unwrap();
+    let report = wal.recovery().clone();
     assert_eq!((report.first_lsn, report.next_lsn), (first, last + 1));
     assert_log(&wal, first, last);
     wal.close().unwrap();
@@ -194,14 +197,15 @@ common::both_io_paths!(a_version_1_log_opens_and_goes_on_recycling);
 fn a_version_1_log_opens_and_goes_on_recycling(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     // Written as before recycling existed: every file allocated as zeros, version 1.
-    let (wal, _) = Wal::open(dir.path(), opts(io, Some(0))).unwrap();
+    let wal = Wal::open(dir.path(), opts(io, Some(0))).unwrap();
     append_range(&wal, 1, 500);
     wal.truncate_front(200).unwrap();
     wal.close().unwrap();
     for p in segment_files(dir.path()) {
         assert_eq!(version(&p), FORMAT_VERSION_ZEROED);
     }
-    let (wal, report) = Wal::open(dir.path(), opts(io, None)).unwrap();
+    let wal = Wal::open(dir.path(), opts(io, None)).unwrap();
+    let report = wal.recovery().clone();
     assert!(report.torn_tail.is_none());
     let first = wal.first_lsn();
     assert_log(&wal, first, 500);
@@ -216,14 +220,14 @@ fn a_version_1_log_opens_and_goes_on_recycling(io: IoMode) {
         .map(|p| version(p))
         .collect();
     assert!(versions.contains(&FORMAT_VERSION), "{versions:?}");
-    let (wal, _) = Wal::open(dir.path(), opts(io, None)).unwrap();
+    let wal = Wal::open(dir.path(), opts(io, None)).unwrap();
     assert_log(&wal, wal.first_lsn(), 1500);
 }
 
 common::both_io_paths!(a_crash_between_the_rename_and_the_new_header_opens_cleanly);
 fn a_crash_between_the_rename_and_the_new_header_opens_cleanly(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), opts(io, None)).unwrap();
+    let wal = Wal::open(dir.path(), opts(io, None)).unwrap();
     append_range(&wal, 1, 600);
     let old = segment_files(dir.path())[0].clone();
     let old_bytes = std::fs::read(&old).unwrap();
@@ -243,7 +247,8 @@ fn a_crash_between_the_rename_and_the_new_header_opens_cleanly(io: IoMode) {
     let i = inspect(dir.path()).unwrap();
     assert!(matches!(i.health(), Health::Clean), "{:?}", i.health());
     assert_eq!(i.pre_files().len(), 3);
-    let (wal, report) = Wal::open(dir.path(), opts(io, None)).unwrap();
+    let wal = Wal::open(dir.path(), opts(io, None)).unwrap();
+    let report = wal.recovery().clone();
     assert_eq!(report.removed_pre.len(), 3, "{report:?}");
     assert!(report.torn_tail.is_none());
     assert_log(&wal, wal.first_lsn(), 600);
@@ -255,7 +260,7 @@ fn a_crash_between_the_rename_and_the_new_header_opens_cleanly(io: IoMode) {
 common::both_io_paths!(a_segment_a_reader_still_holds_is_removed_not_recycled);
 fn a_segment_a_reader_still_holds_is_removed_not_recycled(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), opts(io, Some(4))).unwrap();
+    let wal = Wal::open(dir.path(), opts(io, Some(4))).unwrap();
     append_range(&wal, 1, 600);
     let held = wal.read(1).unwrap();
     let h = *held.segment().header();

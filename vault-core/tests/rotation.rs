@@ -8,7 +8,7 @@ use vault_core::{Error, IoMode, SyncPolicy, Wal};
 common::both_io_paths!(round_trip_across_many_rotations_with_tiny_segments);
 fn round_trip_across_many_rotations_with_tiny_segments(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
     for lsn in 1..=2000 {
         assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
     }
@@ -23,7 +23,8 @@ fn round_trip_across_many_rotations_with_tiny_segments(io: IoMode) {
     wal.close().unwrap();
     assert!(segment_files(dir.path()).len() >= 50);
 
-    let (wal, report) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
+    let report = wal.recovery().clone();
     assert_eq!(report.records, 2000);
     assert_eq!(report.torn_tail, None);
     assert_log(&wal, 1, 2000);
@@ -34,14 +35,15 @@ fn records_larger_than_a_segment_round_trip_and_survive_reopen(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let opts = small(64 * 1024, SyncPolicy::Always, io);
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let wal = Wal::open(dir.path(), opts.clone()).unwrap();
     assert_eq!(wal.append(b"before").unwrap(), 1);
     assert_eq!(wal.append(&big).unwrap(), 2);
     assert_eq!(wal.append(b"after").unwrap(), 3);
     assert_eq!(wal.read(2).unwrap().data(), &big[..]);
     wal.close().unwrap();
 
-    let (wal, report) = Wal::open(dir.path(), opts).unwrap();
+    let wal = Wal::open(dir.path(), opts).unwrap();
+    let report = wal.recovery().clone();
     assert_eq!(report.records, 3);
     let all: Vec<Vec<u8>> = wal.iter_from(1).map(|r| r.to_vec()).collect();
     assert_eq!(all, vec![b"before".to_vec(), big, b"after".to_vec()]);
@@ -50,7 +52,7 @@ fn records_larger_than_a_segment_round_trip_and_survive_reopen(io: IoMode) {
 common::both_io_paths!(record_above_max_record_size_is_a_typed_error);
 fn record_above_max_record_size_is_a_typed_error(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(
+    let wal = Wal::open(
         dir.path(),
         small(64 * 1024, SyncPolicy::Manual, io).with_max_record_size(1000),
     )
@@ -69,7 +71,8 @@ common::both_io_paths!(reopen_continues_the_lsns);
 fn reopen_continues_the_lsns(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     for round in 0..3u64 {
-        let (wal, report) = Wal::open(dir.path(), small(8192, SyncPolicy::Manual, io)).unwrap();
+        let wal = Wal::open(dir.path(), small(8192, SyncPolicy::Manual, io)).unwrap();
+        let report = wal.recovery().clone();
         assert_eq!(report.next_lsn, round * 100 + 1);
         for lsn in round * 100 + 1..=round * 100 + 100 {
             assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
@@ -83,7 +86,7 @@ common::both_io_paths!(truncate_front_drops_old_segments_and_survives_reopen);
 fn truncate_front_drops_old_segments_and_survives_reopen(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let opts = small(4096, SyncPolicy::Manual, io);
-    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let wal = Wal::open(dir.path(), opts.clone()).unwrap();
     for lsn in 1..=1000 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -99,7 +102,8 @@ fn truncate_front_drops_old_segments_and_survives_reopen(io: IoMode) {
     wal.close().unwrap();
     assert!(segment_files(dir.path()).len() < before);
 
-    let (wal, report) = Wal::open(dir.path(), opts).unwrap();
+    let wal = Wal::open(dir.path(), opts).unwrap();
+    let report = wal.recovery().clone();
     assert_eq!(report.first_lsn, first);
     assert_eq!(wal.first_lsn(), first);
     assert_log(&wal, first, 1000);
@@ -109,7 +113,7 @@ fn truncate_front_drops_old_segments_and_survives_reopen(io: IoMode) {
 common::both_io_paths!(pre_leftovers_are_removed_at_open);
 fn pre_leftovers_are_removed_at_open(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(8192, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), small(8192, SyncPolicy::Manual, io)).unwrap();
     wal.append(b"x").unwrap();
     wal.close().unwrap();
     let pre = dir
@@ -120,7 +124,8 @@ fn pre_leftovers_are_removed_at_open(io: IoMode) {
         .path()
         .join("gs-vault-20261125T100000Z-00000000000000000010-pre.log");
     std::fs::write(&empty_pre, b"").unwrap();
-    let (wal, report) = Wal::open(dir.path(), small(8192, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), small(8192, SyncPolicy::Manual, io)).unwrap();
+    let report = wal.recovery().clone();
     assert!(!pre.exists() && !empty_pre.exists());
     assert_eq!(report.removed_pre.len(), 2);
     assert_eq!(wal.read(1).unwrap().data(), b"x");
@@ -129,7 +134,7 @@ fn pre_leftovers_are_removed_at_open(io: IoMode) {
 common::both_io_paths!(segment_names_follow_the_pattern_and_indexes_are_contiguous);
 fn segment_names_follow_the_pattern_and_indexes_are_contiguous(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(dir.path(), small(4096, SyncPolicy::Manual, io)).unwrap();
     for lsn in 1..=300 {
         wal.append(&record(lsn)).unwrap();
     }

@@ -26,7 +26,7 @@ fn child_appends_then_aborts() {
         return;
     };
     let io: IoMode = std::env::var(CHILD_IO_ENV).unwrap().parse().unwrap();
-    let (wal, _) = Wal::open(&dir, small(64 * 1024, SyncPolicy::Manual, io)).unwrap();
+    let wal = Wal::open(&dir, small(64 * 1024, SyncPolicy::Manual, io)).unwrap();
     for lsn in 1..=100 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -66,7 +66,8 @@ fn unsynced_records_of_a_killed_mmap_writer_are_recovered_from_the_page_cache() 
         let dir = tempfile::tempdir().unwrap();
         crash_child(dir.path());
         let opts = small(64 * 1024, SyncPolicy::Manual, reopen);
-        let (wal, report) = Wal::open(dir.path(), opts).unwrap();
+        let wal = Wal::open(dir.path(), opts).unwrap();
+        let report = wal.recovery().clone();
         assert_eq!(report.records, 110, "reopened with {reopen:?}");
         assert_eq!(report.torn_tail, None);
         assert_log(&wal, 1, 110);
@@ -85,11 +86,12 @@ fn a_killed_direct_writer_keeps_every_synced_record_and_loses_the_unsynced_ones(
     }
     crash_child_with(dir.path(), "direct");
     // Unsynced records of the direct path live in the process's memory: the abort took them.
-    let (wal, report) = Wal::open(
+    let wal = Wal::open(
         dir.path(),
         small(64 * 1024, SyncPolicy::Manual, IoMode::Auto),
     )
     .unwrap();
+    let report = wal.recovery().clone();
     assert_eq!(report.records, 100);
     assert_log(&wal, 1, 100);
     assert_eq!(wal.append(&record(101)).unwrap(), 101);
@@ -108,7 +110,8 @@ fn torn_tail_is_cut_to_the_last_whole_record_and_later_appends_survive_reopen(io
     drop(f);
 
     let opts = small(64 * 1024, SyncPolicy::Manual, io);
-    let (wal, report) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let wal = Wal::open(dir.path(), opts.clone()).unwrap();
+    let report = wal.recovery().clone();
     let torn = report.torn_tail.expect("a torn tail is reported");
     assert_eq!(torn.file, file);
     assert_eq!(torn.offset, off - 16, "cut at record 105's frame");
@@ -120,7 +123,8 @@ fn torn_tail_is_cut_to_the_last_whole_record_and_later_appends_survive_reopen(io
         assert_eq!(wal.append(&record(lsn)).unwrap(), lsn);
     }
     wal.close().unwrap();
-    let (wal, report) = Wal::open(dir.path(), opts).unwrap();
+    let wal = Wal::open(dir.path(), opts).unwrap();
+    let report = wal.recovery().clone();
     assert_eq!(report.torn_tail, None);
     assert_log(&wal, 1, 120);
 }
@@ -136,7 +140,7 @@ fn child_with_write_behind_appends_then_aborts() {
         return;
     };
     let opts = small(4 << 20, SyncPolicy::Manual, IoMode::Direct).with_write_behind(true);
-    let (wal, _) = Wal::open(&dir, opts).unwrap();
+    let wal = Wal::open(&dir, opts).unwrap();
     for lsn in 1..=100 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -193,11 +197,12 @@ fn with_write_behind_a_killed_direct_writer_keeps_the_blocks_written_out() {
         seen >= 100 + (appended - 100) * 3 / 4,
         "write-behind wrote out only {seen} of {appended} records before the child died"
     );
-    let (wal, report) = Wal::open(
+    let wal = Wal::open(
         dir.path(),
         small(4 << 20, SyncPolicy::Manual, IoMode::Direct),
     )
     .unwrap();
+    let report = wal.recovery().clone();
     assert!(
         report.records >= seen,
         "reopened {} records, the child saw {seen} on disk",

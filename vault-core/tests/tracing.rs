@@ -86,7 +86,7 @@ impl<S: Subscriber> Layer<S> for Capture {
 fn recovery_event_reports_the_torn_tail_it_cut_and_where() {
     let dir = tempfile::tempdir().unwrap();
     let opts = small(64 * 1024, SyncPolicy::Manual, IoMode::Mmap);
-    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let wal = Wal::open(dir.path(), opts.clone()).unwrap();
     for lsn in 1..=50 {
         wal.append(&record(lsn)).unwrap();
     }
@@ -102,7 +102,8 @@ fn recovery_event_reports_the_torn_tail_it_cut_and_where() {
     drop(f);
 
     let capture = Capture::default();
-    let (wal, report) = capture.during(|| Wal::open(dir.path(), opts.clone()).unwrap());
+    let wal = capture.during(|| Wal::open(dir.path(), opts.clone()).unwrap());
+    let report = wal.recovery().clone();
     let torn = report
         .torn_tail
         .clone()
@@ -126,7 +127,8 @@ fn recovery_event_reports_the_torn_tail_it_cut_and_where() {
 
     // A clean reopen reports no torn tail.
     let capture = Capture::default();
-    let (wal, report) = capture.during(|| Wal::open(dir.path(), opts).unwrap());
+    let wal = capture.during(|| Wal::open(dir.path(), opts).unwrap());
+    let report = wal.recovery().clone();
     assert_eq!(report.torn_tail, None);
     assert_eq!(capture.find("recovered").field("torn_tail"), "false");
     assert!(capture
@@ -139,7 +141,7 @@ fn recovery_event_reports_the_torn_tail_it_cut_and_where() {
 #[test]
 fn truncations_are_traced_with_their_positions() {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(
+    let wal = Wal::open(
         dir.path(),
         small(64 * 1024, SyncPolicy::Manual, IoMode::Auto),
     )
@@ -168,7 +170,7 @@ fn a_failed_sync_is_traced_as_poisoning_with_its_cause() {
     let sim = SimStorage::new();
     let opts = small(64 * 1024, SyncPolicy::Manual, IoMode::Auto)
         .with_storage(Arc::new(sim.clone()) as Arc<dyn vault_core::Storage>);
-    let (wal, _) = Wal::open("/wal", opts).unwrap();
+    let wal = Wal::open("/wal", opts).unwrap();
     wal.append(b"lost").unwrap();
     // Every sync from now on fails (the rotation worker's syncs of spares too, which may run
     // at any moment, so a single fault could land on one of them instead).
@@ -196,7 +198,7 @@ fn a_failed_sync_is_traced_as_poisoning_with_its_cause() {
 #[test]
 fn a_rotation_that_waits_for_a_segment_is_traced_with_its_duration() {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(
+    let wal = Wal::open(
         dir.path(),
         small(64 * 1024, SyncPolicy::Manual, IoMode::Auto),
     )

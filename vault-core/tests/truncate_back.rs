@@ -29,7 +29,6 @@ fn open(sim: &SimStorage, segment_size: u64, io: IoMode) -> Wal {
         common::on_sim(sim, segment_size, SyncPolicy::Manual, io),
     )
     .unwrap()
-    .0
 }
 
 /// Appends generation `g` records until `last` is reached.
@@ -116,11 +115,12 @@ fn reopen(
             p.display()
         );
     }
-    let (wal, rep) = Wal::open(
+    let wal = Wal::open(
         common::sim_dir(),
         common::on_sim(sim, seg, SyncPolicy::Manual, io),
     )
     .unwrap();
+    let rep = wal.recovery().clone();
     assert!(rep.torn_tail.is_none(), "{rep:?}");
     assert!(rep.removed_segments.is_empty(), "{rep:?}");
     assert!(rep.removed_pre.is_empty(), "{rep:?}");
@@ -383,11 +383,7 @@ fn untag(b: &[u8]) -> (u8, u32) {
 
 fn concurrent(sync: SyncPolicy, io: IoMode) {
     let sim = SimStorage::new();
-    let wal = Arc::new(
-        Wal::open(common::sim_dir(), common::on_sim(&sim, 4096, sync, io))
-            .unwrap()
-            .0,
-    );
+    let wal = Arc::new(Wal::open(common::sim_dir(), common::on_sim(&sim, 4096, sync, io)).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..3u8)
         .map(|t| {
@@ -478,7 +474,7 @@ fn a_cut_racing_the_interval_flusher_and_truncate_front_keeps_a_valid_log(io: Io
         SyncPolicy::Interval(std::time::Duration::from_micros(200)),
         io,
     );
-    let wal = Arc::new(Wal::open(common::sim_dir(), opts.clone()).unwrap().0);
+    let wal = Arc::new(Wal::open(common::sim_dir(), opts.clone()).unwrap());
     let front = {
         let wal = Arc::clone(&wal);
         std::thread::spawn(move || {
@@ -508,7 +504,8 @@ fn a_cut_racing_the_interval_flusher_and_truncate_front_keeps_a_valid_log(io: Io
     }
     assert_eq!(expect, last + 1);
     wal.close().unwrap();
-    let (wal, rep) = Wal::open(common::sim_dir(), opts).unwrap();
+    let wal = Wal::open(common::sim_dir(), opts).unwrap();
+    let rep = wal.recovery().clone();
     assert!(rep.torn_tail.is_none(), "{rep:?}");
     assert_eq!((wal.first_lsn(), wal.last_lsn()), (first, last));
 }
@@ -517,7 +514,7 @@ common::both_io_paths!(truncate_back_on_real_files_leaves_contiguous_segments_an
 fn truncate_back_on_real_files_leaves_contiguous_segments_and_no_pre_file(io: IoMode) {
     let tmp = tempfile::tempdir().unwrap();
     let opts = common::small(4096, SyncPolicy::Manual, io);
-    let (wal, _) = Wal::open(tmp.path(), opts.clone()).unwrap();
+    let wal = Wal::open(tmp.path(), opts.clone()).unwrap();
     fill(&wal, 100, 0);
     wal.sync().unwrap();
     wal.truncate_back(20).unwrap();
@@ -533,7 +530,8 @@ fn truncate_back_on_real_files_leaves_contiguous_segments_and_no_pre_file(io: Io
         .file_name()
         .to_string_lossy()
         .ends_with("-pre.log")));
-    let (wal, rep) = Wal::open(tmp.path(), opts).unwrap();
+    let wal = Wal::open(tmp.path(), opts).unwrap();
+    let rep = wal.recovery().clone();
     assert!(
         rep.torn_tail.is_none() && rep.removed_segments.is_empty(),
         "{rep:?}"

@@ -12,7 +12,7 @@ use vault_segment::sim::SimStorage;
 
 fn open(io: IoMode) -> Arc<Wal> {
     let opts = common::on_sim(&SimStorage::new(), 4096, SyncPolicy::Manual, io);
-    Arc::new(Wal::open(common::sim_dir(), opts).unwrap().0)
+    Arc::new(Wal::open(common::sim_dir(), opts).unwrap())
 }
 
 common::both_io_paths!(sim wait_durable_with_a_timeout_wakes_a_committer_waiting_for_an_append);

@@ -193,7 +193,8 @@ impl<C: RaftTypeConfig> VaultLogStore<C> {
             }
         }
         // The WAL's directory lock also guards the metadata file: only one store per `dir`.
-        let (wal, report) = Wal::open(dir.join(WAL_DIR), options)?;
+        let wal = Wal::open(dir.join(WAL_DIR), options)?;
+        let report = wal.recovery().clone();
         let meta = Metadata::<C::NodeId>::load(storage.as_ref(), &dir)?;
         let purged_lsn = meta.last_purged.as_ref().map_or(0, |l| lsn_of(l.index));
         let shared = Arc::new(Shared {

@@ -28,7 +28,7 @@ fn closed_log(dir: &Path) {
     let opts = Options::default()
         .with_segment_size(4096)
         .with_sync(SyncPolicy::Manual);
-    let (wal, _) = Wal::open(dir, opts).expect("open");
+    let wal = Wal::open(dir, opts).expect("open");
     for i in 1..=90 {
         wal.append(&payload(i)).expect("append");
         if i % 7 == 0 {
@@ -43,7 +43,7 @@ fn large_record_log(dir: &Path) {
     let opts = Options::default()
         .with_segment_size(4096)
         .with_sync(SyncPolicy::Always);
-    let (wal, _) = Wal::open(dir, opts).expect("open");
+    let wal = Wal::open(dir, opts).expect("open");
     for i in 1..=20 {
         wal.append(&payload(i)).expect("append");
     }

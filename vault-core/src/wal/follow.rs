@@ -492,7 +492,7 @@ mod tests {
                 .with_segment_size(4096)
                 .with_sync(SyncPolicy::Manual)
                 .with_storage(StdArc::new(sim.clone()));
-            let (wal, _) = Wal::open("/wal", opts).unwrap();
+            let wal = Wal::open("/wal", opts).unwrap();
             for i in 0..4u8 {
                 wal.append(&[i; 8]).unwrap();
             }

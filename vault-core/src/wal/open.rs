@@ -22,7 +22,8 @@ impl Wal {
     /// Takes an exclusive lock on the directory, removes half-made `-pre` segments, reads every
     /// segment (see the recovery rule in the crate docs), cuts a torn tail by zeroing it,
     /// removes segments past the tail, syncs everything it keeps, and starts the rotation
-    /// worker. The returned WAL appends after the last valid record.
+    /// worker. The returned WAL appends after the last valid record; what recovery found and
+    /// did is in [`Wal::recovery`].
     ///
     /// Crash semantics: recovery only zeroes bytes past the last valid record and removes
     /// files past it, then syncs the data and the directory before returning; a crash during
@@ -32,7 +33,7 @@ impl Wal {
     /// [`Error::Locked`] if another `Wal` holds the directory; [`Error::Corruption`] naming file
     /// and offset if bytes before the tail are damaged (nothing is modified then);
     /// [`Error::Io`] for I/O failures; [`Error::InvalidOptions`].
-    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<(Self, RecoveryReport)> {
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
         #[cfg(feature = "tracing")]
@@ -223,15 +224,20 @@ impl Wal {
             Some(wb) => Some(write_behind::start(Arc::clone(wb))?),
             None => None,
         };
-        Ok((
-            Self {
-                shared,
-                flusher,
-                write_behind,
-                closed: false,
-            },
-            report,
-        ))
+        Ok(Self {
+            shared,
+            flusher,
+            write_behind,
+            recovery: report,
+            closed: false,
+        })
+    }
+
+    /// What `open` found and did: the records and segments recovered, a torn tail it cut,
+    /// files it removed, the I/O path it chose.
+    #[must_use]
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
     }
 }
 

@@ -75,9 +75,7 @@ pub(crate) fn open_sim(
     sync: SyncPolicy,
     io: IoMode,
 ) -> vault_core::Wal {
-    vault_core::Wal::open(sim_dir(), on_sim(sim, segment_size, sync, io))
-        .unwrap()
-        .0
+    vault_core::Wal::open(sim_dir(), on_sim(sim, segment_size, sync, io)).unwrap()
 }
 
 /// Segment files of `dir`, sorted by name (which sorts by index).

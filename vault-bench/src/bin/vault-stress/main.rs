@@ -335,7 +335,8 @@ fn stress(args: Args) -> Result<u64, Box<dyn std::error::Error>> {
         }
     };
     println!("vault-stress: {} in {}", describe(&args), dir.display());
-    let (wal, report) = Wal::open(&dir, options(&args))?;
+    let wal = Wal::open(&dir, options(&args))?;
+    let report = wal.recovery().clone();
     if report.records != 0 {
         return Err(format!("{} already holds a WAL", dir.display()).into());
     }

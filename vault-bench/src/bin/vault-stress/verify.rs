@@ -46,7 +46,8 @@ pub(super) fn verify_reopen(
     witnesses: &[Witness],
     violations: &Violations,
 ) -> Result<u64, Box<dyn std::error::Error>> {
-    let (wal, report) = Wal::open(dir, options(args))?;
+    let wal = Wal::open(dir, options(args))?;
+    let report = wal.recovery().clone();
     if let Some(t) = &report.torn_tail {
         violations.report(|| format!("reopen after close found a torn tail: {t:?}"));
     }
