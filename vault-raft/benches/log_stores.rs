@@ -230,7 +230,7 @@ where
 async fn open_vault(dir: &Path, id: NodeId) -> Result<VaultLogStore<TypeConfig>, Error> {
     let options = VaultLogStore::<TypeConfig>::options();
     let ready = options.spares() as u64 + 1;
-    let (store, _) = VaultLogStore::open(dir.join(format!("vault-{id}")), options)?;
+    let store = VaultLogStore::open(dir.join(format!("vault-{id}")), options)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while store.wal().stats().segments_prepared < ready && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -38,7 +38,7 @@ async fn start_node(
     let node_dir = dir.join(format!("node-{id}"));
     // A stopped node's WAL is released once openraft's tasks drop their handles: retry briefly.
     let mut tries = 0;
-    let (mut store, report) = loop {
+    let mut store = loop {
         match VaultLogStore::<TypeConfig>::open(&node_dir, VaultLogStore::<TypeConfig>::options()) {
             Ok(s) => break s,
             Err(vault_raft::Error::Wal(vault_core::Error::Locked { .. })) if tries < 50 => {
@@ -53,7 +53,7 @@ async fn start_node(
     println!(
         "  node {id}: opened {} — WAL recovered {} records; last log id {}, vote {}",
         node_dir.display(),
-        report.records,
+        store.wal().recovery().records,
         state.last_log_id.map_or("none".into(), |l| l.to_string()),
         vote.map_or("none".into(), |v| v.to_string()),
     );

@@ -14,11 +14,11 @@
 //!
 //! # tokio::runtime::Runtime::new()?.block_on(async {
 //! let dir = tempfile::tempdir()?;
-//! let (mut store, _report) =
+//! let mut store =
 //!     VaultLogStore::<TypeConfig>::open(dir.path(), VaultLogStore::<TypeConfig>::options())?;
 //! store.save_vote(&Vote::new(1, 7)).await?;
 //! drop(store);
-//! let (mut store, _) =
+//! let mut store =
 //!     VaultLogStore::<TypeConfig>::open(dir.path(), VaultLogStore::<TypeConfig>::options())?;
 //! assert_eq!(store.read_vote().await?, Some(Vote::new(1, 7)));
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -15,7 +15,7 @@ use openraft::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use vault_core::{FileMode, Lsn, Options, RecoveryReport, Storage, Wal};
+use vault_core::{FileMode, Lsn, Options, Storage, Wal};
 
 use crate::error::{Error, Result};
 use crate::meta::{sync_dir, Metadata};
@@ -172,7 +172,7 @@ impl<C: RaftTypeConfig> VaultLogStore<C> {
     /// # Errors
     /// [`Error::Wal`] (locked directory, corruption, I/O); [`Error::Io`] creating the
     /// directory; [`Error::CorruptMetadata`].
-    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<(Self, RecoveryReport)> {
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         // Every file operation, the metadata file's included, goes through the WAL's storage.
         let storage = Arc::clone(options.storage());
@@ -194,7 +194,6 @@ impl<C: RaftTypeConfig> VaultLogStore<C> {
         }
         // The WAL's directory lock also guards the metadata file: only one store per `dir`.
         let wal = Wal::open(dir.join(WAL_DIR), options)?;
-        let report = wal.recovery().clone();
         let meta = Metadata::<C::NodeId>::load(storage.as_ref(), &dir)?;
         let purged_lsn = meta.last_purged.as_ref().map_or(0, |l| lsn_of(l.index));
         let shared = Arc::new(Shared {
@@ -205,13 +204,10 @@ impl<C: RaftTypeConfig> VaultLogStore<C> {
             purged_lsn: AtomicU64::new(purged_lsn),
             meta: Mutex::new(meta),
         });
-        Ok((
-            Self {
-                shared,
-                _c: PhantomData,
-            },
-            report,
-        ))
+        Ok(Self {
+            shared,
+            _c: PhantomData,
+        })
     }
 
     /// The WAL options this store is meant for: the defaults with

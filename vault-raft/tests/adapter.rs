@@ -43,9 +43,7 @@ fn entries(term: u64, indexes: std::ops::Range<u64>) -> Vec<Entry<TypeConfig>> {
 }
 
 fn open(dir: &Path) -> Store {
-    Store::open(dir, Store::options().with_segment_size(4096))
-        .unwrap()
-        .0
+    Store::open(dir, Store::options().with_segment_size(4096)).unwrap()
 }
 
 /// Everything openraft can observe of a log store.
@@ -222,7 +220,7 @@ fn log_flushed_fires_only_after_a_sync_covered_the_entries() {
         .with_segment_size(4096)
         .with_storage(Arc::clone(&rec) as Arc<dyn Storage>);
     rt().block_on(async {
-        let (mut store, _) = Store::open(dir.path(), options).unwrap();
+        let mut store = Store::open(dir.path(), options).unwrap();
         for start in (0..200).step_by(20) {
             let before = rec.events().len();
             store
@@ -251,7 +249,7 @@ fn on_durable_calls_back_after_the_covering_sync() {
     let options = Options::default()
         .with_sync(SyncPolicy::Manual)
         .with_storage(Arc::clone(&rec) as Arc<dyn Storage>);
-    let (store, _) = Store::open(dir.path(), options).unwrap();
+    let store = Store::open(dir.path(), options).unwrap();
     let wal = store.wal();
     let (tx, rx) = mpsc::channel();
     for i in 0..50u64 {

@@ -24,7 +24,7 @@ fn save_a_vote(dir: &Path, options: Options) {
         .build()
         .unwrap()
         .block_on(async {
-            let (mut store, _) = VaultLogStore::<TypeConfig>::open(dir, options).unwrap();
+            let mut store = VaultLogStore::<TypeConfig>::open(dir, options).unwrap();
             store.save_vote(&Vote::new(1, 1)).await.unwrap();
         });
 }

@@ -101,7 +101,7 @@ fn record(segment_size: u64) -> (Vec<Snapshot>, Vec<Acked>, Saved) {
     sim.set_mark(0);
     sim.record_snapshots(true);
     rt().block_on(async {
-        let (mut store, _) = Store::open(DIR, options(&sim, segment_size)).unwrap();
+        let mut store = Store::open(DIR, options(&sim, segment_size)).unwrap();
         let mut cur = Acked::default();
         for step in workload() {
             match step {
@@ -189,7 +189,7 @@ fn choices(snap: &Snapshot) -> Vec<CrashChoice> {
 fn check(crashed: &SimStorage, segment_size: u64, acked: &Acked, saved: &Saved, what: &str) {
     let votes = &saved.votes;
     rt().block_on(async {
-        let (mut store, _) = Store::open(Path::new(DIR), options(crashed, segment_size))
+        let mut store = Store::open(Path::new(DIR), options(crashed, segment_size))
             .unwrap_or_else(|e| panic!("{what}: the store does not reopen: {e}"));
         let vote = store.read_vote().await.unwrap();
         if let Some(a) = acked.vote {

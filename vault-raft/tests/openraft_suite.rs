@@ -61,7 +61,7 @@ impl StoreBuilder<TypeConfig, VaultLogStore<TypeConfig>, KvStateMachine, TempDir
     ) -> Result<(TempDir, VaultLogStore<TypeConfig>, KvStateMachine), StorageError<NodeId>> {
         let dir = tempfile::tempdir().expect("temporary directory");
         let options = VaultLogStore::<TypeConfig>::options().with_segment_size(self.segment_size);
-        let (store, _) = VaultLogStore::open(dir.path(), options).map_err(|e| {
+        let store = VaultLogStore::open(dir.path(), options).map_err(|e| {
             e.into_storage_error(openraft::ErrorSubject::Store, openraft::ErrorVerb::Read)
         })?;
         Ok((dir, store, KvStateMachine::default()))
