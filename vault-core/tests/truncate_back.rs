@@ -1,7 +1,7 @@
 //! `truncate_back` and `reset`: where the cut lands (tail segment, segment boundary, older
 //! segment, the whole log, past the end), what comes after it (appends at the cut, a reopen
 //! with exactly the kept records, `durable_lsn`), readers made before it, concurrent
-//! appenders, and a poisoned WAL. Crashes during a cut are `power_loss.rs`'s business.
+//! appenders, and a poisoned WAL. Crashes during a cut are `power_loss/cuts.rs`'s business.
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! `cargo xtask powerloss [--states N] [--first-seed S] [--io mmap|direct|both]`: the
 //! power-loss model, long.
 //!
-//! Runs `vault-core/tests/power_loss.rs` in release with `VAULT_POWERLOSS_STATES=N` (default
+//! Runs `vault-core/tests/power_loss/` in release with `VAULT_POWERLOSS_STATES=N` (default
 //! 100,000 random crash states per I/O path, on top of the fixed exhaustive workloads; the
 //! `truncate_back` and `reset` crash cases also sample N / 250 choices per crash state that
 //! has too many to enumerate) and streams its output. Every test there runs once per I/O path
