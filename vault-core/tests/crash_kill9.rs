@@ -371,11 +371,7 @@ fn kill9_on(kind: Kind, test: &str) {
     if !need_root(test) {
         return;
     }
-    let paths: &[&str] = match kind {
-        Kind::Tmpfs => &["mmap"],
-        Kind::Btrfs => &["direct"],
-        Kind::Ext4 | Kind::Xfs => &["mmap", "direct"],
-    };
+    let paths = kind.io_paths();
     let seed = splitmix(u64::from(std::process::id()) ^ kind as u64);
     for io in paths {
         let Some(m) = Mount::or_skip(kind, 64, test) else {

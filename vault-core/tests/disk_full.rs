@@ -445,11 +445,7 @@ fn disk_full_on(kind: Kind, test: &str) {
     if !need_root(test) {
         return;
     }
-    let paths: &[&str] = match kind {
-        Kind::Tmpfs => &["mmap"],
-        Kind::Btrfs => &["direct"],
-        Kind::Ext4 | Kind::Xfs => &["mmap", "direct"],
-    };
+    let paths = kind.io_paths();
     for io in paths {
         let Some(m) = Mount::or_skip(kind, 16, test) else {
             return;

@@ -192,36 +192,33 @@ fn closed_log_of_300(dir: &Path, io: IoMode) -> vault_core::Options {
     opts
 }
 
-common::both_io_paths!(damage_to_the_last_record_of_a_closed_log_is_corruption);
-fn damage_to_the_last_record_of_a_closed_log_is_corruption(io: IoMode) {
-    // close() writes a marker attesting every record, so even the last one is provably durable.
-    let dir = tempfile::tempdir().unwrap();
-    let opts = closed_log_of_300(dir.path(), io);
-    let (file, off) = payload_offset(dir.path(), 300);
-    overwrite(&file, off, &[0xFF, 0x00, 0xFF]);
-    match Wal::open(dir.path(), opts) {
-        Err(Error::Corruption {
-            file: bad,
-            offset,
-            reason: CorruptionKind::AcknowledgedRecordLost { lsn: 300, .. },
-        }) => assert_eq!((bad, offset), (file, off - 16)),
-        other => panic!("expected Corruption at record 300, got {other:?}"),
-    }
-}
-
-common::both_io_paths!(a_zeroed_frame_header_before_attested_records_is_corruption);
-fn a_zeroed_frame_header_before_attested_records_is_corruption(io: IoMode) {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = closed_log_of_300(dir.path(), io);
-    let (file, off) = payload_offset(dir.path(), 299);
-    overwrite(&file, off - 16, &[0u8; 16]);
-    match Wal::open(dir.path(), opts) {
-        Err(Error::Corruption {
-            file: bad,
-            offset,
-            reason: CorruptionKind::AcknowledgedRecordLost { lsn: 299, .. },
-        }) => assert_eq!((bad, offset), (file, off - 16)),
-        other => panic!("expected Corruption at record 299, got {other:?}"),
+common::both_io_paths!(damage_to_attested_records_of_a_closed_log_is_corruption_at_that_record);
+/// `close` writes a marker attesting every record, so damage to any of them, the last one
+/// included, is provably damage to a durable record: `open` refuses with the record's frame.
+fn damage_to_attested_records_of_a_closed_log_is_corruption_at_that_record(io: IoMode) {
+    // (what, the damaged record, where from its payload, the bytes written there)
+    let cases: [(&str, u64, i64, &[u8]); 2] = [
+        (
+            "bytes of the last record's payload",
+            300,
+            0,
+            &[0xFF, 0x00, 0xFF],
+        ),
+        ("a zeroed frame header", 299, -16, &[0u8; 16]),
+    ];
+    for (what, lsn, from_payload, bytes) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = closed_log_of_300(dir.path(), io);
+        let (file, off) = payload_offset(dir.path(), lsn);
+        overwrite(&file, off.checked_add_signed(from_payload).unwrap(), bytes);
+        match Wal::open(dir.path(), opts) {
+            Err(Error::Corruption {
+                file: bad,
+                offset,
+                reason: CorruptionKind::AcknowledgedRecordLost { lsn: lost, .. },
+            }) => assert_eq!((bad, offset, lost), (file, off - 16, lsn), "{what}"),
+            other => panic!("{what}: expected Corruption at record {lsn}, got {other:?}"),
+        }
     }
 }
 

@@ -396,3 +396,9 @@ impl RaftNetwork<TypeConfig> for Connection {
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
+
+/// The log id of the entry at `index` written in `term` by node 1.
+#[must_use]
+pub fn log_id(term: u64, index: u64) -> LogId<NodeId> {
+    LogId::new(openraft::CommittedLeaderId::new(term, 1), index)
+}

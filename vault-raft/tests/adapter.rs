@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::storage::{LogState, RaftLogStorage, RaftLogStorageExt};
-use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftLogReader, Vote};
+use openraft::{Entry, EntryPayload, LogId, RaftLogReader, Vote};
 use vault_core::{FsStorage, Options, Storage, SyncPolicy};
 use vault_raft::testing::{NodeId, Request, TypeConfig};
 use vault_raft::{lsn_of, Error, VaultLogStore, META_FILE};
@@ -23,9 +23,7 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn log_id(term: u64, index: u64) -> LogId<NodeId> {
-    LogId::new(CommittedLeaderId::new(term, 1), index)
-}
+use vault_raft::testing::log_id;
 
 /// A normal entry with a 100-byte value, so that 4 KiB segments hold about 25 entries.
 fn entry(term: u64, index: u64) -> Entry<TypeConfig> {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
-use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftLogReader, Vote};
+use openraft::{Entry, EntryPayload, RaftLogReader, Vote};
 use vault_core::{Options, Storage};
 use vault_raft::testing::{NodeId, Request, TypeConfig};
 use vault_raft::VaultLogStore;
@@ -32,9 +32,7 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn log_id(term: u64, index: u64) -> LogId<NodeId> {
-    LogId::new(CommittedLeaderId::new(term, 1), index)
-}
+use vault_raft::testing::log_id;
 
 /// A normal entry with a 100-byte value, so that 4 KiB segments hold about 25 entries.
 fn entry(index: u64) -> Entry<TypeConfig> {

@@ -345,27 +345,4 @@ fn append_and_checksum_frames_validate_around_chunk_boundaries(io: IoPath) {
     assert_eq!(back, records);
 }
 
-/// Positioned reads and writes that build on every platform (`std::os::unix::fs::FileExt` is
-/// Unix-only); the tests here need no atomicity from them.
-trait FileAt {
-    /// Writes all of `buf` at `offset`.
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()>;
-    /// Fills `buf` from `offset`.
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
-}
-
-impl FileAt for std::fs::File {
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        use std::io::{Seek, SeekFrom, Write};
-        let mut f = self;
-        f.seek(SeekFrom::Start(offset))?;
-        f.write_all(buf)
-    }
-
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut f = self;
-        f.seek(SeekFrom::Start(offset))?;
-        f.read_exact(buf)
-    }
-}
+use vault_segment::testing::FileAt;

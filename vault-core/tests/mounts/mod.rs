@@ -19,6 +19,16 @@ pub(crate) enum Kind {
 impl Kind {
     pub(crate) const ALL: [Kind; 4] = [Kind::Tmpfs, Kind::Ext4, Kind::Xfs, Kind::Btrfs];
 
+    /// The I/O paths vault writes through on this file system: the mapping only on tmpfs (no
+    /// device for direct I/O), direct only on btrfs (copy-on-write refuses the mapping).
+    pub(crate) fn io_paths(self) -> &'static [&'static str] {
+        match self {
+            Kind::Tmpfs => &["mmap"],
+            Kind::Btrfs => &["direct"],
+            Kind::Ext4 | Kind::Xfs => &["mmap", "direct"],
+        }
+    }
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Tmpfs => "tmpfs",
