@@ -10,14 +10,7 @@ use vault_core::{IoMode, Options, Pool, PoolConfig, SyncPolicy, Wal};
 common::both_io_paths!(append_and_must_write_allocate_nothing_in_steady_state);
 fn append_and_must_write_allocate_nothing_in_steady_state(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(
-        dir.path(),
-        Options::default()
-            .with_io(io)
-            .with_segment_size(8 << 20)
-            .with_sync(SyncPolicy::Manual),
-    )
-    .unwrap();
+    let wal = Wal::open(dir.path(), common::plain(8 << 20, SyncPolicy::Manual, io)).unwrap();
     let pool = Pool::new(PoolConfig::default()).unwrap();
     let rec = [7u8; 256];
     for _ in 0..100 {
@@ -50,14 +43,7 @@ common::both_io_paths!(large_appends_and_batches_allocate_nothing_in_steady_stat
 /// lock (one at a time, and in a batch): still nothing allocated.
 fn large_appends_and_batches_allocate_nothing_in_steady_state(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(
-        dir.path(),
-        Options::default()
-            .with_io(io)
-            .with_segment_size(64 << 20)
-            .with_sync(SyncPolicy::Manual),
-    )
-    .unwrap();
+    let wal = Wal::open(dir.path(), common::plain(64 << 20, SyncPolicy::Manual, io)).unwrap();
     let rec = vec![9u8; 64 << 10];
     let batch = [&rec[..4097], &rec[..513], &rec[..]];
     for _ in 0..10 {
@@ -85,14 +71,7 @@ fn large_appends_and_batches_allocate_nothing_in_steady_state(io: IoMode) {
 common::both_io_paths!(durable_appends_allocate_nothing_in_steady_state);
 fn durable_appends_allocate_nothing_in_steady_state(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(
-        dir.path(),
-        Options::default()
-            .with_io(io)
-            .with_segment_size(8 << 20)
-            .with_sync(SyncPolicy::Always),
-    )
-    .unwrap();
+    let wal = Wal::open(dir.path(), common::plain(8 << 20, SyncPolicy::Always, io)).unwrap();
     for _ in 0..10 {
         wal.append(b"warm").unwrap();
     }
@@ -110,14 +89,7 @@ fn durable_appends_allocate_nothing_in_steady_state(io: IoMode) {
 common::both_io_paths!(appends_allocate_nothing_while_a_follower_waits_for_them);
 fn appends_allocate_nothing_while_a_follower_waits_for_them(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(
-        dir.path(),
-        Options::default()
-            .with_io(io)
-            .with_segment_size(8 << 20)
-            .with_sync(SyncPolicy::Manual),
-    )
-    .unwrap();
+    let wal = Wal::open(dir.path(), common::plain(8 << 20, SyncPolicy::Manual, io)).unwrap();
     let wal = std::sync::Arc::new(wal);
     wal.append(b"warm").unwrap();
     // The follower reads every record as it comes, waiting at the end in between: appends

@@ -275,14 +275,7 @@ fn wait_durable_flushes_or_times_out(io: IoMode) {
 common::both_io_paths!(wait_durable_allocates_nothing_once_the_committer_runs);
 fn wait_durable_allocates_nothing_once_the_committer_runs(io: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(
-        dir.path(),
-        Options::default()
-            .with_io(io)
-            .with_segment_size(8 << 20)
-            .with_sync(SyncPolicy::Manual),
-    )
-    .unwrap();
+    let wal = Wal::open(dir.path(), common::plain(8 << 20, SyncPolicy::Manual, io)).unwrap();
     let lsn = wal.append(b"warm").unwrap();
     assert!(wal.wait_durable(lsn, Some(LONG)).unwrap());
     let calls = AtomicU64::new(0);

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use vault_core::{IoMode, Options, SyncPolicy, Wal};
+use vault_core::{IoMode, SyncPolicy, Wal};
 
 common::both_io_paths!(
 /// Several rounds: a race between flushes needs the disk's latency to line up, which one round
@@ -29,14 +29,7 @@ fn one_round(io: IoMode) {
     const THREADS: u64 = 8;
     const EACH: u64 = 300;
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let wal = Wal::open(
-        dir.path(),
-        Options::default()
-            .with_io(io)
-            .with_segment_size(1 << 20)
-            .with_sync(SyncPolicy::Always),
-    )
-    .unwrap();
+    let wal = Wal::open(dir.path(), common::plain(1 << 20, SyncPolicy::Always, io)).unwrap();
     let wal = Arc::new(wal);
     let (done_tx, done_rx) = mpsc::channel();
     for t in 0..THREADS {

@@ -38,6 +38,14 @@ pub(crate) fn record(lsn: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Options with a segment size, a sync policy and an I/O path, and nothing else changed.
+pub(crate) fn plain(segment_size: u64, sync: SyncPolicy, io: IoMode) -> Options {
+    Options::default()
+        .with_io(io)
+        .with_segment_size(segment_size)
+        .with_sync(sync)
+}
+
 /// Options with small segments, a sync policy and an I/O path; on the direct path a 16 KiB
 /// memory ring, so that the tests' small segments give memory back and fill the ring as a
 /// 64 MiB segment does with the default one.

@@ -19,10 +19,7 @@ pub(crate) const CUT_TAIL: u64 = 392;
 pub(crate) type Files = BTreeMap<String, Vec<u8>>;
 
 pub(crate) fn opts(io: IoMode) -> Options {
-    Options::default()
-        .with_io(io)
-        .with_segment_size(SEGMENT)
-        .with_sync(SyncPolicy::Manual)
+    common::plain(SEGMENT, SyncPolicy::Manual, io)
 }
 
 pub(crate) fn write_template_records(wal: &Wal) {
