@@ -288,7 +288,9 @@ pub(crate) mod loom_shim {
         }
     }
 
-    /// `loom::thread::spawn` with [`STACK`] bytes of stack.
+    /// `loom::thread::spawn` with [`STACK`] bytes of stack, for vault-core's models (which
+    /// compile these sources); this crate's own models start no thread of their own.
+    #[allow(dead_code)]
     pub(crate) fn spawn<F, T>(f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -297,40 +299,11 @@ pub(crate) mod loom_shim {
         ThreadBuilder::new().spawn(f).expect("loom spawns")
     }
 
-    /// Runs `f` under loom with a default preemption bound of 2, unless a `LOOM_*` variable
-    /// (read by `Builder::new`, e.g. `LOOM_MAX_PREEMPTIONS`) already set one.
-    ///
-    /// `f` runs on a loom thread with [`STACK`] bytes of stack (loom's own first thread has
-    /// only 32 KiB), which takes one of the 5 threads loom allows: a model may start 3 more.
+    /// Runs `f` under loom ([`vault_segment::testing::loom_model`]) on a thread with [`STACK`] bytes of stack.
     pub(crate) fn model<F>(f: F)
     where
         F: Fn() + Sync + Send + 'static,
     {
-        // Set by `cargo xtask cross`, which runs the Windows build of the tests under wine.
-        if std::env::var_os("VAULT_UNDER_WINE").is_some() {
-            eprintln!(
-                "skipped: loom model under wine (loom switches stacks, which aborts while \
-                 unwinding there); it runs on Linux"
-            );
-            return;
-        }
-        let mut builder = loom::model::Builder::new();
-        if builder.preemption_bound.is_none() {
-            builder.preemption_bound = Some(2);
-        }
-        // std's `Arc` and counter: made outside the model, shared by every execution.
-        let f = std::sync::Arc::new(f);
-        let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = std::sync::Arc::clone(&executions);
-        builder.check(move || {
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let f = std::sync::Arc::clone(&f);
-            spawn(move || f()).join().unwrap();
-        });
-        // Shown with `--nocapture`: how much of the state space the bound let loom explore.
-        eprintln!(
-            "loom: {} executions",
-            executions.load(std::sync::atomic::Ordering::Relaxed)
-        );
+        vault_segment::testing::loom_model(STACK, f);
     }
 }

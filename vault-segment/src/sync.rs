@@ -140,38 +140,11 @@ mod loom_shim {
             .expect("loom spawns")
     }
 
-    /// Runs `f` under loom with a default preemption bound of 2, unless a `LOOM_*` variable
-    /// (read by `Builder::new`, e.g. `LOOM_MAX_PREEMPTIONS`) already set one. `f` runs on a
-    /// loom thread with [`STACK`] bytes of stack, one of the 5 threads loom allows.
+    /// Runs `f` under loom ([`crate::testing::loom_model`]) on a thread with [`STACK`] bytes of stack.
     pub(crate) fn model<F>(f: F)
     where
         F: Fn() + Sync + Send + 'static,
     {
-        // Set by `cargo xtask cross`, which runs the Windows build of the tests under wine.
-        if std::env::var_os("VAULT_UNDER_WINE").is_some() {
-            eprintln!(
-                "skipped: loom model under wine (loom switches stacks, which aborts while \
-                 unwinding there); it runs on Linux"
-            );
-            return;
-        }
-        let mut builder = loom::model::Builder::new();
-        if builder.preemption_bound.is_none() {
-            builder.preemption_bound = Some(2);
-        }
-        // std's `Arc` and counter: made outside the model, shared by every execution.
-        let f = std::sync::Arc::new(f);
-        let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = std::sync::Arc::clone(&executions);
-        builder.check(move || {
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let f = std::sync::Arc::clone(&f);
-            spawn(move || f()).join().unwrap();
-        });
-        // Shown with `--nocapture`: how much of the state space the bound let loom explore.
-        eprintln!(
-            "loom: {} executions",
-            executions.load(std::sync::atomic::Ordering::Relaxed)
-        );
+        crate::testing::loom_model(STACK, f);
     }
 }

@@ -113,3 +113,45 @@ impl FileAt for std::fs::File {
         f.read_exact(buf)
     }
 }
+
+/// Runs the loom model `f` with a default preemption bound of 2, unless a `LOOM_*` variable
+/// (read by `Builder::new`, e.g. `LOOM_MAX_PREEMPTIONS`) already set one. `f` runs on a loom
+/// thread with `stack` bytes of stack (loom's own first thread has only 32 KiB), which takes
+/// one of the 5 threads loom allows: a model may start 3 more. Under wine (`VAULT_UNDER_WINE`,
+/// set by `cargo xtask cross`) it skips, saying so: loom switches stacks, which aborts while
+/// unwinding there.
+pub fn loom_model<F>(stack: usize, f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    if std::env::var_os("VAULT_UNDER_WINE").is_some() {
+        eprintln!(
+            "skipped: loom model under wine (loom switches stacks, which aborts while \
+             unwinding there); it runs on Linux"
+        );
+        return;
+    }
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(2);
+    }
+    // std's `Arc` and counter: made outside the model, shared by every execution.
+    let f = std::sync::Arc::new(f);
+    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&executions);
+    builder.check(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let f = std::sync::Arc::clone(&f);
+        loom::thread::Builder::new()
+            .stack_size(stack)
+            .spawn(move || f())
+            .expect("loom spawns")
+            .join()
+            .unwrap();
+    });
+    // Shown with `--nocapture`: how much of the state space the bound let loom explore.
+    eprintln!(
+        "loom: {} executions",
+        executions.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
