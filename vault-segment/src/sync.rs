@@ -17,7 +17,10 @@
 /// storage): an I/O fake is not the concurrency under test. These locks are never held across
 /// a loom operation, so loom never needs to see them.
 #[cfg(any(test, feature = "testing"))]
-pub(crate) use std::sync::{Arc as StdArc, Mutex as StdMutex, MutexGuard as StdMutexGuard};
+pub(crate) use std::sync::{Arc as StdArc, MutexGuard as StdMutexGuard};
+// Also the Windows storage's own bookkeeping (its mappings' views).
+#[cfg(any(test, feature = "testing", windows))]
+pub(crate) use std::sync::Mutex as StdMutex;
 
 pub(crate) use std::sync::PoisonError;
 // Process-wide settings read outside any model (statics cannot be loom types).

@@ -54,7 +54,7 @@ use crate::sync::{PoisonError, StdMutex as Mutex};
 pub const LOCK_FILE: &str = "vault.lock";
 
 /// How many times an operation that hit a sharing violation is tried in all.
-pub const ATTEMPTS: u32 = 8;
+pub(super) const ATTEMPTS: u32 = 8;
 
 const REPLACED: &str = ".vault-replaced";
 const DELETED: &str = ".vault-deleted";
