@@ -642,7 +642,8 @@ impl Wal {
     ///
     /// Out of line: the callers call [`Wal::append_locked`] themselves unless the policy is
     /// `Wait`, since moving the guard and the (large) result through a tuple on every append
-    /// cost 6-9 ns (`append_probe`, 64 B: 27.7 ns through it, 22.0 ns without).
+    /// cost a measurable part of a small append (docs/PERFORMANCE.md, "Copy and checksum
+    /// under the append lock").
     #[cold]
     #[inline(never)]
     fn append_waiting_for_room<'a>(

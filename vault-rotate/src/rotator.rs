@@ -56,13 +56,11 @@ pub struct RotateConfig {
 
 /// Bytes of prepared segments the worker keeps ready by default (see [`default_spares`]).
 ///
-/// Preparing a 64 MiB segment (allocate, pre-fault every page, header sync, rename, directory
-/// fsync) took 17-21 ms on the development VM with its memory warm and 54-73 ms when the
-/// balloon had handed the memory back to the host (`vault-segment/examples/prep_probe.rs`),
-/// i.e. 0.9-3.7 GB/s, while an unsynced writer fills segments at up to ~6 GB/s (256 B records)
-/// or ~5 GB/s (64 KiB). One spare therefore leaves the writer waiting whenever a burst spans
-/// more than one segment; 128 MiB of spares absorb a burst of that size (~20-40 ms of writing
-/// at full speed) at the cost of that much disk and page cache. Writing faster than the
+/// Preparing a segment (allocate, pre-fault every page, header sync, rename, directory fsync)
+/// runs at a few GB/s, slower than an unsynced writer fills one (docs/PERFORMANCE.md, "Spare
+/// segments", measured with `vault-bench/examples/prep_probe.rs`). One spare therefore leaves
+/// the writer waiting whenever a burst spans more than one segment; 128 MiB of spares absorb a
+/// burst of that size at the cost of that much disk and page cache. Writing faster than the
 /// preparation rate for longer than that still waits: no number of spares changes a rate.
 pub const SPARE_BYTES: u64 = 128 << 20;
 

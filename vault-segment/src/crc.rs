@@ -1,16 +1,16 @@
 //! CRC32C for the append path: the same checksum as the `crc32c` crate, faster at every record
-//! size from 64 B on (1.3-2× from 128 B to 8 KiB, 10 % at 64 KiB; `vault-bench/examples/crc_probe.rs`).
+//! size from 64 B on (docs/PERFORMANCE.md, "CRC32C"; `vault-bench/examples/crc_probe.rs`).
 //!
 //! The `crc32c` crate computes three interleaved streams only from 768 bytes on; below that it
 //! runs one chain of `crc32` instructions, each waiting for the previous one (3 cycles apiece),
-//! so a 256 B record cost ~45 ns, most of an unsynced append; above it, it joins its streams
+//! so a 256 B record cost most of an unsynced append; above it, it joins its streams
 //! with table lookups block by block. Here the frame's prefix word and the payload
 //! are one stream of 8-byte words, taken in blocks of up to 1024 words (8 KiB); a block of
 //! 10 words or more is split into three lanes whose chains run in parallel, lanes a and b are
 //! moved to the block's end with a carry-less multiply (PCLMULQDQ) by a constant per distance,
 //! both at once, and the two products are folded into the last word of lane c, so the join
 //! costs one `crc32` after the multiplies. The lanes are walked with `chunks_exact`, without
-//! bounds checks (with indexed reads a 512 B record took 35 ns instead of 25). Short pieces
+//! bounds checks (indexed reads were measurably slower). Short pieces
 //! (salt and LSN) skip the crate's alignment handling. Every CPU without SSE4.2 and PCLMULQDQ
 //! goes to the `crc32c` crate. Tests check the result against the crate for every length up to
 //! 4 KiB at every alignment, around the block boundaries, and proptests for random ones.
@@ -24,8 +24,8 @@
 /// Words per block: longer streams are checksummed a block at a time. The join costs ~10
 /// cycles per block, nothing at this size; the table of shift constants grows with it (4 KiB).
 const MAX_WORDS: usize = 1024;
-/// Below this many words joining the lanes costs more than it saves (`crc_probe`: 64 B, 9
-/// words with the prefix, took 6.0 ns serially and 10.6 ns in lanes).
+/// Below this many words joining the lanes costs more than it saves (`crc_probe`: a 64 B
+/// record, 9 words with the prefix, is faster as one chain).
 const MIN_WORDS: usize = 10;
 
 /// The CRC32C polynomial, bit-reflected.

@@ -65,7 +65,7 @@ static POOL: std::sync::Mutex<Vec<MmapRaw>> = std::sync::Mutex::new(Vec::new());
 /// process-wide pool instead of being unmapped, and the next segment of the same size takes it
 /// from there: unmapping 64 MiB on whichever thread drops the last handle (the writer, at a
 /// rotation) costs milliseconds, and fresh anonymous memory costs a page fault per 4 KiB
-/// when it is pre-faulted (up to ~8 µs each when the VM's host has reclaimed it).
+/// when it is pre-faulted (dearer still where the host reclaims freed guest memory).
 #[derive(Debug)]
 struct Memory {
     map: Option<MmapRaw>,
@@ -163,8 +163,8 @@ pub(crate) struct DirectRegion {
 /// [`Region::release`] moves the window a slot at a time: it maps the file over the released
 /// slots (same bytes, read from the file from then on), zeroes those slots and maps them
 /// again at the window's new end, then publishes the new front. The slots' pages stay
-/// allocated as they move: this VM charges up to ~8 µs a page to fault fresh anonymous
-/// memory in, against a 50 µs `memset` per MiB to clear a slot.
+/// allocated as they move: faulting fresh anonymous memory in costs more than clearing a
+/// slot with `memset` (docs/PERFORMANCE.md, "The direct I/O path: design decisions").
 #[derive(Debug)]
 struct Ring {
     /// `W`: the appender may store below `released + bytes`.

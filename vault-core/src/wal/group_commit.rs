@@ -21,8 +21,8 @@ const GATHER_MAX: Duration = Duration::from_micros(50);
 const GATHER_PATIENCE: Duration = Duration::from_micros(10);
 /// No gather after a flush quicker than this (tmpfs, a battery-backed cache): one yield, which
 /// may hand the CPU to another thread for a while, would then cost more than the flush it
-/// saves. Measured on tmpfs, 256 B sync each: gathering there halved the records/s at 4 and 8
-/// threads.
+/// saves: on tmpfs a gather cost more records/s than it won (docs/PERFORMANCE.md, "Group
+/// commit: where the scaling goes").
 #[cfg_attr(test, allow(dead_code))]
 const GATHER_MIN_FLUSH: Duration = Duration::from_micros(20);
 
@@ -145,9 +145,8 @@ impl Shared {
     /// Without it, group commit settles into two cohorts that ride alternate flushes: when a
     /// flush ends, a thread it did not cover (it appended during the flush) becomes the next
     /// leader at once and reads the tail before the threads the flush released have appended,
-    /// so each flush carries about half the writers' records (measured: 2.1-2.4 records per
-    /// flush at 4 threads, 4.1-4.4 at 8; docs/PERFORMANCE.md, "Group commit: where the scaling
-    /// goes").
+    /// so each flush carries about half the writers' records (docs/PERFORMANCE.md, "Group
+    /// commit: where the scaling goes").
     ///
     /// `expected` is the number of threads the previous flush woke. Every one of them that
     /// comes back for a sync has published its record first, then waits on `sync_done` (and
