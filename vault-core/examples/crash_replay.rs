@@ -6,9 +6,10 @@
 //! cargo run --release -p vault-core --example crash_replay
 //! ```
 //!
-//! Every record the child saw durable is replayed; records after its last sync may be there
-//! too (a process death keeps what it wrote; a power cut would not), and nothing after the
-//! first missing one.
+//! Every record the child saw durable is replayed. Records after its last sync may be there
+//! too: on the mmap path the page cache keeps what the child stored; on the direct path only
+//! blocks already written out survive a process death (a power cut keeps neither). Nothing
+//! after the first missing record comes back.
 
 use std::process::Command;
 
